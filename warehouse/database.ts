@@ -1,0 +1,206 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * Kysely types for the tables the migrations create. `test/schema.test.ts` compares
+ * TABLE_COLUMNS with information_schema, so the types cannot drift from the database.
+ */
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Numeric = ColumnType<string, string | number, string | number>;
+type Int8 = ColumnType<string, string | number | bigint, string | number | bigint>;
+type Json = ColumnType<unknown, string, string>;
+
+export interface DimDateTable {
+  date_key: number;
+  date: ColumnType<Date, string, string>;
+  day_of_week: number;
+  day_name: string;
+  iso_week: number;
+  iso_year: number;
+  month: number;
+  month_name: string;
+  quarter: number;
+  year: number;
+  is_weekend: boolean;
+}
+
+export interface DimDeviceTable {
+  device_key: Generated<number>;
+  device_type: string;
+  os: string;
+  browser: string;
+  created_at: Generated<Timestamp>;
+}
+
+export interface DimUserTable {
+  user_key: Generated<Int8>;
+  user_id: string;
+  email: string | null;
+  plan: 'free' | 'pro' | 'enterprise' | null;
+  country: string | null;
+  valid_from: Timestamp;
+  valid_to: Timestamp | null;
+  is_current: boolean;
+  is_inferred: Generated<boolean>;
+  source_event_id: string | null;
+}
+
+export interface FactEventsTable {
+  event_id: string;
+  event_time: Timestamp;
+  date_key: number;
+  user_key: Int8;
+  device_key: number;
+  event_type: string;
+  session_id: string | null;
+  page: string | null;
+  referrer: string | null;
+  country: string | null;
+  order_id: string | null;
+  product_id: string | null;
+  amount: Numeric | null;
+  currency: string | null;
+  lake_file_id: Int8;
+  source_offset: Int8;
+  loaded_at: Generated<Timestamp>;
+}
+
+export interface KafkaOffsetsTable {
+  topic: string;
+  partition: number;
+  next_offset: Int8;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface LandingsTable {
+  landing_id: Generated<Int8>;
+  topic: string;
+  started_at: Timestamp;
+  committed_at: Generated<Timestamp>;
+  records_read: Int8;
+  records_landed: Int8;
+  records_dead_lettered: Int8;
+}
+
+export interface LakeFilesTable {
+  lake_file_id: Generated<Int8>;
+  landing_id: Int8;
+  path: string;
+  area: 'events' | 'dead_letter';
+  dt: ColumnType<Date, string, string>;
+  topic: string;
+  partition: number;
+  first_offset: Int8;
+  last_offset: Int8;
+  row_count: number;
+  bytes: Int8;
+  created_at: Generated<Timestamp>;
+}
+
+export interface DateLoadsTable {
+  dt: ColumnType<Date, string, string>;
+  first_loaded_at: Timestamp | null;
+  last_loaded_at: Timestamp | null;
+  needs_reload: Generated<boolean>;
+  reload_reason: string | null;
+  marked_at: Timestamp | null;
+}
+
+export interface PipelineRunsTable {
+  run_step_id: Generated<Int8>;
+  workflow_id: string;
+  run_id: string;
+  dt: ColumnType<Date, string, string>;
+  step: string;
+  status: 'running' | 'succeeded' | 'failed';
+  rows_read: Int8 | null;
+  rows_inserted: Int8 | null;
+  rows_updated: Int8 | null;
+  rows_unchanged: Int8 | null;
+  details: Generated<Json>;
+  error: string | null;
+  started_at: Generated<Timestamp>;
+  finished_at: Timestamp | null;
+}
+
+export interface DqResultsTable {
+  dq_result_id: Generated<Int8>;
+  run_id: string;
+  dt: ColumnType<Date, string, string>;
+  check_name: string;
+  table_name: string;
+  observed: Numeric | null;
+  threshold: string | null;
+  status: 'pass' | 'warn' | 'fail' | 'skip';
+  details: string | null;
+  checked_at: Generated<Timestamp>;
+}
+
+export interface AlertsTable {
+  alert_id: Generated<Int8>;
+  fingerprint: string;
+  kind: 'alert' | 'recovered' | 'summary';
+  dt: ColumnType<Date, string, string> | null;
+  check_name: string | null;
+  status: string | null;
+  observed: Numeric | null;
+  run_id: string;
+  payload: Json;
+  delivered: Generated<boolean>;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: Generated<Timestamp>;
+  delivered_at: Timestamp | null;
+}
+
+export interface Database {
+  'warehouse.dim_date': DimDateTable;
+  'warehouse.dim_device': DimDeviceTable;
+  'warehouse.dim_user': DimUserTable;
+  'warehouse.fact_events': FactEventsTable;
+  'ops.kafka_offsets': KafkaOffsetsTable;
+  'ops.landings': LandingsTable;
+  'ops.lake_files': LakeFilesTable;
+  'ops.date_loads': DateLoadsTable;
+  'ops.pipeline_runs': PipelineRunsTable;
+  'ops.dq_results': DqResultsTable;
+  'ops.alerts': AlertsTable;
+}
+
+type ColumnsOf<T> = readonly (keyof T & string)[];
+type ExactColumns<T, C extends ColumnsOf<T>> = [Exclude<keyof T, C[number]>] extends [never] ? C : never;
+const columns = <T>() => <const C extends ColumnsOf<T>>(c: ExactColumns<T, C>) => c;
+
+/** Every column of every table in `Database`, checked at compile time to cover each interface. */
+export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = {
+  'warehouse.dim_date': columns<DimDateTable>()([
+    'date_key', 'date', 'day_of_week', 'day_name', 'iso_week', 'iso_year', 'month', 'month_name', 'quarter', 'year', 'is_weekend',
+  ]),
+  'warehouse.dim_device': columns<DimDeviceTable>()(['device_key', 'device_type', 'os', 'browser', 'created_at']),
+  'warehouse.dim_user': columns<DimUserTable>()([
+    'user_key', 'user_id', 'email', 'plan', 'country', 'valid_from', 'valid_to', 'is_current', 'is_inferred', 'source_event_id',
+  ]),
+  'warehouse.fact_events': columns<FactEventsTable>()([
+    'event_id', 'event_time', 'date_key', 'user_key', 'device_key', 'event_type', 'session_id', 'page', 'referrer', 'country',
+    'order_id', 'product_id', 'amount', 'currency', 'lake_file_id', 'source_offset', 'loaded_at',
+  ]),
+  'ops.kafka_offsets': columns<KafkaOffsetsTable>()(['topic', 'partition', 'next_offset', 'updated_at']),
+  'ops.landings': columns<LandingsTable>()([
+    'landing_id', 'topic', 'started_at', 'committed_at', 'records_read', 'records_landed', 'records_dead_lettered',
+  ]),
+  'ops.lake_files': columns<LakeFilesTable>()([
+    'lake_file_id', 'landing_id', 'path', 'area', 'dt', 'topic', 'partition', 'first_offset', 'last_offset', 'row_count', 'bytes', 'created_at',
+  ]),
+  'ops.date_loads': columns<DateLoadsTable>()(['dt', 'first_loaded_at', 'last_loaded_at', 'needs_reload', 'reload_reason', 'marked_at']),
+  'ops.pipeline_runs': columns<PipelineRunsTable>()([
+    'run_step_id', 'workflow_id', 'run_id', 'dt', 'step', 'status', 'rows_read', 'rows_inserted', 'rows_updated', 'rows_unchanged',
+    'details', 'error', 'started_at', 'finished_at',
+  ]),
+  'ops.dq_results': columns<DqResultsTable>()([
+    'dq_result_id', 'run_id', 'dt', 'check_name', 'table_name', 'observed', 'threshold', 'status', 'details', 'checked_at',
+  ]),
+  'ops.alerts': columns<AlertsTable>()([
+    'alert_id', 'fingerprint', 'kind', 'dt', 'check_name', 'status', 'observed', 'run_id', 'payload', 'delivered', 'attempts',
+    'last_error', 'created_at', 'delivered_at',
+  ]),
+};

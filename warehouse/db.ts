@@ -1,0 +1,19 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './database';
+
+// Dates stay 'YYYY-MM-DD' strings and int8 counts become numbers: a day's row count fits easily.
+pg.types.setTypeParser(pg.types.builtins.DATE, (value: string) => value);
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export type Db = Kysely<Database>;
+
+/** A connection pool for one database URL; the caller owns it and closes it with `pool.end()`. */
+export function createPool(databaseUrl: string, max = 4): pg.Pool {
+  return new pg.Pool({ connectionString: databaseUrl, max, application_name: 'nightshift' });
+}
+
+/** A Kysely instance over an existing pool (destroying it ends the pool). */
+export function createDb(pool: pg.Pool): Db {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
