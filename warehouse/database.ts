@@ -10,9 +10,10 @@ type Numeric = ColumnType<string, string | number, string | number>;
 type Int8 = ColumnType<string, string | number | bigint, string | number | bigint>;
 type Json = ColumnType<unknown, string, string>;
 
+
 export interface DimDateTable {
   date_key: number;
-  date: ColumnType<Date, string, string>;
+  date: string;
   day_of_week: number;
   day_name: string;
   iso_week: number;
@@ -87,7 +88,7 @@ export interface LakeFilesTable {
   landing_id: Int8;
   path: string;
   area: 'events' | 'dead_letter';
-  dt: ColumnType<Date, string, string>;
+  dt: string;
   topic: string;
   partition: number;
   first_offset: Int8;
@@ -98,7 +99,7 @@ export interface LakeFilesTable {
 }
 
 export interface DateLoadsTable {
-  dt: ColumnType<Date, string, string>;
+  dt: string;
   first_loaded_at: Timestamp | null;
   last_loaded_at: Timestamp | null;
   needs_reload: Generated<boolean>;
@@ -110,14 +111,14 @@ export interface PipelineRunsTable {
   run_step_id: Generated<Int8>;
   workflow_id: string;
   run_id: string;
-  dt: ColumnType<Date, string, string>;
+  dt: string;
   step: string;
   status: 'running' | 'succeeded' | 'failed';
   rows_read: Int8 | null;
   rows_inserted: Int8 | null;
   rows_updated: Int8 | null;
   rows_unchanged: Int8 | null;
-  details: Generated<Json>;
+  details: ColumnType<unknown, string | undefined, string>;
   error: string | null;
   started_at: Generated<Timestamp>;
   finished_at: Timestamp | null;
@@ -126,7 +127,7 @@ export interface PipelineRunsTable {
 export interface DqResultsTable {
   dq_result_id: Generated<Int8>;
   run_id: string;
-  dt: ColumnType<Date, string, string>;
+  dt: string;
   check_name: string;
   table_name: string;
   observed: Numeric | null;
@@ -140,7 +141,7 @@ export interface AlertsTable {
   alert_id: Generated<Int8>;
   fingerprint: string;
   kind: 'alert' | 'recovered' | 'summary';
-  dt: ColumnType<Date, string, string> | null;
+  dt: string | null;
   check_name: string | null;
   status: string | null;
   observed: Numeric | null;
