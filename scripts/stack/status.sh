@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One line per service: address, healthy/down, pid, log file. Exits 1 if any is down.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+DOWN=0
+
+row() { printf '%-10s %-28s %-8s %-8s %s\n' "$@"; }
+
+report() { # NAME ADDRESS PID CHECK...
+  local name="$1" address="$2" pid="$3" state=healthy; shift 3
+  "$@" >/dev/null 2>&1 || { state=down; DOWN=1; }
+  row "$name" "$address" "$state" "${pid:--}" ".data/logs/$name.log"
+}
+
+
+postgres_pid() {
+  if pg_project_running; then
+    head -n 1 "$PG_DATA/postmaster.pid"
+  elif [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+    echo external # DATABASE_URL served by a server this project did not create
+  fi
+}
+
+main() {
+  row SERVICE ADDRESS STATE PID LOG
+  report temporal "$TEMPORAL_ADDRESS ui:$TEMPORAL_UI_PORT" "$(pid_of temporal)" temporal_healthy
+  report postgres "$PG_HOST:$PG_PORT/$PG_DB" "$(postgres_pid)" pg_app_ok
+  report kafka "$KAFKA_BROKERS" "$(pid_of kafka)" port_open "$KAFKA_HOST" "$KAFKA_PORT"
+  if [[ -f "$ROOT/scripts/worker.ts" ]]; then
+    report worker "queue:$TEMPORAL_TASK_QUEUE" "$(pid_of worker)" pid_alive worker
+  else
+    row worker "queue:$TEMPORAL_TASK_QUEUE" absent - "(scripts/worker.ts not written yet)"
+  fi
+  return "$DOWN"
+}
+
+main "$@"
