@@ -1,0 +1,97 @@
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { ActivityDeps } from '../activities/deps';
+import { type Config, loadConfig } from '../lib/config';
+import { createDb, createPool } from '../warehouse/db';
+
+/** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
+
+export interface CreateWorkerOptions {
+  /** Overrides config.temporalTaskQueue (tests use their own). */
+  taskQueue?: string;
+  /** Identity shown in the Temporal UI. */
+  identity?: string;
+}
+
+export interface NightshiftWorker {
+  worker: Worker;
+  /** Owned by the caller: close it after `worker.run()` returns. */
+  connection: NativeConnection;
+}
+
+// Bundling the workflow code takes seconds; a process that creates several workers bundles once.
+let bundle: Promise<WorkflowBundle> | undefined;
+function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  return bundle;
+}
+
+const noop = () => undefined;
+const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error };
+
+export async function createWorker(config: Config, deps: ActivityDeps, options: CreateWorkerOptions = {}): Promise<NightshiftWorker> {
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.temporalAddress });
+  } catch (err) {
+    throw new Error(`Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``, {
+      cause: err,
+    });
+  }
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporalNamespace,
+      taskQueue: options.taskQueue ?? config.temporalTaskQueue,
+      identity: options.identity,
+      workflowBundle: await workflowBundle(),
+      activities: createActivities(deps),
+      // a 2-core machine: a few loads at once; each holds a database connection or two
+      maxConcurrentActivityTaskExecutions: 6,
+      // let a running activity finish its current step before a shutdown cancels it
+      shutdownGraceTime: '20 seconds',
+    });
+    return { worker, connection };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  // we handle the signals ourselves, to close the pool after the worker has drained
+  Runtime.install({ shutdownSignals: [] });
+  const config = loadConfig();
+  const pool = createPool(config.databaseUrl, 8);
+  const db = createDb(pool);
+  const { worker, connection } = await createWorker(config, { config, pool, db }, { identity: `nightshift-worker@${process.pid}` });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.error(`[worker] ${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    stopping = true;
+    console.error(`[worker] ${signal}: finishing running tasks, then exiting (send it again to exit now)`);
+    worker.shutdown();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  console.error(`[worker] polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    await db.destroy(); // ends the pool
+  }
+  console.error('[worker] stopped');
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
