@@ -11,7 +11,13 @@ install_node_modules() {
     return
   fi
   log "npm ci"
-  (cd "$ROOT" && npm ci --no-audit --no-fund)
+  cd "$ROOT"
+  npm ci --no-audit --no-fund && return
+  # npm ci refuses a lock file without entries for other platforms' optional
+  # packages (e.g. @swc/core-darwin-arm64), which a registry mirror that does not
+  # serve them cannot produce; npm install accepts the same lock file unchanged.
+  log "npm ci failed; retrying with npm install --no-save (the lock file is not modified)"
+  npm install --no-save --no-audit --no-fund
 }
 
 install_python_tools() {
@@ -48,9 +54,10 @@ install_kafka() {
   fi
   log "fetching Kafka $KAFKA_VERSION jars from Maven Central"
   rm -rf "$KAFKA_LIBS"
-  mvn -q -B -Dstyle.color=never -f "$STACK_DIR/kafka-pom.xml" \
+  local out
+  out="$(mvn -q -B -f "$STACK_DIR/kafka-pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" 2>&1)" || { echo "$out"; die "mvn failed"; }
   [[ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "Kafka jars missing in $KAFKA_LIBS"
   echo "$want" >"$marker"
 }

@@ -31,7 +31,10 @@ start_temporal() {
     log "temporal: already healthy at $TEMPORAL_ADDRESS, skipping"
     return
   fi
-  if pid_alive temporal; then return; fi # still starting: wait_temporal waits
+  if pid_alive temporal; then
+    log "temporal: still starting (pid $(pid_of temporal)), waiting"
+    return
+  fi
   port_open "$TEMPORAL_HOST" "$TEMPORAL_PORT" &&
     failed temporal "port $TEMPORAL_PORT is taken by a process that is not a healthy Temporal"
   log "temporal: starting on $TEMPORAL_ADDRESS (UI $TEMPORAL_UI_URL)"
@@ -165,7 +168,10 @@ start_kafka() {
     log "kafka: already answering at $KAFKA_HOST:$KAFKA_PORT, skipping"
     return
   fi
-  if pid_alive kafka; then return; fi # still starting: wait_kafka waits
+  if pid_alive kafka; then
+    log "kafka: still starting (pid $(pid_of kafka)), waiting"
+    return
+  fi
   [[ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] || failed kafka "Kafka jars missing: make install"
   mkdir -p "$LOGS"
   write_kafka_config
