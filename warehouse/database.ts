@@ -154,6 +154,59 @@ export interface AlertsTable {
   delivered_at: Timestamp | null;
 }
 
+export interface MartDailyActiveUsersTable {
+  date: string;
+  dau: number;
+  new_users: number;
+  returning_users: number;
+  events: Int8;
+  refreshed_at: Generated<Timestamp>;
+}
+
+export interface MartRevenueDailyTable {
+  date: string;
+  plan: string;
+  country: string;
+  currency: string;
+  orders: number;
+  revenue: Numeric;
+  avg_order_value: Numeric;
+  paying_users: number;
+  refreshed_at: Generated<Timestamp>;
+}
+
+export interface MartRevenuePerUserTable {
+  user_id: string;
+  currency: string;
+  plan: string;
+  lifetime_revenue: Numeric;
+  orders: number;
+  avg_order_value: Numeric;
+  first_purchase_at: Timestamp;
+  last_purchase_at: Timestamp;
+  refreshed_at: Generated<Timestamp>;
+}
+
+export interface MartChurnRiskTable {
+  user_id: string;
+  plan: string;
+  last_seen_at: Timestamp;
+  days_inactive: number;
+  risk_bucket: 'low' | 'medium' | 'high';
+  as_of_date: string;
+  refreshed_at: Generated<Timestamp>;
+}
+
+export interface MartFunnelDailyTable {
+  date: string;
+  step: 'page_view' | 'add_to_cart' | 'purchase';
+  step_order: number;
+  users: number;
+  conversion_from_previous: Numeric | null;
+  conversion_from_first: Numeric | null;
+  refreshed_at: Generated<Timestamp>;
+}
+
 export interface Database {
   'warehouse.dim_date': DimDateTable;
   'warehouse.dim_device': DimDeviceTable;
@@ -166,6 +219,11 @@ export interface Database {
   'ops.pipeline_runs': PipelineRunsTable;
   'ops.dq_results': DqResultsTable;
   'ops.alerts': AlertsTable;
+  'marts.daily_active_users': MartDailyActiveUsersTable;
+  'marts.revenue_daily': MartRevenueDailyTable;
+  'marts.revenue_per_user': MartRevenuePerUserTable;
+  'marts.churn_risk': MartChurnRiskTable;
+  'marts.funnel_daily': MartFunnelDailyTable;
 }
 
 type ColumnsOf<T> = readonly (keyof T & string)[];
@@ -203,5 +261,16 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
   'ops.alerts': columns<AlertsTable>()([
     'alert_id', 'fingerprint', 'kind', 'dt', 'check_name', 'status', 'observed', 'run_id', 'payload', 'delivered', 'attempts',
     'last_error', 'created_at', 'delivered_at',
+  ]),
+  'marts.daily_active_users': columns<MartDailyActiveUsersTable>()(['date', 'dau', 'new_users', 'returning_users', 'events', 'refreshed_at']),
+  'marts.revenue_daily': columns<MartRevenueDailyTable>()([
+    'date', 'plan', 'country', 'currency', 'orders', 'revenue', 'avg_order_value', 'paying_users', 'refreshed_at',
+  ]),
+  'marts.revenue_per_user': columns<MartRevenuePerUserTable>()([
+    'user_id', 'currency', 'plan', 'lifetime_revenue', 'orders', 'avg_order_value', 'first_purchase_at', 'last_purchase_at', 'refreshed_at',
+  ]),
+  'marts.churn_risk': columns<MartChurnRiskTable>()(['user_id', 'plan', 'last_seen_at', 'days_inactive', 'risk_bucket', 'as_of_date', 'refreshed_at']),
+  'marts.funnel_daily': columns<MartFunnelDailyTable>()([
+    'date', 'step', 'step_order', 'users', 'conversion_from_previous', 'conversion_from_first', 'refreshed_at',
   ]),
 };

@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type pg from 'pg';
+import type { ActivityDeps, RunRef } from './deps';
+import { failStep, finishStep, startStep } from '../lib/runs';
+import { dateProblem } from '../lib/temporal';
+
+/** Rebuilds the marts of SPEC section 5 from warehouse/marts/*.sql for the dates a run loaded. */
+
+export const MARTS_DIR = path.resolve(__dirname, '..', 'warehouse', 'marts');
+export const MARTS_STEP = 'marts';
+
+/** Serializes mart refreshes (a backfill runs several dates at once); a session lock, taken before the snapshot. */
+const MARTS_LOCK_CLASS = 'nightshift:marts';
+
+export interface RefreshMartsInput {
+  /** The dates the run loaded, YYYY-MM-DD. */
+  dates: string[];
+  /** When given, each date gets a 'marts' row in ops.pipeline_runs. */
+  run?: RunRef;
+}
+
+export interface RefreshMartsOutput {
+  dates: string[];
+  /** Dates of daily_active_users rebuilt besides `dates`: their new_users changed because an earlier date was loaded. */
+  laterDates: string[];
+  /** Users whose revenue_per_user rows were rebuilt. */
+  usersRefreshed: number;
+  /** Rows written per mart. */
+  rows: Record<MartName, number>;
+  durationMs: number;
+}
+
+export type MartName = 'daily_active_users' | 'revenue_daily' | 'funnel_daily' | 'revenue_per_user' | 'churn_risk';
+
+const COLUMNS: Record<MartName, string[]> = {
+  daily_active_users: ['date', 'dau', 'new_users', 'returning_users', 'events'],
+  revenue_daily: ['date', 'plan', 'country', 'currency', 'orders', 'revenue', 'avg_order_value', 'paying_users'],
+  funnel_daily: ['date', 'step', 'step_order', 'users', 'conversion_from_previous', 'conversion_from_first'],
+  revenue_per_user: [
+    'user_id', 'currency', 'plan', 'lifetime_revenue', 'orders', 'avg_order_value', 'first_purchase_at', 'last_purchase_at',
+  ],
+  churn_risk: ['user_id', 'plan', 'last_seen_at', 'days_inactive', 'risk_bucket', 'as_of_date'],
+};
+
+/** The repo's own SQL file, without its trailing semicolon; read once. */
+function martSql(name: string): string {
+  return readFileSync(path.join(MARTS_DIR, `${name}.sql`), 'utf8').trim().replace(/;\s*$/, '');
+}
+
+const SQL = {
+  daily_active_users: martSql('daily_active_users'),
+  daily_active_users_later_dates: martSql('daily_active_users_later_dates'),
+  revenue_daily: martSql('revenue_daily'),
+  funnel_daily: martSql('funnel_daily'),
+  touched_users: martSql('touched_users'),
+  revenue_per_user: martSql('revenue_per_user'),
+  churn_risk: martSql('churn_risk'),
+};
+
+function insertFrom(mart: MartName): string {
+  return `insert into marts.${mart} (${COLUMNS[mart].join(', ')})\n${SQL[mart]}`;
+}
+
+/** Validates and de-duplicates the dates, ascending; invalid input is non-retryable. */
+export function validDates(dates: unknown): string[] {
+  if (!Array.isArray(dates)) {
+    throw ApplicationFailure.nonRetryable(`refreshMarts: dates must be an array of YYYY-MM-DD, got ${JSON.stringify(dates)}`, 'InvalidInput');
+  }
+  for (const d of dates) {
+    const problem = dateProblem(d);
+    if (problem) throw ApplicationFailure.nonRetryable(`refreshMarts: bad date: ${problem}; pass dates as YYYY-MM-DD`, 'InvalidInput');
+  }
+  return [...new Set(dates as string[])].sort();
+}
+
+/** The whole refresh on one connection, in one repeatable-read transaction (one snapshot for every mart). */
+export async function refreshMartsOn(client: pg.ClientBase, dates: string[]): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
+  await client.query('select pg_advisory_lock(hashtext($1), 0)', [MARTS_LOCK_CLASS]);
+  try {
+    await client.query('begin isolation level repeatable read');
+    try {
+      const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [dates]);
+      const laterDates = later.rows.map((r) => r.date);
+      const dauDates = [...dates, ...laterDates];
+
+      const rows = {} as Record<MartName, number>;
+      await client.query('delete from marts.daily_active_users where date = any($1::date[])', [dauDates]);
+      rows.daily_active_users = (await client.query(insertFrom('daily_active_users'), [dauDates])).rowCount ?? 0;
+
+      await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
+      rows.revenue_daily = (await client.query(insertFrom('revenue_daily'), [dates])).rowCount ?? 0;
+
+      await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
+      rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [dates])).rowCount ?? 0;
+
+      const touched = await client.query<{ user_id: string }>(SQL.touched_users, [dates]);
+      const userIds = touched.rows.map((r) => r.user_id);
+      await client.query('delete from marts.revenue_per_user where user_id = any($1::text[])', [userIds]);
+      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'), [userIds])).rowCount ?? 0;
+
+      // delete, not truncate: analysts reading the mart keep their snapshot instead of waiting on an exclusive lock
+      await client.query('delete from marts.churn_risk');
+      rows.churn_risk = (await client.query(insertFrom('churn_risk'))).rowCount ?? 0;
+
+      await client.query('commit');
+      return { dates, laterDates, usersRefreshed: userIds.length, rows };
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await client.query('select pg_advisory_unlock(hashtext($1), 0)', [MARTS_LOCK_CLASS]).catch(() => undefined);
+  }
+}
+
+export function createMartActivities({ pool, db }: ActivityDeps) {
+  return {
+    /**
+     * Refreshes every mart for the dates a run loaded, in one transaction: date-grained marts (daily_active_users,
+     * revenue_daily, funnel_daily) are deleted and rebuilt for those dates (daily_active_users also for later dates
+     * whose new users moved); revenue_per_user is rebuilt for the users with facts on those dates; churn_risk is
+     * rebuilt whole (its as-of date moves every day). Idempotent: the same dates give the same rows.
+     */
+    async refreshMarts(input: RefreshMartsInput): Promise<RefreshMartsOutput> {
+      const dates = validDates(input?.dates);
+      const started = Date.now();
+      const keys = input.run ? dates.map((date) => ({ ...input.run!, date, step: MARTS_STEP })) : [];
+      for (const key of keys) await startStep(db, key);
+      try {
+        const client = await pool.connect();
+        let result: Omit<RefreshMartsOutput, 'durationMs'>;
+        try {
+          result = dates.length
+            ? await refreshMartsOn(client, dates)
+            : { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows() };
+        } finally {
+          client.release();
+        }
+        const output = { ...result, durationMs: Date.now() - started };
+        const written = Object.values(output.rows).reduce((a, b) => a + b, 0);
+        for (const key of keys) {
+          await finishStep(db, key, { rowsInserted: written, details: { ...output.rows, laterDates: output.laterDates, usersRefreshed: output.usersRefreshed, durationMs: output.durationMs } });
+        }
+        return output;
+      } catch (err) {
+        for (const key of keys) await failStep(db, key, err).catch(() => undefined);
+        throw err;
+      }
+    },
+  };
+}
+
+function emptyRows(): Record<MartName, number> {
+  return { daily_active_users: 0, revenue_daily: 0, funnel_daily: 0, revenue_per_user: 0, churn_risk: 0 };
+}
