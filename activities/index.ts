@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './deps';
+import { createMartActivities } from './marts';
 import { createPipelineRunActivities } from './pipeline-runs';
 import { createSmokeActivities } from './smoke';
 
@@ -7,6 +8,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(),
     ...createPipelineRunActivities(deps),
+    ...createMartActivities(deps),
   };
 }
 

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
@@ -19,10 +20,13 @@ export interface NightshiftWorker {
   connection: NativeConnection;
 }
 
+// a directory: the bundler finds index.ts (require.resolve would need a TypeScript loader, absent under vitest)
+const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
+
 // Bundling the workflow code takes seconds; a process that creates several workers bundles once.
 let bundle: Promise<WorkflowBundle> | undefined;
 function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
   return bundle;
 }
 
@@ -43,7 +47,7 @@ export async function createWorker(config: Config, deps: ActivityDeps, options: 
       connection,
       namespace: config.temporalNamespace,
       taskQueue: options.taskQueue ?? config.temporalTaskQueue,
-      identity: options.identity,
+      ...(options.identity ? { identity: options.identity } : {}),
       workflowBundle: await workflowBundle(),
       activities: createActivities(deps),
       // a 2-core machine: a few loads at once; each holds a database connection or two

@@ -17,7 +17,7 @@ describe('Temporal smoke', () => {
     client = await connectClient(config);
   });
   afterAll(async () => {
-    await closeClient(client);
+    if (client) await closeClient(client);
     await db.destroy();
   });
 

@@ -1,0 +1,330 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { RunRef } from '../activities/deps';
+import {
+  PIPELINE_DATE,
+  PIPELINE_STEP,
+  SCHEDULED_START_TIME,
+  dailyWorkflowId,
+  dateProblem,
+  previousUtcDay,
+} from '../lib/temporal';
+import type { PendingActivities } from './pending-activities';
+
+// --- timeout and retry profiles ---------------------------------------------------------------------------------
+
+/** Error types retrying cannot fix: bad input or configuration, a schema that does not match. */
+const NON_RETRYABLE = ['InvalidInput', 'ConfigError', 'SchemaMismatch'];
+
+/** Transient database/broker errors: back off from 5 s to 2 min, give up after 10 attempts (about 15 min). */
+const RETRY_TRANSIENT = {
+  initialInterval: '5 seconds',
+  backoffCoefficient: 2,
+  maximumInterval: '2 minutes',
+  maximumAttempts: 10,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+};
+
+/** Landing reads Kafka and writes the lake: long, heartbeats per batch. */
+const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
+/** One load step of one date (stage, dimensions, facts): bulk COPY and set-based SQL. */
+const LOAD: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
+/** Mart rebuild for the dates a run touched, one transaction. */
+const MARTS: ActivityOptions = { startToCloseTimeout: '20 minutes', retry: RETRY_TRANSIENT };
+/** Data-quality checks: read-only queries plus one insert per check. */
+const CHECKS: ActivityOptions = { startToCloseTimeout: '10 minutes', retry: { ...RETRY_TRANSIENT, maximumAttempts: 5 } };
+/** Slack: the activity retries delivery itself and records what it could not deliver; never stalls the load. */
+const ALERT: ActivityOptions = {
+  startToCloseTimeout: '3 minutes',
+  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+/** Bookkeeping rows in ops: one quick statement. */
+const BOOKKEEPING: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
+};
+
+type AllActivities = Activities & PendingActivities;
+const { landEvents } = proxyActivities<AllActivities>(LAND);
+const { stageEvents, loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
+const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
+const { runChecks } = proxyActivities<AllActivities>(CHECKS);
+const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
+const { recordPipelineRun } = proxyActivities<AllActivities>(BOOKKEEPING);
+
+// --- contract ---------------------------------------------------------------------------------------------------
+
+export interface DailyPipelineInput {
+  /** The date to load, YYYY-MM-DD (UTC). Omitted on scheduled runs: the previous UTC day of the scheduled time. */
+  date?: string;
+  /** Started by the Temporal Schedule: freshness is checked against now. */
+  scheduled?: boolean;
+  /** A child of a backfill: the backfill posts one summary, so this run posts no Slack message of its own. */
+  partOfBackfill?: boolean;
+}
+
+export type StepName = 'land' | 'stage' | 'dimensions' | 'facts' | 'marts' | 'checks' | 'alert';
+
+/** What each step reported; the activities' own outputs, small objects of counts. */
+export interface DateLoadResult {
+  date: string;
+  stage: Awaited<ReturnType<AllActivities['stageEvents']>>;
+  dimensions: Awaited<ReturnType<AllActivities['loadDimensions']>>;
+  facts: Awaited<ReturnType<AllActivities['loadFacts']>>;
+}
+
+export interface DailyPipelineOutput {
+  date: string;
+  workflowId: string;
+  runId: string;
+  /** `delegated`: a scheduled run handed the date to `daily-<date>`; `skipped`: that one was already running. */
+  status: 'succeeded' | 'delegated' | 'skipped';
+  /** The run that did the work, when this one delegated. */
+  delegatedTo?: string;
+  land?: Awaited<ReturnType<AllActivities['landEvents']>>;
+  load?: DateLoadResult;
+  marts?: Awaited<ReturnType<AllActivities['refreshMarts']>>;
+  checks?: Awaited<ReturnType<AllActivities['runChecks']>>;
+  alert?: Awaited<ReturnType<AllActivities['sendAlerts']>> | { skipped: string };
+  /** Earlier dates re-loaded because late records landed for them. */
+  reloads: DateLoadResult[];
+  reloadMarts?: Awaited<ReturnType<AllActivities['refreshMarts']>>;
+  /** Headline figures for summaries. */
+  summary: { recordsLanded: number; factRows: number; checks: Record<string, number> };
+  /** The child's output when this run delegated. */
+  delegated?: DailyPipelineOutput;
+}
+
+export interface CurrentStep {
+  date: string;
+  step: string;
+  /** Steps finished so far, in order. */
+  done: string[];
+}
+
+export const currentStepQuery = defineQuery<CurrentStep>('currentStep');
+
+// --- the workflow -----------------------------------------------------------------------------------------------
+
+/**
+ * The daily pipeline of one date: land → stage → dimensions → facts → marts → checks → alert, then re-loads of
+ * earlier dates that late records landed in. Grain: one UTC date per run, workflow id `daily-YYYY-MM-DD` (a
+ * scheduled run delegates to that id, so one date never has two loads at once). Idempotent: every step is, so
+ * re-running a date yields the same rows.
+ */
+export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Promise<DailyPipelineOutput> {
+  const info = workflowInfo();
+  const date = resolveDate(input);
+  const run: RunRef = { workflowId: info.workflowId, runId: info.runId };
+  const state: CurrentStep = { date, step: 'starting', done: [] };
+  setHandler(currentStepQuery, () => state);
+
+  if (info.workflowId !== dailyWorkflowId(date)) return delegate(date, input, run);
+
+  const setStep = (step: string) => {
+    if (state.step !== 'starting' && !state.done.includes(state.step)) state.done.push(state.step);
+    state.step = step;
+    upsertSearchAttributes([
+      { key: PIPELINE_DATE, value: date },
+      { key: PIPELINE_STEP, value: step },
+    ]);
+  };
+
+  setStep('starting');
+  await recordPipelineRun({ run, date, status: 'running' });
+  try {
+    const output = await runSteps(date, input, run, setStep);
+    setStep('done');
+    await recordPipelineRun({
+      run,
+      date,
+      status: 'succeeded',
+      rowsRead: output.summary.recordsLanded,
+      rowsInserted: output.summary.factRows,
+      details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date) },
+    });
+    return output;
+  } catch (err) {
+    const failedStep = state.step;
+    setStep('failed');
+    // runs even when the workflow is being cancelled, so ops.pipeline_runs never keeps a stale 'running' row
+    await CancellationScope.nonCancellable(() =>
+      recordPipelineRun({ run, date, status: 'failed', error: `${failedStep}: ${errorMessage(err)}`, details: { failedStep } }),
+    );
+    throw err;
+  }
+}
+
+async function runSteps(
+  date: string,
+  input: DailyPipelineInput,
+  run: RunRef,
+  setStep: (step: string) => void,
+): Promise<DailyPipelineOutput> {
+  const info = workflowInfo();
+  setStep('land');
+  const land = await landEvents({ date, run });
+
+  const load = await loadDate(date, run, setStep);
+
+  setStep('marts');
+  const marts = await refreshMarts({ dates: [date], run });
+
+  setStep('checks');
+  const checks = await runChecks({ date, run, scheduled: input.scheduled ?? false });
+
+  let alert: DailyPipelineOutput['alert'];
+  if (input.partOfBackfill) {
+    alert = { skipped: 'part of a backfill: the backfill posts one summary' };
+  } else {
+    setStep('alert');
+    alert = await sendAlertsSafely({ date, run, checks });
+  }
+
+  // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together
+  const reloadDates = [...new Set(land.reloadDates ?? [])].filter((d) => d !== date).sort();
+  const reloads: DateLoadResult[] = [];
+  for (const reloadDate of reloadDates) {
+    reloads.push(await loadDate(reloadDate, run, (step) => setStep(`reload ${reloadDate}: ${step}`)));
+  }
+  let reloadMarts: DailyPipelineOutput['reloadMarts'];
+  if (reloadDates.length > 0) {
+    setStep(`reload: marts`);
+    reloadMarts = await refreshMarts({ dates: reloadDates, run });
+  }
+
+  return {
+    date,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    status: 'succeeded',
+    land,
+    load,
+    marts,
+    checks,
+    alert,
+    reloads,
+    reloadMarts,
+    summary: summarize(land, load, checks),
+  };
+}
+
+async function loadDate(date: string, run: RunRef, setStep: (step: string) => void): Promise<DateLoadResult> {
+  setStep('stage');
+  const stage = await stageEvents({ date, run });
+  setStep('dimensions');
+  const dimensions = await loadDimensions({ date, run });
+  setStep('facts');
+  const facts = await loadFacts({ date, run });
+  return { date, stage, dimensions, facts };
+}
+
+/** Slack being down must not fail a load that succeeded: the alert activity records what it could not deliver. */
+async function sendAlertsSafely(input: Parameters<AllActivities['sendAlerts']>[0]): Promise<DailyPipelineOutput['alert']> {
+  try {
+    return await sendAlerts(input);
+  } catch (err) {
+    if (err instanceof ActivityFailure) return { skipped: `alerting failed: ${errorMessage(err)}` };
+    throw err;
+  }
+}
+
+/**
+ * A run whose id is not `daily-<date>` (the schedule names its runs `<schedule id>-<time>`) starts `daily-<date>`
+ * as a child and waits for it, so every load of a date goes through the one id that Temporal keeps unique.
+ * When `daily-<date>` is already running (a backfill or a manual run), that run loads the date: this one skips.
+ */
+async function delegate(date: string, input: DailyPipelineInput, run: RunRef): Promise<DailyPipelineOutput> {
+  const childId = dailyWorkflowId(date);
+  const base = { date, workflowId: run.workflowId, runId: run.runId, reloads: [], summary: emptySummary() };
+  upsertSearchAttributes([
+    { key: PIPELINE_DATE, value: date },
+    { key: PIPELINE_STEP, value: `delegated to ${childId}` },
+  ]);
+  try {
+    const delegated = await executeChild(dailyPipelineWorkflow, {
+      workflowId: childId,
+      args: [{ ...input, date }],
+      typedSearchAttributes: [{ key: PIPELINE_DATE, value: date }],
+    });
+    return { ...base, status: 'delegated', delegatedTo: childId, delegated, summary: delegated.summary };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      upsertSearchAttributes([{ key: PIPELINE_STEP, value: `skipped: ${childId} already running` }]);
+      return { ...base, status: 'skipped', delegatedTo: childId };
+    }
+    throw err;
+  }
+}
+
+/** The date to load: the input's, or the previous UTC day of the (nominal) scheduled start time. */
+function resolveDate(input: DailyPipelineInput): string {
+  if (input.date !== undefined) {
+    const problem = dateProblem(input.date);
+    if (problem) {
+      throw ApplicationFailure.nonRetryable(
+        `dailyPipelineWorkflow: bad date: ${problem}. Start it with a real date, e.g. {"date": "2024-12-17"}`,
+        'InvalidInput',
+      );
+    }
+    return input.date;
+  }
+  const info = workflowInfo();
+  // catch-up runs start late: the scheduler's nominal time, not the actual start, says which day is due
+  const scheduled = info.typedSearchAttributes.get(SCHEDULED_START_TIME) as Date | string | undefined;
+  const at = scheduled !== undefined ? new Date(scheduled) : info.startTime;
+  return previousUtcDay(at);
+}
+
+function summarize(
+  land: DailyPipelineOutput['land'],
+  load: DateLoadResult,
+  checks: DailyPipelineOutput['checks'],
+): DailyPipelineOutput['summary'] {
+  return {
+    recordsLanded: numberOf(land, 'recordsLanded'),
+    factRows: numberOf(load.facts, 'rowsInserted') + numberOf(load.facts, 'rowsUpdated') + numberOf(load.facts, 'rowsUnchanged'),
+    checks: checkCounts(checks),
+  };
+}
+
+function emptySummary(): DailyPipelineOutput['summary'] {
+  return { recordsLanded: 0, factRows: 0, checks: {} };
+}
+
+function numberOf(value: unknown, key: string): number {
+  const v = value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+  return typeof v === 'number' ? v : 0;
+}
+
+function checkCounts(checks: unknown): Record<string, number> {
+  const results = checks && typeof checks === 'object' ? (checks as { results?: unknown }).results : undefined;
+  const counts: Record<string, number> = {};
+  if (Array.isArray(results)) {
+    for (const r of results) {
+      const status = r && typeof r === 'object' ? String((r as { status?: unknown }).status) : 'unknown';
+      counts[status] = (counts[status] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
+export function errorMessage(err: unknown): string {
+  let e: unknown = err;
+  // ActivityFailure / ChildWorkflowFailure wrap the real error as their cause
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
