@@ -207,6 +207,13 @@ find_worker() {
   return 1
 }
 
+# TypeScript files newer than the running worker's pid file (written at its start)
+worker_code_changed() {
+  local started="$RUN/worker.pid"
+  find "$ROOT" \( -path "$ROOT/node_modules" -o -path "$ROOT/.data" -o -path "$ROOT/.tools" \
+    -o -path "$ROOT/.git" -o -path "$ROOT/.cache" -o -path "$ROOT/test" \) -prune -o -name '*.ts' -newer "$started" -print -quit
+}
+
 up_worker() {
   if [[ ! -f "$ROOT/scripts/worker.ts" ]]; then
     log "worker: scripts/worker.ts does not exist yet, not started"
@@ -214,9 +221,13 @@ up_worker() {
   fi
   local pid
   if pid="$(find_worker)"; then
-    log "worker: already running (pid $pid), skipping"
-    echo "$pid" >"$RUN/worker.pid"
-    return
+    [[ "$(pid_of worker)" == "$pid" ]] || echo "$pid" >"$RUN/worker.pid"
+    if [[ -z "$(worker_code_changed)" ]]; then
+      log "worker: already running (pid $pid), skipping"
+      return
+    fi
+    log "worker: code changed since it started, restarting"
+    stop_pid worker 15
   fi
   log "worker: starting (task queue $TEMPORAL_TASK_QUEUE)"
   start_bg worker node --import tsx scripts/worker.ts
