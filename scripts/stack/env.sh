@@ -1,6 +1,7 @@
 # Sourced by the other scripts in scripts/stack/: paths, pinned versions, the
 # environment defaults (the same ones the app uses) and small shared helpers.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables here are used by the scripts that source this file
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STACK_DIR="$ROOT/scripts/stack"

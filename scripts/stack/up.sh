@@ -111,7 +111,8 @@ sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
 ensure_role_db() {
   [[ "$PG_USER" =~ ^[a-z_][a-z0-9_]*$ && "$PG_DB" =~ ^[a-z_][a-z0-9_]*$ ]] ||
     failed postgres "role/database names in DATABASE_URL must be plain lower-case identifiers"
-  local attrs="LOGIN PASSWORD $(sql_literal "$PG_PASSWORD") CREATEDB CREATEROLE NOSUPERUSER"
+  local attrs
+  attrs="LOGIN PASSWORD $(sql_literal "$PG_PASSWORD") CREATEDB CREATEROLE NOSUPERUSER"
   if [[ -z "$(pg_super -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")" ]]; then
     log "postgres: creating role $PG_USER"
     pg_super -c "CREATE ROLE $PG_USER $attrs"
