@@ -1,0 +1,170 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type pg from 'pg';
+import { dateLockId, lockDimUserExclusive, withDateLock } from '../lib/locks';
+import { recordStep } from '../lib/runs';
+import { runSqlFile } from '../warehouse/sql';
+import type { ActivityDeps, DateStepInput } from './deps';
+import { stagingEventsTable } from './stage';
+
+export interface LoadDeviceDimensionOutput {
+  date: string;
+  /** Distinct device triples in the date's staged events (the unknown member included when used). */
+  devicesRead: number;
+  devicesInserted: number;
+}
+
+export interface LoadUserDimensionOutput {
+  date: string;
+  /** Users with events in the date's staged events: their versions are rebuilt. */
+  usersTouched: number;
+  /** Attribute events (user_signup, profile_update, plan_change) staged for the date, and new to the change log. */
+  changesRead: number;
+  changesInserted: number;
+  versionsInserted: number;
+  versionsUpdated: number;
+  versionsDeleted: number;
+  versionsUnchanged: number;
+  /** Facts of other dates moved to another version because a version boundary moved. */
+  factsRepointed: number;
+}
+
+export interface LoadDimensionsOutput {
+  date: string;
+  device: LoadDeviceDimensionOutput;
+  user: LoadUserDimensionOutput;
+}
+
+/** Session settings of the dimension and fact statements: sorts and hashes of a day's rows stay in memory. */
+export async function setLoadSession(client: pg.ClientBase): Promise<void> {
+  await client.query(`set local work_mem = '256MB'`);
+}
+
+/** Fails without retry when the date has no staging table: the stage step has to run first. */
+export async function requireStaged(client: pg.ClientBase, date: string): Promise<string> {
+  const table = stagingEventsTable(date);
+  const { rows } = await client.query<{ found: boolean }>(`select to_regclass(format('staging.%I', $1::text)) is not null as found`, [
+    table,
+  ]);
+  if (!rows[0].found) {
+    throw ApplicationFailure.create({
+      message: `staging.${table} does not exist: run stageEvents for ${date} before loading dimensions or facts`,
+      type: 'DateNotStaged',
+      nonRetryable: true,
+    });
+  }
+  return table;
+}
+
+export function createDimensionActivities(deps: ActivityDeps) {
+  const { pool, db } = deps;
+
+  async function deviceDimension(date: string): Promise<LoadDeviceDimensionOutput> {
+    return withDateLock(pool, date, async (client) => {
+      await setLoadSession(client);
+      const table = await requireStaged(client, date);
+      const [result] = await runSqlFile(client, 'dim_device', { identifiers: { events_table: table } });
+      return { date, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
+    });
+  }
+
+  async function userDimension(date: string): Promise<LoadUserDimensionOutput> {
+    const suffix = dateLockId(date);
+    const identifiers = {
+      events_table: stagingEventsTable(date),
+      versions_table: `user_versions_${suffix}`,
+      moved_table: `user_moved_${suffix}`,
+    };
+    return withDateLock(pool, date, async (client) => {
+      await setLoadSession(client);
+      await requireStaged(client, date);
+      await lockDimUserExclusive(client);
+      const [changes] = await runSqlFile(client, 'user_changes', { identifiers, values: { date } });
+      await runSqlFile(client, 'dim_user_versions', { identifiers });
+      const { rows: sizes } = await client.query<{ users: number; versions: number }>(
+        `select count(distinct user_id)::int as users, count(*)::int as versions from staging.${client.escapeIdentifier(identifiers.versions_table)}`,
+      );
+      const applied = await runSqlFile(client, 'dim_user_apply', { identifiers });
+      const count = (command: string) => applied.find((r) => r.command === command)?.rowCount ?? 0;
+      const [repointed] = await runSqlFile(client, 'dim_user_repoint_facts', { identifiers });
+      await runSqlFile(client, 'dim_user_cleanup', { identifiers });
+      const versionsInserted = count('INSERT');
+      const versionsUpdated = count('UPDATE');
+      return {
+        date,
+        usersTouched: sizes[0].users,
+        changesRead: changes.rows[0].count_read,
+        changesInserted: changes.rows[0].count_inserted,
+        versionsInserted,
+        versionsUpdated,
+        versionsDeleted: count('DELETE'),
+        versionsUnchanged: sizes[0].versions - versionsInserted - versionsUpdated,
+        factsRepointed: repointed.rows[0].count_repointed,
+      };
+    });
+  }
+
+  /**
+   * Adds the device triples of the date's staged events to dim_device. Grain: one row per (device_type, os,
+   * browser). Idempotent: only triples not yet present are inserted.
+   */
+  async function loadDeviceDimension(input: DateStepInput): Promise<LoadDeviceDimensionOutput> {
+    if (!input.run) return deviceDimension(input.date);
+    let result!: LoadDeviceDimensionOutput;
+    await recordStep(db, { ...input.run, date: input.date, step: 'dim_device' }, async () => {
+      const r = (result = await deviceDimension(input.date));
+      return { rowsRead: r.devicesRead, rowsInserted: r.devicesInserted, rowsUnchanged: r.devicesRead - r.devicesInserted };
+    });
+    return result;
+  }
+
+  /**
+   * SCD Type-2 load of dim_user for the users with events on the date: adds their attribute events to the
+   * change log, rebuilds each user's versions from it (set-based), applies the difference to dim_user and
+   * re-points facts whose version moved. Grain: one row per user version. Idempotent and order-independent:
+   * the versions are a pure function of the change log and the user's earliest event, so a re-load changes
+   * nothing and dates loaded in any order end in the same rows.
+   */
+  async function loadUserDimension(input: DateStepInput): Promise<LoadUserDimensionOutput> {
+    if (!input.run) return userDimension(input.date);
+    let result!: LoadUserDimensionOutput;
+    await recordStep(db, { ...input.run, date: input.date, step: 'dim_user' }, async () => {
+      const r = (result = await userDimension(input.date));
+      return {
+        rowsRead: r.usersTouched,
+        rowsInserted: r.versionsInserted,
+        rowsUpdated: r.versionsUpdated,
+        rowsUnchanged: r.versionsUnchanged,
+        details: { changesRead: r.changesRead, changesInserted: r.changesInserted, versionsDeleted: r.versionsDeleted, factsRepointed: r.factsRepointed },
+      };
+    });
+    return result;
+  }
+
+  /**
+   * The dimensions step of the daily pipeline: dim_device, then dim_user (each in its own transaction under the
+   * date lock). Grain and idempotency as in loadDeviceDimension and loadUserDimension. Recorded as step
+   * "dimensions", with rows counting dim_user versions.
+   */
+  async function loadDimensions(input: DateStepInput): Promise<LoadDimensionsOutput> {
+    const run = async () => {
+      const device = await deviceDimension(input.date);
+      const user = await userDimension(input.date);
+      return { date: input.date, device, user };
+    };
+    if (!input.run) return run();
+    let result!: LoadDimensionsOutput;
+    await recordStep(db, { ...input.run, date: input.date, step: 'dimensions' }, async () => {
+      const r = (result = await run());
+      return {
+        rowsRead: r.user.usersTouched,
+        rowsInserted: r.user.versionsInserted + r.device.devicesInserted,
+        rowsUpdated: r.user.versionsUpdated,
+        rowsUnchanged: r.user.versionsUnchanged,
+        details: { device: r.device, user: r.user },
+      };
+    });
+    return result;
+  }
+
+  return { loadDeviceDimension, loadUserDimension, loadDimensions };
+}

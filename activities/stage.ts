@@ -1,0 +1,346 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { type Data, type RecordBatch, type Table, TimeUnit, Type, makeVector } from 'apache-arrow';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { readLakeFiles } from '../lib/lake';
+import { dateLockId, withDateLock } from '../lib/locks';
+import { recordStep } from '../lib/runs';
+import { runSqlFile } from '../warehouse/sql';
+import type { ActivityDeps, DateStepInput } from './deps';
+
+/** The per-date staging table of a date's lake records, e.g. staging.events_20241217 (unqualified name). */
+export function stagingEventsTable(date: string): string {
+  return `events_${dateLockId(date)}`;
+}
+
+/** The columns of staging.events, in COPY order; all but lake_file_id come from the lake file's column of the same name. */
+export const STAGING_COLUMNS = [
+  'event_id', 'schema_version', 'event_type', 'event_time', 'user_id', 'session_id', 'device_type', 'device_os',
+  'device_browser', 'country', 'page', 'referrer', 'user_email', 'user_plan', 'user_country', 'order_id', 'product_id',
+  'amount', 'currency', 'kafka_topic', 'kafka_partition', 'kafka_offset', 'lake_file_id',
+] as const;
+
+const REQUIRED_COLUMNS = new Set(['event_id', 'schema_version', 'event_type', 'event_time', 'user_id', 'kafka_topic', 'kafka_partition', 'kafka_offset']);
+
+export interface StageEventsOutput {
+  date: string;
+  /** Qualified name of the staging table, e.g. staging.events_20241217. */
+  stagingTable: string;
+  files: number;
+  bytes: number;
+  rowsStaged: number;
+}
+
+/** Heartbeats when running as a Temporal activity; a no-op in scripts and tests. */
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // not inside an activity
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// COPY text encoding straight from Arrow buffers: bytes are copied from the UTF-8 value buffers and escaped only
+// where the text format needs it; no JS string is made per value except for numbers.
+
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
+
+class CopyTextBuffer {
+  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  private pos = 0;
+  private readonly done: Buffer[] = [];
+
+  ensure(n: number): void {
+    if (this.pos + n > this.buf.length) {
+      if (this.pos > 0) this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+      this.pos = 0;
+    }
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  nul(): void {
+    this.ensure(2);
+    this.buf[this.pos++] = BACKSLASH;
+    this.buf[this.pos++] = 0x4e; // \N
+  }
+
+  /** Copies bytes [from, to) of a UTF-8 buffer, escaping what the COPY text format requires. */
+  escaped(src: Uint8Array, from: number, to: number): void {
+    this.ensure(2 * (to - from));
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = from; i < to; i++) {
+      const c = src[i];
+      if (c === BACKSLASH || c === TAB || c === NEWLINE || c === 0x0d) {
+        buf[p++] = BACKSLASH;
+        buf[p++] = c === BACKSLASH ? BACKSLASH : c === TAB ? 0x74 : c === NEWLINE ? 0x6e : 0x72;
+      } else {
+        buf[p++] = c;
+      }
+    }
+    this.pos = p;
+  }
+
+  /** An ASCII string that needs no escaping (numbers, fixed parts). */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** Full chunks so far (and the partial one when `all`), handed over to the caller. */
+  take(all: boolean): Buffer[] {
+    if (all && this.pos > 0) {
+      this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
+      this.pos = 0;
+    }
+    return this.done.splice(0, this.done.length);
+  }
+
+  pending(): number {
+    return this.done.length;
+  }
+}
+
+type FieldWriter = (row: number) => void;
+
+const DAY_US = 86_400_000_000;
+
+/** Writes epoch microseconds as `YYYY-MM-DD HH:MM:SS.ffffff+00`; the date part is cached, rows of a file share days. */
+function timestampWriter(out: CopyTextBuffer): (us: number) => void {
+  let cachedDay = Number.NaN;
+  let cachedDate = '';
+  const two = (n: number) => (n < 10 ? '0' : '') + n;
+  return (us: number) => {
+    const day = Math.floor(us / DAY_US);
+    if (day !== cachedDay) {
+      cachedDay = day;
+      cachedDate = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    }
+    const rest = us - day * DAY_US;
+    const secs = Math.floor(rest / 1_000_000);
+    const micros = rest - secs * 1_000_000;
+    const h = Math.floor(secs / 3600);
+    const m = Math.floor((secs % 3600) / 60);
+    const s = secs % 60;
+    out.ascii(`${cachedDate} ${two(h)}:${two(m)}:${two(s)}.${String(micros).padStart(6, '0')}+00`);
+  };
+}
+
+function isNull(data: Data, row: number): boolean {
+  if (data.nullCount === 0 || !data.nullBitmap || data.nullBitmap.length === 0) return false;
+  const i = data.offset + row;
+  return (data.nullBitmap[i >> 3] & (1 << (i & 7))) === 0;
+}
+
+function fieldWriter(out: CopyTextBuffer, data: Data, writeTimestamp: (us: number) => void): FieldWriter {
+  const type = data.type;
+  const nullable = data.nullCount > 0;
+  switch (type.typeId) {
+    case Type.Utf8:
+    case Type.Binary: {
+      const offsets = data.valueOffsets as Int32Array;
+      const values = data.values as Uint8Array;
+      return (row) => {
+        if (nullable && isNull(data, row)) out.nul();
+        else out.escaped(values, offsets[row], offsets[row + 1]);
+      };
+    }
+    case Type.LargeUtf8: {
+      const offsets = data.valueOffsets as unknown as BigInt64Array;
+      const values = data.values as Uint8Array;
+      return (row) => {
+        if (nullable && isNull(data, row)) out.nul();
+        else out.escaped(values, Number(offsets[row]), Number(offsets[row + 1]));
+      };
+    }
+    case Type.Timestamp: {
+      const values = data.values as BigInt64Array;
+      const unit = (type as unknown as { unit: TimeUnit }).unit;
+      const toMicros =
+        unit === TimeUnit.MICROSECOND ? 1 : unit === TimeUnit.MILLISECOND ? 1_000 : unit === TimeUnit.SECOND ? 1_000_000 : 0.001;
+      return (row) => {
+        if (nullable && isNull(data, row)) out.nul();
+        else writeTimestamp(Math.floor(Number(values[row]) * toMicros));
+      };
+    }
+    case Type.Int:
+    case Type.Float: {
+      const values = data.values as ArrayLike<number | bigint>;
+      return (row) => {
+        if (nullable && isNull(data, row)) out.nul();
+        else out.ascii(String(values[row]));
+      };
+    }
+    default: {
+      // Dictionary-encoded or view strings: rarer layouts, decoded through Arrow's generic accessor.
+      const vector = makeVector(data);
+      return (row) => {
+        const v: unknown = vector.get(row);
+        if (v === null || v === undefined) out.nul();
+        else {
+          const bytes = Buffer.from(String(v), 'utf8');
+          out.escaped(bytes, 0, bytes.length);
+        }
+      };
+    }
+  }
+}
+
+/** Checks a lake file's columns against the staging columns; a missing one is a schema mismatch retrying cannot fix. */
+function checkColumns(table: Table, filePath: string): void {
+  const names = new Set(table.schema.fields.map((f) => f.name));
+  const missing = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id' && REQUIRED_COLUMNS.has(c) && !names.has(c));
+  if (missing.length > 0) {
+    throw ApplicationFailure.create({
+      message: `lake file ${filePath} lacks column(s) ${missing.join(', ')}: it does not match the events schema of lib/lake.ts; re-land it or fix the writer`,
+      type: 'LakeSchemaMismatch',
+      nonRetryable: true,
+    });
+  }
+}
+
+/** Encodes the rows of one record batch as COPY text rows, with the file's lake_file_id as the last column. */
+function encodeBatch(out: CopyTextBuffer, batch: RecordBatch, lakeFileId: Uint8Array, writeTimestamp: (us: number) => void): number {
+  const names = batch.schema.fields.map((f) => f.name);
+  const writers: (FieldWriter | null)[] = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id').map((column) => {
+    const index = names.indexOf(column);
+    return index < 0 ? null : fieldWriter(out, batch.data.children[index], writeTimestamp);
+  });
+  const n = batch.numRows;
+  for (let row = 0; row < n; row++) {
+    for (let c = 0; c < writers.length; c++) {
+      const w = writers[c];
+      if (w) w(row);
+      else out.nul();
+      out.byte(TAB);
+    }
+    out.raw(lakeFileId);
+  }
+  return n;
+}
+
+export interface LakeFileRef {
+  lakeFileId: number;
+  path: string;
+}
+
+/**
+ * COPY text chunks (about 8 MB each) for the given lake files, read one file at a time; `onFile` is told the
+ * rows of each file once it is encoded.
+ */
+export async function* copyTextChunks(
+  lakeDir: string,
+  files: LakeFileRef[],
+  onFile: (file: LakeFileRef, rows: number) => void = () => undefined,
+): AsyncGenerator<Buffer> {
+  const out = new CopyTextBuffer();
+  const writeTimestamp = timestampWriter(out);
+  let index = 0;
+  for await (const { lakeFileId, table } of readLakeFiles(lakeDir, files)) {
+    const file = files[index++];
+    checkColumns(table, file.path);
+    const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
+    let rows = 0;
+    for (const batch of table.batches) {
+      rows += encodeBatch(out, batch, idBytes, writeTimestamp);
+      if (out.pending() > 0) yield* out.take(false);
+    }
+    onFile(file, rows);
+  }
+  yield* out.take(true);
+}
+
+/** The COPY statement into a staging table, identifiers quoted by the client. */
+export function copyStatement(client: pg.ClientBase, table: string): string {
+  const columns = STAGING_COLUMNS.map((c) => client.escapeIdentifier(c)).join(', ');
+  return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format text)`;
+}
+
+interface ManifestFile {
+  lake_file_id: number;
+  path: string;
+  row_count: number;
+  bytes: number;
+}
+
+export function createStageActivities(deps: ActivityDeps) {
+  const { pool, db, config } = deps;
+
+  /**
+   * Stages one date: streams the date's committed lake files (ops.lake_files, area events) into a fresh unlogged
+   * staging.events_YYYYMMDD by COPY. Grain: one row per lake record, duplicates included. Idempotent: the table is
+   * dropped and rebuilt in one transaction under the date lock, so a retry or re-run stages the same rows again.
+   */
+  async function stageEvents(input: DateStepInput): Promise<StageEventsOutput> {
+    const table = stagingEventsTable(input.date);
+    const run = () =>
+      withDateLock(pool, input.date, async (client): Promise<StageEventsOutput> => {
+        await runSqlFile(client, 'stage_events', { identifiers: { events_table: table } });
+        const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { values: { date: input.date } })) as [
+          pg.QueryResult<ManifestFile>,
+        ];
+        const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
+        let filesDone = 0;
+        let rowsRead = 0;
+        const copy = client.query(copyFrom(copyStatement(client, table)));
+        await pipeline(
+          Readable.from(
+            copyTextChunks(config.lakeDir, refs, (_file, rows) => {
+              filesDone++;
+              rowsRead += rows;
+              heartbeat({ filesDone, files: files.length, rowsRead });
+            }),
+          ),
+          copy,
+        );
+        const rowsStaged = Number(copy.rowCount);
+        const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0);
+        if (rowsStaged !== expected) {
+          throw ApplicationFailure.create({
+            message: `staged ${rowsStaged} rows for ${input.date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${config.lakeDir}/events/dt=${input.date}`,
+            type: 'LakeManifestMismatch',
+            nonRetryable: true,
+          });
+        }
+        await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
+        return {
+          date: input.date,
+          stagingTable: `staging.${table}`,
+          files: files.length,
+          bytes: files.reduce((sum, f) => sum + Number(f.bytes), 0),
+          rowsStaged,
+        };
+      });
+    if (!input.run) return run();
+    let result!: StageEventsOutput;
+    await recordStep(db, { ...input.run, date: input.date, step: 'stage' }, async () => {
+      const r = (result = await run());
+      return { rowsRead: r.rowsStaged, rowsInserted: r.rowsStaged, details: { files: r.files, bytes: r.bytes } };
+    });
+    return result;
+  }
+
+  return { stageEvents };
+}

@@ -1,0 +1,84 @@
+import type pg from 'pg';
+
+/**
+ * PostgreSQL advisory locks of the warehouse loads. Keys are (class, object) int pairs: the class is a hash of a
+ * fixed name, the object the date as YYYYMMDD, so two dates can never collide on one lock.
+ *
+ * - The date lock keeps two loads of the same date from interleaving: every load step takes it, in its own
+ *   transaction, and holds it until that transaction ends.
+ * - The dim_user lock serializes dim_user rebuilds (exclusive) against each other and against fact loads (shared):
+ *   two dates can touch the same user, and a fact load must not assign user_keys from a dim_user a concurrent
+ *   rebuild is about to change.
+ */
+
+const DATE_LOCK_CLASS = 'nightshift:load';
+const DIM_USER_LOCK_CLASS = 'nightshift:dim_user';
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** The date as the lock's object id, e.g. 20241217; throws on anything but YYYY-MM-DD. */
+export function dateLockId(date: string): number {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) {
+    throw new Error(`invalid date ${JSON.stringify(date)}: expected YYYY-MM-DD`);
+  }
+  return Number(date.replaceAll('-', ''));
+}
+
+/** Waits for the date lock and holds it until the current transaction ends. Call inside BEGIN … COMMIT. */
+export async function lockDate(client: Queryable, date: string): Promise<void> {
+  await client.query('select pg_advisory_xact_lock(hashtext($1), $2)', [DATE_LOCK_CLASS, dateLockId(date)]);
+}
+
+/** Takes the date lock only if it is free; false when another load of the date holds it. Inside a transaction. */
+export async function tryLockDate(client: Queryable, date: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_xact_lock(hashtext($1), $2) as locked', [
+    DATE_LOCK_CLASS,
+    dateLockId(date),
+  ]);
+  return rows[0].locked;
+}
+
+/** Exclusive dim_user lock, for a rebuild of user versions; held until the transaction ends. */
+export async function lockDimUserExclusive(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_xact_lock(hashtext($1), 0)', [DIM_USER_LOCK_CLASS]);
+}
+
+/** Shared dim_user lock, for a step that reads user versions to assign user_keys; held until the transaction ends. */
+export async function lockDimUserShared(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_xact_lock_shared(hashtext($1), 0)', [DIM_USER_LOCK_CLASS]);
+}
+
+/** True when some session holds the date lock right now (for status displays; racy by nature). */
+export async function isDateLocked(client: Queryable, date: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(
+    `select exists (
+       select from pg_locks
+       where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())
+         and classid = (hashtext($1)::bigint & 4294967295)::oid and objid = $2::bigint::oid and objsubid = 2
+     ) as locked`,
+    [DATE_LOCK_CLASS, dateLockId(date)],
+  );
+  return rows[0].locked;
+}
+
+/**
+ * Runs `fn` in one transaction on its own connection while holding the date lock: the helper for any step that
+ * must not interleave with a load of the same date. Commits when `fn` resolves, rolls back when it throws.
+ */
+export async function withDateLock<T>(pool: pg.Pool, date: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  dateLockId(date);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    await lockDate(client, date);
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch((e: Error) => (broken = e));
+    throw err;
+  } finally {
+    client.release(broken); // a connection that cannot roll back is discarded, not reused
+  }
+}

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+
+/**
+ * Loads the repo-owned SQL files under warehouse/sql/ and runs them with psql's variable syntax, so each file
+ * also runs as it is in psql (`psql -v date=2024-12-17 -v events_table=events_20241217 -f warehouse/sql/….sql`):
+ *   :'name'  a value, always sent as a bound parameter ($1, $2, …), never spliced;
+ *   :"name"  an identifier, quoted with escapeIdentifier (the only text placed into the statement).
+ * A file may hold several statements separated by `;` at the end of a line; they run one after the other.
+ */
+
+export const SQL_DIR = path.resolve(__dirname, 'sql');
+
+const cache = new Map<string, string[]>();
+
+/** The statements of warehouse/sql/<name>.sql, comments kept, read once per process. */
+export function sqlStatements(name: string): string[] {
+  let statements = cache.get(name);
+  if (!statements) {
+    const file = path.join(SQL_DIR, `${name}.sql`);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read ${file}: the SQL files ship with the code under warehouse/sql/`, { cause: err });
+    }
+    statements = text
+      .split(/;[ \t]*(?:--[^\n]*)?\n/)
+      .map((s) => s.trim())
+      .filter((s) => s.replace(/--[^\n]*/g, '').trim() !== '');
+    cache.set(name, statements);
+  }
+  return statements;
+}
+
+export interface SqlVariables {
+  /** Values bound as parameters, referenced as :'name'. */
+  values?: Record<string, unknown>;
+  /** Identifiers quoted into the text, referenced as :"name". */
+  identifiers?: Record<string, string>;
+}
+
+/** Turns one statement with psql variables into a parameterized query. */
+export function bindStatement(statement: string, vars: SqlVariables, escapeIdentifier: (id: string) => string): pg.QueryConfig {
+  const values: unknown[] = [];
+  const positions = new Map<string, number>();
+  const text = statement
+    .replace(/(?<!:):"(\w+)"/g, (_, name: string) => {
+      const id = vars.identifiers?.[name];
+      if (id === undefined) throw new Error(`SQL identifier :"${name}" has no value`);
+      return escapeIdentifier(id);
+    })
+    .replace(/(?<!:):'(\w+)'/g, (_, name: string) => {
+      if (!vars.values || !(name in vars.values)) throw new Error(`SQL value :'${name}' has no value`);
+      let position = positions.get(name);
+      if (position === undefined) {
+        values.push(vars.values[name]);
+        position = values.length;
+        positions.set(name, position);
+      }
+      return `$${position}`;
+    });
+  return { text, values };
+}
+
+/** Runs every statement of warehouse/sql/<name>.sql in order on one client; returns each statement's result. */
+export async function runSqlFile(client: pg.ClientBase, name: string, vars: SqlVariables = {}): Promise<pg.QueryResult[]> {
+  const results: pg.QueryResult[] = [];
+  for (const statement of sqlStatements(name)) {
+    results.push(await client.query(bindStatement(statement, vars, (id) => client.escapeIdentifier(id))));
+  }
+  return results;
+}

@@ -1,0 +1,30 @@
+-- grain: one row per loaded date in ops.date_loads. needs_reload is cleared unless lake files for the date were
+-- committed that this load did not stage (they landed while it ran); reload_reason and marked_at then say so,
+-- and otherwise keep the last marking as history.
+with unstaged_files as (
+    select count(*)::int as count_unstaged
+    from ops.lake_files as lake_files
+    where lake_files.area = 'events'
+        and lake_files.dt = :'date'::date
+        and lake_files.lake_file_id <> all (:'staged_file_ids'::bigint[])
+)
+
+insert into ops.date_loads as date_loads (dt, first_loaded_at, last_loaded_at, needs_reload, reload_reason, marked_at)
+select
+    :'date'::date,
+    now(),
+    now(),
+    unstaged_files.count_unstaged > 0,
+    case
+        when unstaged_files.count_unstaged > 0
+            then format('%s lake file(s) committed while the date was loading', unstaged_files.count_unstaged)
+    end,
+    case when unstaged_files.count_unstaged > 0 then now() end
+from unstaged_files
+on conflict (dt) do update
+set
+    first_loaded_at = coalesce(date_loads.first_loaded_at, excluded.first_loaded_at),
+    last_loaded_at = excluded.last_loaded_at,
+    needs_reload = excluded.needs_reload,
+    reload_reason = case when excluded.needs_reload then excluded.reload_reason else date_loads.reload_reason end,
+    marked_at = case when excluded.needs_reload then excluded.marked_at else date_loads.marked_at end;

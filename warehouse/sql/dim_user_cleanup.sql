@@ -1,0 +1,4 @@
+-- grain: none; drops the dim_user work tables of the date once their changes are applied.
+drop table if exists staging.:"moved_table";
+
+drop table if exists staging.:"versions_table";

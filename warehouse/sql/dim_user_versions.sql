@@ -1,0 +1,176 @@
+-- grain: one row per dim_user version that each user with events in the date's staging table should have.
+-- The list is a pure function of the user's change log (warehouse.user_changes) and the earliest event loaded
+-- for the user, so any load order and any number of re-loads give the same versions. Each version carries the
+-- user_key of the existing version it continues (same valid_from, else the user's first version for the
+-- first one), or NULL when dim_user does not hold it yet.
+drop table if exists staging.:"versions_table";
+
+create unlogged table staging.:"versions_table" with (autovacuum_enabled = false) as
+with touched_users as (
+    select
+        staged.user_id,
+        min(staged.event_time) as first_staged_at
+    from staging.:"events_table" as staged
+    group by staged.user_id
+),
+
+existing_versions as (
+    select
+        dim_user.user_key,
+        dim_user.user_id,
+        dim_user.valid_from,
+        row_number() over (partition by dim_user.user_id order by dim_user.valid_from) = 1 as is_first
+    from warehouse.dim_user as dim_user
+    inner join touched_users on touched_users.user_id = dim_user.user_id
+),
+
+first_seen as (
+    -- the user's earliest event loaded so far: the existing first version starts there
+    select
+        touched_users.user_id,
+        least(touched_users.first_staged_at, min(existing_versions.valid_from)) as first_seen_at
+    from touched_users
+    left join existing_versions on existing_versions.user_id = touched_users.user_id
+    group by touched_users.user_id, touched_users.first_staged_at
+),
+
+changes_per_instant as (
+    -- of several changes at one instant, the last by event_id is the state from then on
+    select distinct on (user_changes.user_id, user_changes.event_time)
+        user_changes.user_id,
+        user_changes.event_time,
+        user_changes.event_id,
+        user_changes.email,
+        user_changes.plan,
+        user_changes.country
+    from warehouse.user_changes as user_changes
+    inner join touched_users on touched_users.user_id = user_changes.user_id
+    order by user_changes.user_id, user_changes.event_time, user_changes.event_id desc
+),
+
+changes_compared as (
+    select
+        changes_per_instant.user_id,
+        changes_per_instant.event_time,
+        changes_per_instant.event_id,
+        changes_per_instant.email,
+        changes_per_instant.plan,
+        changes_per_instant.country,
+        row_number() over by_time = 1
+        or (changes_per_instant.email, changes_per_instant.plan, changes_per_instant.country) is distinct from (
+            lag(changes_per_instant.email) over by_time,
+            lag(changes_per_instant.plan) over by_time,
+            lag(changes_per_instant.country) over by_time
+        ) as is_new_version
+    from changes_per_instant
+    window by_time as (partition by changes_per_instant.user_id order by changes_per_instant.event_time)
+),
+
+attribute_versions as (
+    select
+        changes_compared.user_id,
+        changes_compared.event_time as changed_at,
+        lead(changes_compared.event_time) over by_time as valid_to,
+        row_number() over by_time = 1 as is_first,
+        changes_compared.email,
+        changes_compared.plan,
+        changes_compared.country,
+        changes_compared.event_id as source_event_id
+    from changes_compared
+    where changes_compared.is_new_version
+    window by_time as (partition by changes_compared.user_id order by changes_compared.event_time)
+),
+
+desired_versions as (
+    -- users with attributes: the first version reaches back to their earliest event (a completed inferred member)
+    select
+        attribute_versions.user_id,
+        case
+            when attribute_versions.is_first then least(attribute_versions.changed_at, first_seen.first_seen_at)
+            else attribute_versions.changed_at
+        end as valid_from,
+        attribute_versions.valid_to,
+        attribute_versions.is_first,
+        attribute_versions.email,
+        attribute_versions.plan,
+        attribute_versions.country,
+        false as is_inferred,
+        attribute_versions.source_event_id
+    from attribute_versions
+    inner join first_seen on first_seen.user_id = attribute_versions.user_id
+
+    union all
+
+    -- users without attributes yet: one inferred member from their earliest event on
+    select
+        first_seen.user_id,
+        first_seen.first_seen_at as valid_from,
+        null::timestamptz as valid_to,
+        true as is_first,
+        null::text as email,
+        null::text as plan,
+        null::text as country,
+        true as is_inferred,
+        null::uuid as source_event_id
+    from first_seen
+    where not exists (
+        select from changes_per_instant where changes_per_instant.user_id = first_seen.user_id
+    )
+),
+
+same_start_matches as (
+    select
+        desired_versions.user_id,
+        desired_versions.valid_from,
+        existing_versions.user_key
+    from desired_versions
+    inner join existing_versions
+        on existing_versions.user_id = desired_versions.user_id
+        and existing_versions.valid_from = desired_versions.valid_from
+),
+
+first_version_matches as (
+    -- a first version whose start moved earlier keeps the key of the user's existing first version
+    select
+        desired_versions.user_id,
+        desired_versions.valid_from,
+        existing_versions.user_key
+    from desired_versions
+    inner join existing_versions
+        on existing_versions.user_id = desired_versions.user_id
+        and existing_versions.is_first
+    where desired_versions.is_first
+        and not exists (
+            select from same_start_matches where same_start_matches.user_key = existing_versions.user_key
+        )
+        and not exists (
+            select from same_start_matches
+            where same_start_matches.user_id = desired_versions.user_id
+                and same_start_matches.valid_from = desired_versions.valid_from
+        )
+)
+
+select
+    coalesce(same_start_matches.user_key, first_version_matches.user_key) as user_key,
+    desired_versions.user_id,
+    desired_versions.valid_from,
+    desired_versions.valid_to,
+    desired_versions.valid_to is null as is_current,
+    desired_versions.email,
+    desired_versions.plan,
+    desired_versions.country,
+    desired_versions.is_inferred,
+    desired_versions.source_event_id
+from desired_versions
+left join same_start_matches
+    on same_start_matches.user_id = desired_versions.user_id
+    and same_start_matches.valid_from = desired_versions.valid_from
+left join first_version_matches
+    on first_version_matches.user_id = desired_versions.user_id
+    and first_version_matches.valid_from = desired_versions.valid_from;
+
+create index on staging.:"versions_table" (user_key);
+
+create index on staging.:"versions_table" (user_id);
+
+analyze staging.:"versions_table";
