@@ -20,5 +20,5 @@ export interface PendingActivities {
   loadFacts(input: DateStepInput): Promise<Record<string, unknown>>;
   runChecks(input: { date: string; run: RunRef; scheduled?: boolean }): Promise<{ results: { status: string }[] }>;
   sendAlerts(input: { date: string; run: RunRef; checks: unknown }): Promise<Record<string, unknown>>;
-  sendBackfillSummary(input: { from: string; to: string; run: RunRef; results: unknown[] }): Promise<Record<string, unknown>>;
+  sendBackfillSummary(input: { from: string; to: string; mode: string; run: RunRef; results: unknown[] }): Promise<Record<string, unknown>>;
 }
