@@ -207,6 +207,19 @@ export interface MartFunnelDailyTable {
   refreshed_at: Generated<Timestamp>;
 }
 
+export interface UserChangesTable {
+  event_id: string;
+  user_id: string;
+  event_time: Timestamp;
+  event_type: 'user_signup' | 'profile_update' | 'plan_change';
+  email: string | null;
+  plan: 'free' | 'pro' | 'enterprise' | null;
+  country: string | null;
+  dt: string;
+  lake_file_id: Int8;
+  loaded_at: Generated<Timestamp>;
+}
+
 export interface Database {
   'warehouse.dim_date': DimDateTable;
   'warehouse.dim_device': DimDeviceTable;
@@ -224,6 +237,7 @@ export interface Database {
   'marts.revenue_per_user': MartRevenuePerUserTable;
   'marts.churn_risk': MartChurnRiskTable;
   'marts.funnel_daily': MartFunnelDailyTable;
+  'warehouse.user_changes': UserChangesTable;
 }
 
 type ColumnsOf<T> = readonly (keyof T & string)[];
@@ -272,5 +286,8 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
   'marts.churn_risk': columns<MartChurnRiskTable>()(['user_id', 'plan', 'last_seen_at', 'days_inactive', 'risk_bucket', 'as_of_date', 'refreshed_at']),
   'marts.funnel_daily': columns<MartFunnelDailyTable>()([
     'date', 'step', 'step_order', 'users', 'conversion_from_previous', 'conversion_from_first', 'refreshed_at',
+  ]),
+  'warehouse.user_changes': columns<UserChangesTable>()([
+    'event_id', 'user_id', 'event_time', 'event_type', 'email', 'plan', 'country', 'dt', 'lake_file_id', 'loaded_at',
   ]),
 };
