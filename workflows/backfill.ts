@@ -206,13 +206,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
   const results = [...carried.results].sort((a, b) => a.date.localeCompare(b.date));
   let summary: BackfillOutput['summary'];
   try {
-    summary = await sendBackfillSummary({
-      from,
-      to,
-      mode,
-      run: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId },
-      results,
-    });
+    summary = await sendBackfillSummary({ from, to, run: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId } });
   } catch (err) {
     summary = { skipped: `summary not sent: ${errorMessage(err)}` };
   }

@@ -40,7 +40,9 @@ const RETRY_TRANSIENT = {
 
 /** Landing reads Kafka and writes the lake: long, heartbeats per batch. */
 const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
-/** One load step of one date (stage, dimensions, facts): bulk COPY and set-based SQL. */
+/** Staging a date: COPY of each lake file, heartbeats per file and resumes after the files done. */
+const STAGE: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '5 minutes', retry: RETRY_TRANSIENT };
+/** Dimension and fact loads of a date: set-based statements in one transaction each (no heartbeat inside a statement). */
 const LOAD: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
 /** Mart rebuild for the dates a run touched, one transaction. */
 const MARTS: ActivityOptions = { startToCloseTimeout: '20 minutes', retry: RETRY_TRANSIENT };
@@ -59,7 +61,8 @@ const BOOKKEEPING: ActivityOptions = {
 
 type AllActivities = Activities & PendingActivities;
 const { landEvents } = proxyActivities<AllActivities>(LAND);
-const { stageEvents, loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
+const { stageEvents } = proxyActivities<AllActivities>(STAGE);
+const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
 const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
 const { runChecks } = proxyActivities<AllActivities>(CHECKS);
 const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
@@ -191,7 +194,7 @@ async function runSteps(
     alert = { skipped: 'part of a backfill: the backfill posts one summary' };
   } else {
     setStep('alert');
-    alert = await sendAlertsSafely({ date, run, checks });
+    alert = await sendAlertsSafely({ date, run });
   }
 
   // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together
@@ -296,7 +299,7 @@ function summarize(
 ): DailyPipelineOutput['summary'] {
   return {
     recordsLanded: numberOf(land, 'recordsLanded'),
-    factRows: numberOf(load.facts, 'rowsInserted') + numberOf(load.facts, 'rowsUpdated') + numberOf(load.facts, 'rowsUnchanged'),
+    factRows: load.facts.rowsDistinct,
     checks: checkCounts(checks),
   };
 }
@@ -310,16 +313,8 @@ function numberOf(value: unknown, key: string): number {
   return typeof v === 'number' ? v : 0;
 }
 
-function checkCounts(checks: unknown): Record<string, number> {
-  const results = checks && typeof checks === 'object' ? (checks as { results?: unknown }).results : undefined;
-  const counts: Record<string, number> = {};
-  if (Array.isArray(results)) {
-    for (const r of results) {
-      const status = r && typeof r === 'object' ? String((r as { status?: unknown }).status) : 'unknown';
-      counts[status] = (counts[status] ?? 0) + 1;
-    }
-  }
-  return counts;
+function checkCounts(checks: DailyPipelineOutput['checks']): Record<string, number> {
+  return Object.fromEntries(Object.entries(checks?.counts ?? {}).filter(([, n]) => n > 0));
 }
 
 export function errorMessage(err: unknown): string {

@@ -1,4 +1,4 @@
-import type { DateStepInput, RunRef } from '../activities/deps';
+import type { RunRef } from '../activities/deps';
 
 /**
  * The activities other issues are still building, typed as this orchestration expects them. Each one leaves this
@@ -15,10 +15,4 @@ export interface PendingActivities {
     perDate: unknown[];
     reloadDates: string[];
   }>;
-  stageEvents(input: DateStepInput): Promise<Record<string, unknown>>;
-  loadDimensions(input: DateStepInput): Promise<Record<string, unknown>>;
-  loadFacts(input: DateStepInput): Promise<Record<string, unknown>>;
-  runChecks(input: { date: string; run: RunRef; scheduled?: boolean }): Promise<{ results: { status: string }[] }>;
-  sendAlerts(input: { date: string; run: RunRef; checks: unknown }): Promise<Record<string, unknown>>;
-  sendBackfillSummary(input: { from: string; to: string; mode: string; run: RunRef; results: unknown[] }): Promise<Record<string, unknown>>;
 }
