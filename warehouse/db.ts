@@ -10,7 +10,11 @@ export type Db = Kysely<Database>;
 
 /** A connection pool for one database URL; the caller owns it and closes it with `pool.end()`. */
 export function createPool(databaseUrl: string, max = 4): pg.Pool {
-  return new pg.Pool({ connectionString: databaseUrl, max, application_name: 'nightshift' });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: 'nightshift' });
+  // An idle connection closed by the server (restart, dropped database) must not crash the process:
+  // the pool discards it and the next query opens a new one.
+  pool.on('error', (err) => console.warn(`postgres: idle connection closed: ${err.message}`));
+  return pool;
 }
 
 /** A Kysely instance over an existing pool (destroying it ends the pool). */

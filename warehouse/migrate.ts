@@ -1,22 +1,33 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { FileMigrationProvider, type Kysely, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, '..', 'migrations');
 
+/**
+ * Loads every migration file in MIGRATIONS_DIR. The import happens here rather than in Kysely's
+ * FileMigrationProvider so that whatever loads this module (tsx, vitest) also loads the .ts files.
+ */
+class MigrationFolderProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const files = (await fs.readdir(MIGRATIONS_DIR)).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts')).sort();
+    const migrations: Record<string, Migration> = {};
+    for (const file of files) {
+      const module = (await import(path.join(MIGRATIONS_DIR, file))) as Migration;
+      migrations[file.replace(/\.(ts|js)$/, '')] = module;
+    }
+    return migrations;
+  }
+}
+
 /** Applies every pending migration in order; returns the names applied. Safe to run again. */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const migrator = new Migrator({
-    db,
-    provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
-    migrationTableSchema: 'ops',
-  });
+  const migrator = new Migrator({ db, provider: new MigrationFolderProvider(), migrationTableSchema: 'ops' });
   const { error, results = [] } = await migrator.migrateToLatest();
   const failed = results.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${(error as Error)?.message ?? error}`, {
-      cause: error,
-    });
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${reason}`, { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
