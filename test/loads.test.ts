@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDimensionActivities } from '../activities/dimensions';
+import { createFactActivities } from '../activities/facts';
+import { createStageActivities } from '../activities/stage';
+import { Kafka, logLevel } from 'kafkajs';
+import { createLandActivities } from '../activities/land';
+import type { RawEventV1 } from '../lib/events';
+import { createTestEnv, type TestEnv } from './support';
+
+/** Warehouse loads (issue 4): staging by COPY, SCD2 users, dimensions, idempotent fact upserts, late data. */
+
+// ---------------------------------------------------------------------------------------------
+// A small hand-written event builder: realistic v1 events, one user at a time.
+
+type Plan = 'free' | 'pro' | 'enterprise';
+
+interface Attributes {
+  email: string;
+  plan: Plan;
+  country: string;
+}
+
+const DEVICES = [
+  { type: 'desktop', os: 'macOS', browser: 'Safari' },
+  { type: 'mobile', os: 'Android', browser: 'Chrome' },
+  { type: 'tablet', os: 'iPadOS' },
+] as const;
+
+function event(type: RawEventV1['event_type'], userId: string, time: string, extra: Partial<RawEventV1> = {}): RawEventV1 {
+  return {
+    schema_version: 'v1',
+    event_id: randomUUID(),
+    event_type: type,
+    event_time: time,
+    user_id: userId,
+    session_id: `s-${userId}-${time.slice(0, 13)}`,
+    device: DEVICES[userId.length % DEVICES.length],
+    context: { country: 'DE', page: '/home', referrer: 'https://example.com/' },
+    ...extra,
+  };
+}
+
+const signup = (userId: string, time: string, user: Attributes) => event('user_signup', userId, time, { user });
+const planChange = (userId: string, time: string, user: Attributes) => event('plan_change', userId, time, { user });
+const profileUpdate = (userId: string, time: string, user: Attributes) => event('profile_update', userId, time, { user });
+const pageView = (userId: string, time: string, page = '/pricing') =>
+  event('page_view', userId, time, { context: { country: 'DE', page, referrer: 'https://example.com/' } });
+const purchase = (userId: string, time: string, amount: number) =>
+  event('purchase', userId, time, {
+    purchase: { order_id: `o-${randomUUID().slice(0, 8)}`, product_id: 'p-42', amount, currency: 'EUR' },
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Feeding the lake
+
+interface LoadFeed {
+  /** Lands the events (in the given order) in the lake: each call is one landing. */
+  send(events: RawEventV1[]): Promise<void>;
+}
+
+/** The real landing path: JSON records produced to the test's topic (keyed by user_id), then landEvents. */
+async function landingFeed(env: TestEnv): Promise<LoadFeed & { close(): Promise<void> }> {
+  const producer = new Kafka({ clientId: 'loads-test', brokers: env.config.kafkaBrokers, logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+  const land = createLandActivities({ config: env.config, pool: env.pool, db: env.db });
+  return {
+    async send(events) {
+      await producer.send({
+        topic: env.config.kafkaTopic,
+        messages: events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
+      });
+      const landed = await land.landEvents({});
+      expect(landed).toMatchObject({ recordsRead: events.length, recordsLanded: events.length, recordsDeadLettered: 0 });
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and reading back
+
+const run = { workflowId: 'test-loads', runId: 'run-1' };
+
+function loader(env: TestEnv) {
+  const deps = { config: env.config, pool: env.pool, db: env.db };
+  const stage = createStageActivities(deps);
+  const dims = createDimensionActivities(deps);
+  const facts = createFactActivities(deps);
+  let runs = 0;
+  return async (date: string) => {
+    const input = { date, run: { ...run, runId: `run-${++runs}` } };
+    const staged = await stage.stageEvents(input);
+    const dimensions = await dims.loadDimensions(input);
+    const loaded = await facts.loadFacts(input);
+    return { staged, dimensions, loaded };
+  };
+}
+
+/** md5 of every row of the three tables, in key order, all columns (loaded_at and surrogate keys included). */
+async function tableHashes(env: TestEnv) {
+  const { rows } = await env.pool.query(`
+    select
+      (select md5(string_agg(u::text, '|' order by u.user_key)) from warehouse.dim_user as u) as dim_user,
+      (select md5(string_agg(d::text, '|' order by d.device_key)) from warehouse.dim_device as d) as dim_device,
+      (select md5(string_agg(f::text, '|' order by f.event_id)) from warehouse.fact_events as f) as fact_events,
+      (select count(*)::int from warehouse.fact_events) as facts`);
+  return rows[0];
+}
+
+/** dim_user and the facts' versions by natural content, free of surrogate numbers. */
+async function naturalContent(env: TestEnv) {
+  const users = await env.pool.query(`
+    select user_id, valid_from, valid_to, email, plan, country, is_current, is_inferred, source_event_id
+    from warehouse.dim_user
+    order by user_id, valid_from`);
+  const facts = await env.pool.query(`
+    select f.event_id, u.user_id, u.valid_from
+    from warehouse.fact_events as f
+    left join warehouse.dim_user as u on u.user_key = f.user_key
+    order by f.event_id`);
+  return { users: users.rows, facts: facts.rows };
+}
+
+async function versionsOf(env: TestEnv, userId: string) {
+  const { rows } = await env.pool.query(
+    `select user_key, plan, email, country, valid_from, valid_to, is_current, is_inferred
+     from warehouse.dim_user where user_id = $1 order by valid_from`,
+    [userId],
+  );
+  return rows;
+}
+
+async function integrity(env: TestEnv) {
+  const { rows } = await env.pool.query(`
+    select
+      (select count(*)::int from warehouse.fact_events f where not exists (select from warehouse.dim_user u where u.user_key = f.user_key)) as orphan_users,
+      (select count(*)::int from warehouse.fact_events f where not exists (select from warehouse.dim_device d where d.device_key = f.device_key)) as orphan_devices,
+      (select count(*)::int from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
+        where f.event_time < u.valid_from or f.event_time >= coalesce(u.valid_to, 'infinity')) as facts_outside_version,
+      (select count(*)::int from (
+        select user_id from warehouse.dim_user group by user_id having count(*) filter (where is_current) <> 1) x) as users_without_one_current,
+      (select count(*)::int from (
+        select valid_to, lead(valid_from) over (partition by user_id order by valid_from) as next_from
+        from warehouse.dim_user) x
+        where x.next_from is not null and x.valid_to is distinct from x.next_from) as gaps_or_overlaps`);
+  return rows[0];
+}
+
+const CLEAN = { orphan_users: 0, orphan_devices: 0, facts_outside_version: 0, users_without_one_current: 0, gaps_or_overlaps: 0 };
+
+// ---------------------------------------------------------------------------------------------
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+});
+
+async function setup(): Promise<{ env: TestEnv; feed: LoadFeed; load: ReturnType<typeof loader> }> {
+  const env = await createTestEnv({ partitions: 2 });
+  const feed = await landingFeed(env);
+  cleanups.push(async () => {
+    await feed.close();
+    await env.cleanup();
+  });
+  return { env, feed, load: loader(env) };
+}
+
+const alice: Attributes = { email: 'alice@example.com', plan: 'free', country: 'DE' };
+
+/** A day with several users, devices, a plan change, purchases and one duplicated record. */
+function busyDay(date: string): RawEventV1[] {
+  const events: RawEventV1[] = [];
+  for (let i = 0; i < 20; i++) {
+    const user = `user-${i}`;
+    const attrs: Attributes = { email: `${user}@example.com`, plan: 'free', country: i % 2 ? 'FR' : 'DE' };
+    events.push(signup(user, `${date}T0${i % 10}:00:00.000Z`, attrs));
+    events.push(pageView(user, `${date}T1${i % 10}:00:00.000Z`));
+    if (i % 3 === 0) events.push(planChange(user, `${date}T1${i % 10}:30:00.000Z`, { ...attrs, plan: 'pro' }));
+    if (i % 2 === 0) events.push(purchase(user, `${date}T2${i % 4}:15:00.123456Z`, 19.99 + i));
+  }
+  events.push({ ...pageView('anonymous-1', `${date}T12:00:00Z`), device: undefined, context: undefined, session_id: undefined });
+  return events;
+}
+
+describe('warehouse loads', () => {
+  it('loading a date twice, or ten times, leaves byte-identical dim_user, dim_device and fact_events', async () => {
+    const { env, feed, load } = await setup();
+    const day = busyDay('2024-12-17');
+    await feed.send([...day, day[3]]); // one record landed twice
+    const first = await load('2024-12-17');
+    expect(first.loaded.rowsInserted).toBe(day.length);
+    const after1 = await tableHashes(env);
+    const second = await load('2024-12-17');
+    expect(await tableHashes(env)).toEqual(after1);
+    expect(second.loaded).toMatchObject({ rowsInserted: 0, rowsUpdated: 0, rowsUnchanged: day.length });
+    expect(second.dimensions.user).toMatchObject({ versionsInserted: 0, versionsUpdated: 0, versionsDeleted: 0, factsRepointed: 0 });
+    expect(second.dimensions.device.devicesInserted).toBe(0);
+    for (let i = 0; i < 8; i++) await load('2024-12-17');
+    expect(await tableHashes(env)).toEqual(after1);
+    expect(await integrity(env)).toEqual(CLEAN);
+    const { rows } = await env.pool.query(
+      `select step, status, rows_read, rows_inserted, rows_updated, rows_unchanged from ops.pipeline_runs where run_id = 'run-2' order by step`,
+    );
+    expect(rows).toEqual([
+      { step: 'dimensions', status: 'succeeded', rows_read: 21, rows_inserted: 0, rows_updated: 0, rows_unchanged: 28 },
+      { step: 'facts', status: 'succeeded', rows_read: day.length + 1, rows_inserted: 0, rows_updated: 0, rows_unchanged: day.length },
+      { step: 'stage', status: 'succeeded', rows_read: day.length + 1, rows_inserted: day.length + 1, rows_updated: null, rows_unchanged: null },
+    ]);
+    const { rows: loads } = await env.pool.query(`select needs_reload, first_loaded_at < last_loaded_at as reloaded from ops.date_loads`);
+    expect(loads).toEqual([{ needs_reload: false, reloaded: true }]);
+  });
+
+  it('a user who goes free -> pro -> enterprise -> pro over three days has four contiguous versions, purchases at the plan of their time', async () => {
+    const { env, feed, load } = await setup();
+    const u = 'alice';
+    await feed.send([signup(u, '2024-12-01T09:00:00Z', alice), purchase(u, '2024-12-01T10:00:00Z', 10)]);
+    await load('2024-12-01');
+    await feed.send([planChange(u, '2024-12-02T08:00:00Z', { ...alice, plan: 'pro' }), purchase(u, '2024-12-02T12:00:00Z', 20)]);
+    await load('2024-12-02');
+    await feed.send([
+      purchase(u, '2024-12-03T05:59:59.999999Z', 30),
+      planChange(u, '2024-12-03T06:00:00Z', { ...alice, plan: 'enterprise' }),
+      purchase(u, '2024-12-03T07:00:00Z', 40),
+      planChange(u, '2024-12-03T15:00:00+01:00', { ...alice, plan: 'pro' }),
+      purchase(u, '2024-12-03T16:00:00Z', 50),
+    ]);
+    await load('2024-12-03');
+
+    const versions = await versionsOf(env, u);
+    expect(versions.map((v) => v.plan)).toEqual(['free', 'pro', 'enterprise', 'pro']);
+    expect(versions.map((v) => [v.valid_from.toISOString(), v.valid_to?.toISOString() ?? null, v.is_current])).toEqual([
+      ['2024-12-01T09:00:00.000Z', '2024-12-02T08:00:00.000Z', false],
+      ['2024-12-02T08:00:00.000Z', '2024-12-03T06:00:00.000Z', false],
+      ['2024-12-03T06:00:00.000Z', '2024-12-03T14:00:00.000Z', false],
+      ['2024-12-03T14:00:00.000Z', null, true],
+    ]);
+    const { rows } = await env.pool.query(`
+      select f.amount::float as amount, u.plan
+      from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
+      where f.event_type = 'purchase' order by f.event_time`);
+    expect(rows).toEqual([
+      { amount: 10, plan: 'free' },
+      { amount: 20, plan: 'pro' },
+      { amount: 30, plan: 'pro' },
+      { amount: 40, plan: 'enterprise' },
+      { amount: 50, plan: 'pro' },
+    ]);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it('the same changes fed in reverse order end in the same dim_user rows and fact versions as in order', async () => {
+    const days: Record<string, RawEventV1[]> = {
+      '2024-12-01': [
+        signup('alice', '2024-12-01T09:00:00Z', alice),
+        purchase('alice', '2024-12-01T10:00:00Z', 10),
+        signup('bob', '2024-12-01T11:00:00Z', { email: 'bob@example.com', plan: 'pro', country: 'US' }),
+        pageView('carol', '2024-12-01T23:00:00Z'),
+      ],
+      '2024-12-02': [
+        planChange('alice', '2024-12-02T08:00:00Z', { ...alice, plan: 'pro' }),
+        purchase('alice', '2024-12-02T12:00:00Z', 20),
+        // bob changes nothing but his email, then back: three versions
+        profileUpdate('bob', '2024-12-02T09:00:00Z', { email: 'bob@new.example.com', plan: 'pro', country: 'US' }),
+        profileUpdate('bob', '2024-12-02T09:30:00Z', { email: 'bob@new.example.com', plan: 'pro', country: 'US' }),
+        purchase('bob', '2024-12-02T10:00:00Z', 99),
+        signup('carol', '2024-12-02T07:00:00Z', { email: 'carol@example.com', plan: 'free', country: 'NL' }),
+      ],
+      '2024-12-03': [
+        planChange('alice', '2024-12-03T06:00:00Z', { ...alice, plan: 'enterprise' }),
+        purchase('alice', '2024-12-03T07:00:00Z', 40),
+        planChange('alice', '2024-12-03T14:00:00Z', { ...alice, plan: 'pro' }),
+        purchase('alice', '2024-12-03T16:00:00Z', 50),
+        profileUpdate('bob', '2024-12-03T09:00:00Z', { email: 'bob@example.com', plan: 'pro', country: 'US' }),
+        // two changes at one instant: the later event_id wins
+        planChange('carol', '2024-12-03T10:00:00Z', { email: 'carol@example.com', plan: 'pro', country: 'NL' }),
+        planChange('carol', '2024-12-03T10:00:00Z', { email: 'carol@example.com', plan: 'enterprise', country: 'NL' }),
+        purchase('carol', '2024-12-03T11:00:00Z', 7),
+      ],
+    };
+    const results = [];
+    for (const order of [
+      ['2024-12-01', '2024-12-02', '2024-12-03'],
+      ['2024-12-03', '2024-12-02', '2024-12-01'],
+      ['2024-12-02', '2024-12-03', '2024-12-01', '2024-12-02'],
+    ]) {
+      const { env, feed, load } = await setup();
+      for (const date of order) {
+        await feed.send(days[date]);
+        await load(date);
+        expect(await integrity(env)).toEqual(CLEAN);
+      }
+      results.push(await naturalContent(env));
+    }
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+    expect(results[0].users.filter((u) => u.user_id === 'alice').map((u) => u.plan)).toEqual(['free', 'pro', 'enterprise', 'pro']);
+    expect(results[0].users.filter((u) => u.user_id === 'bob').map((u) => u.email)).toEqual([
+      'bob@example.com',
+      'bob@new.example.com',
+      'bob@example.com',
+    ]);
+    const carol = results[0].users.filter((u) => u.user_id === 'carol');
+    expect(carol.map((u) => [u.plan, u.is_inferred, u.valid_from.toISOString()])).toEqual([
+      ['free', false, '2024-12-01T23:00:00.000Z'],
+      [expect.any(String), false, '2024-12-03T10:00:00.000Z'],
+    ]);
+  });
+
+  it('a purchase that arrives before its user signs up points at an inferred member, completed when the signup loads', async () => {
+    const { env, feed, load } = await setup();
+    await feed.send([purchase('dave', '2024-12-01T23:00:00Z', 12.5), purchase('erin', '2024-12-01T22:00:00Z', 3)]);
+    await load('2024-12-01');
+    const [inferred] = await versionsOf(env, 'dave');
+    expect(inferred).toMatchObject({ plan: null, email: null, is_inferred: true, is_current: true, valid_to: null });
+    const factKey = async (userId: string) =>
+      (
+        await env.pool.query(
+          `select f.user_key from warehouse.fact_events f join warehouse.dim_user u using (user_key)
+           where u.user_id = $1 and f.event_type = 'purchase'`,
+          [userId],
+        )
+      ).rows.map((r) => r.user_key);
+    expect(await factKey('dave')).toEqual([inferred.user_key]);
+
+    // dave signs up the next day; erin's signup happened the day before her purchase but is loaded after it
+    await feed.send([signup('dave', '2024-12-02T08:00:00Z', { email: 'dave@example.com', plan: 'pro', country: 'SE' })]);
+    await load('2024-12-02');
+    await feed.send([signup('erin', '2024-11-30T08:00:00Z', { email: 'erin@example.com', plan: 'free', country: 'IT' })]);
+    await load('2024-11-30');
+
+    expect(await versionsOf(env, 'dave')).toEqual([
+      { ...inferred, plan: 'pro', email: 'dave@example.com', country: 'SE', is_inferred: false },
+    ]);
+    const erin = await versionsOf(env, 'erin');
+    expect(erin).toMatchObject([{ plan: 'free', is_inferred: false, is_current: true, valid_from: new Date('2024-11-30T08:00:00Z') }]);
+    expect(await factKey('dave')).toEqual([inferred.user_key]);
+    expect(await factKey('erin')).toEqual([erin[0].user_key]);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
+    const { env, feed, load } = await setup();
+    const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
+    const s = signup('frank', '2024-12-05T09:00:00Z', alice);
+    await feed.send([s, p]);
+    await feed.send([p, s, p]);
+    const { staged, loaded } = await load('2024-12-05');
+    expect(staged.rowsStaged).toBe(5);
+    expect(loaded).toMatchObject({ rowsRead: 5, rowsDistinct: 2, rowsInserted: 2, duplicates: 3 });
+    const { rows } = await env.pool.query(
+      `select f.event_id, count(*) over ()::int as n, lf.first_offset <= f.source_offset and f.source_offset <= lf.last_offset as offset_in_file
+       from warehouse.fact_events f join ops.lake_files lf using (lake_file_id) where f.event_id = $1`,
+      [p.event_id],
+    );
+    expect(rows).toEqual([{ event_id: p.event_id, n: 1, offset_in_file: true }]);
+    const changes = await env.pool.query(`select count(*)::int as n from warehouse.user_changes`);
+    expect(changes.rows[0].n).toBe(1);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+});
