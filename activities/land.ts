@@ -1,0 +1,592 @@
+import { randomUUID } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { sql } from 'kysely';
+import type pg from 'pg';
+import { MAX_FUTURE_MS, parseEvent } from '../lib/events';
+import { DeadLetterRows, EventRows, LAKE_AREAS, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
+import { recordStep } from '../lib/runs';
+import type { Db } from '../warehouse/db';
+import type { ActivityDeps, RunRef } from './deps';
+
+/**
+ * Landing: Kafka → lake, exactly once with respect to Kafka offsets.
+ * Files are written under a temporary name and renamed; then one PostgreSQL transaction records them in
+ * ops.lake_files and advances ops.kafka_offsets. Anything in the lake the manifest does not know is debris of an
+ * interrupted landing and is removed when the next landing starts.
+ */
+
+export interface LandEventsInput {
+  /** The pipeline date, only for ops.pipeline_runs bookkeeping (landing itself is not per date). */
+  date?: string;
+  /** The run, for ops.pipeline_runs; with `date`, the step is recorded as "land". */
+  run?: RunRef;
+  /** Stop after this many records (tests); the rest waits for the next landing. */
+  maxRecords?: number;
+}
+
+export interface LandDateCounts {
+  date: string;
+  landed: number;
+  deadLettered: number;
+  files: number;
+  bytes: number;
+}
+
+export interface LandEventsOutput {
+  recordsRead: number;
+  recordsLanded: number;
+  recordsDeadLettered: number;
+  files: number;
+  bytes: number;
+  perDate: LandDateCounts[];
+  /** Dates already loaded into the warehouse that received records: marked needs_reload in ops.date_loads. */
+  reloadDates: string[];
+}
+
+/** A file written to the lake and not yet committed. */
+export interface WrittenFile {
+  path: string;
+  area: LakeArea;
+  dt: string;
+  partition: number;
+  firstOffset: number;
+  lastOffset: number;
+  rows: number;
+  bytes: number;
+}
+
+/** Knobs for tests and benchmarks; the defaults are what production runs with. */
+export interface LandTuning {
+  /** Commit (files + offsets) after about this many records, so a long landing makes durable progress. */
+  commitEvery?: number;
+  /** Row cap of one Parquet file; bounds the memory of writers and readers. */
+  maxRowsPerFile?: number;
+  /** Rows buffered across all open files before the largest is written early; bounds the landing's memory. */
+  maxBufferedRows?: number;
+  /** Called after a chunk's files are renamed into place, before its transaction: tests throw here to simulate a crash. */
+  beforeCommit?: (files: WrittenFile[]) => void | Promise<void>;
+  /** The clock that bounds event_time in the future. */
+  now?: () => Date;
+}
+
+const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 250_000, maxBufferedRows: 200_000 };
+const LOCK_NAME = 'nightshift:land:';
+const FETCH = { maxBytes: 64 << 20, maxBytesPerPartition: 16 << 20, minBytes: 1, maxWaitTimeInMs: 250 };
+
+// --- Temporal context, optional so scripts and tests can call the activity directly ------------------
+
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
+// --- ops bookkeeping ---------------------------------------------------------------------------------
+
+/** Holds the landing lock of a topic for the whole landing: one landing at a time may touch the lake and offsets. */
+async function acquireLandingLock(pool: pg.Pool, topic: string, onWait: () => void): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  try {
+    for (;;) {
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [LOCK_NAME + topic]);
+      if (rows[0].locked) return client;
+      onWait();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } catch (err) {
+    client.release();
+    throw err;
+  }
+}
+
+async function releaseLandingLock(client: pg.PoolClient, topic: string): Promise<void> {
+  try {
+    await client.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NAME + topic]);
+    client.release();
+  } catch (err) {
+    client.release(err as Error); // the session (and its lock) ends with the discarded connection
+  }
+}
+
+/** Removes lake files (and temp files) that ops.lake_files does not list. Returns how many were removed. */
+export async function removeDebris(db: Db, lakeDir: string): Promise<number> {
+  const found: string[] = [];
+  for (const area of LAKE_AREAS) {
+    const areaDir = path.join(lakeDir, area);
+    const partitions = await readdir(areaDir, { withFileTypes: true }).catch(() => []);
+    for (const p of partitions) {
+      if (!p.isDirectory()) continue;
+      for (const f of await readdir(path.join(areaDir, p.name))) found.push(`${area}/${p.name}/${f}`);
+    }
+  }
+  const known = new Set<string>();
+  for (let i = 0; i < found.length; i += 5000) {
+    const rows = await db.selectFrom('ops.lake_files').select('path').where('path', 'in', found.slice(i, i + 5000)).execute();
+    for (const r of rows) known.add(r.path);
+  }
+  const debris = found.filter((f) => !known.has(f));
+  for (const f of debris) await rm(path.join(lakeDir, f), { force: true });
+  return debris.length;
+}
+
+async function committedOffsets(db: Db, topic: string): Promise<Map<number, number>> {
+  const rows = await db.selectFrom('ops.kafka_offsets').select(['partition', 'next_offset']).where('topic', '=', topic).execute();
+  return new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
+}
+
+interface PartitionPlan {
+  partition: number;
+  /** First offset to land. */
+  start: number;
+  /** High watermark at the landing's start: land up to, not including, this offset. */
+  end: number;
+}
+
+async function planPartitions(kafka: Kafka, topic: string, committed: Map<number, number>): Promise<PartitionPlan[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  let offsets: { partition: number; high: string; low: string }[];
+  try {
+    offsets = await admin.fetchTopicOffsets(topic);
+  } catch (err) {
+    throw new Error(`cannot read the offsets of Kafka topic "${topic}": does it exist (make up creates "events"), and is KAFKA_BROKERS right?`, {
+      cause: err,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return offsets
+    .map((o) => {
+      const start = committed.get(o.partition) ?? 0;
+      const low = Number(o.low);
+      const end = Number(o.high);
+      if (start > end) {
+        throw ApplicationFailure.nonRetryable(
+          `ops.kafka_offsets says partition ${o.partition} of "${topic}" is landed up to ${start}, but the broker's high watermark is ${end}: the topic was recreated. Check the lake, then delete the topic's rows from ops.kafka_offsets to land it again from the start.`,
+          'OffsetsAheadOfBroker',
+        );
+      }
+      if (start < low && start < end) {
+        throw ApplicationFailure.nonRetryable(
+          `offsets ${start}..${low - 1} of partition ${o.partition} of "${topic}" were deleted by Kafka retention before they were landed: they are lost. To accept the loss, set next_offset to ${low} in ops.kafka_offsets for this partition.`,
+          'OffsetsLostToRetention',
+        );
+      }
+      return { partition: o.partition, start, end };
+    })
+    .sort((a, b) => a.partition - b.partition);
+}
+
+// --- the landing of one run --------------------------------------------------------------------------
+
+type Buffer_ = EventRows | DeadLetterRows;
+
+/** State of one landing: open buffers, files written since the last commit, counts. */
+class Landing {
+  private readonly buffers = new Map<string, { area: LakeArea; dt: string; rows: Buffer_ }>();
+  private buffered = 0;
+  private pending: WrittenFile[] = [];
+  private chunkRead = 0;
+  private chunkLanded = 0;
+  private chunkDead = 0;
+  private landingId: number | null = null;
+  private readonly startedAt = new Date();
+  private readonly dayNames = new Map<number, string>();
+  /** Next offset to land per partition, as far as read. */
+  readonly next = new Map<number, number>();
+  /** Next offset per partition as committed in ops. */
+  private readonly committed = new Map<number, number>();
+  readonly out: LandEventsOutput = {
+    recordsRead: 0,
+    recordsLanded: 0,
+    recordsDeadLettered: 0,
+    files: 0,
+    bytes: 0,
+    perDate: [],
+    reloadDates: [],
+  };
+  private readonly perDate = new Map<string, LandDateCounts>();
+  private readonly reload = new Set<string>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly lakeDir: string,
+    private readonly topic: string,
+    plans: PartitionPlan[],
+    private readonly tuning: Required<Omit<LandTuning, 'beforeCommit' | 'now'>> & Pick<LandTuning, 'beforeCommit'>,
+    private readonly nowMs: number,
+  ) {
+    for (const p of plans) {
+      this.next.set(p.partition, p.start);
+      this.committed.set(p.partition, p.start);
+    }
+  }
+
+  get uncommitted(): number {
+    return this.chunkRead;
+  }
+
+  private day(ms: number): string {
+    const d = Math.floor(ms / 86_400_000);
+    let name = this.dayNames.get(d);
+    if (name === undefined) {
+      name = new Date(d * 86_400_000).toISOString().slice(0, 10);
+      this.dayNames.set(d, name);
+    }
+    return name;
+  }
+
+  private buffer(area: LakeArea, dt: string, partition: number): Buffer_ {
+    const key = `${area}|${dt}|${partition}`;
+    let b = this.buffers.get(key);
+    if (b === undefined) {
+      const rows = area === 'events' ? new EventRows(this.topic, partition) : new DeadLetterRows(this.topic, partition);
+      b = { area, dt, rows };
+      this.buffers.set(key, b);
+    }
+    return b.rows;
+  }
+
+  /** Validates one record and buffers it; returns the buffer when it must be written now. */
+  add(partition: number, message: KafkaMessage): Buffer_ | null {
+    const offset = Number(message.offset);
+    const timestampMs = Number(message.timestamp);
+    const value = message.value ?? Buffer.alloc(0);
+    const parsed = parseEvent(value, new Date(this.nowMs));
+    let target: Buffer_;
+    if (parsed.ok) {
+      target = this.buffer('events', this.day(parsed.event.event_time_us / 1000), partition);
+      (target as EventRows).push(parsed.event, offset, timestampMs);
+      this.chunkLanded++;
+    } else {
+      const timeMs = parsed.eventTime?.getTime() ?? null;
+      const usable = timeMs !== null && timeMs <= this.nowMs + MAX_FUTURE_MS;
+      target = this.buffer('dead_letter', this.day(usable ? timeMs : timestampMs), partition);
+      (target as DeadLetterRows).push(parsed.reason, value, offset, timestampMs, parsed.eventId ?? null, timeMs);
+      this.chunkDead++;
+    }
+    this.chunkRead++;
+    this.buffered++;
+    this.next.set(partition, offset + 1);
+    if (target.length >= this.tuning.maxRowsPerFile) return target;
+    if (this.buffered >= this.tuning.maxBufferedRows) return this.largest();
+    return null;
+  }
+
+  private largest(): Buffer_ {
+    let best: Buffer_ | null = null;
+    for (const b of this.buffers.values()) if (best === null || b.rows.length > best.length) best = b.rows;
+    return best as Buffer_;
+  }
+
+  /** Writes one buffer as a Parquet file (temp name, fsync, rename) and forgets its rows. */
+  async flush(rows: Buffer_): Promise<void> {
+    for (const [key, b] of this.buffers) {
+      if (b.rows !== rows) continue;
+      this.buffers.delete(key);
+      const relPath = lakeFilePath(b.area, b.dt, rows.partition, rows.firstOffset, rows.lastOffset);
+      const bytes = toParquet(rows.toTable());
+      await writeLakeFile(this.lakeDir, relPath, bytes);
+      this.buffered -= rows.length;
+      this.pending.push({
+        path: relPath,
+        area: b.area,
+        dt: b.dt,
+        partition: rows.partition,
+        firstOffset: rows.firstOffset,
+        lastOffset: rows.lastOffset,
+        rows: rows.length,
+        bytes: bytes.length,
+      });
+      return;
+    }
+  }
+
+  /**
+   * Writes every open buffer, then records the files and advances the offsets in one transaction.
+   * `ends` moves a partition's offset past what was read when it was read to the end (e.g. over a gap).
+   */
+  async commit(ends: Map<number, number> = new Map()): Promise<void> {
+    for (const b of [...this.buffers.values()]) await this.flush(b.rows);
+    const advanced = [...this.next].map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as const).filter(([p, n]) => n > (this.committed.get(p) ?? 0));
+    if (advanced.length === 0) return;
+    await this.tuning.beforeCommit?.(this.pending);
+    const marked = await this.db.transaction().execute(async (trx) => {
+      const landingId = await this.recordLanding(trx);
+      if (this.pending.length > 0) await trx.insertInto('ops.lake_files').values(this.pending.map((f) => this.manifestRow(f, landingId))).execute();
+      for (const [partition, nextOffset] of advanced) await this.advanceOffset(trx, partition, nextOffset);
+      return this.markReloads(trx, landingId);
+    });
+    for (const [p, n] of advanced) this.committed.set(p, n);
+    this.count(marked);
+  }
+
+  private manifestRow(f: WrittenFile, landingId: number) {
+    return {
+      landing_id: landingId,
+      path: f.path,
+      area: f.area,
+      dt: f.dt,
+      topic: this.topic,
+      partition: f.partition,
+      first_offset: f.firstOffset,
+      last_offset: f.lastOffset,
+      row_count: f.rows,
+      bytes: f.bytes,
+    };
+  }
+
+  /** One ops.landings row per landing run, its counts growing with each committed chunk. */
+  private async recordLanding(trx: Db): Promise<number> {
+    if (this.landingId === null) {
+      const row = await trx
+        .insertInto('ops.landings')
+        .values({
+          topic: this.topic,
+          started_at: this.startedAt,
+          records_read: this.chunkRead,
+          records_landed: this.chunkLanded,
+          records_dead_lettered: this.chunkDead,
+        })
+        .returning('landing_id')
+        .executeTakeFirstOrThrow();
+      return Number(row.landing_id);
+    }
+    await trx
+      .updateTable('ops.landings')
+      .set({
+        records_read: sql`records_read + ${this.chunkRead}`,
+        records_landed: sql`records_landed + ${this.chunkLanded}`,
+        records_dead_lettered: sql`records_dead_lettered + ${this.chunkDead}`,
+        committed_at: sql`now()`,
+      })
+      .where(sql<boolean>`landing_id = ${this.landingId}`)
+      .execute();
+    return this.landingId;
+  }
+
+  /** Advances a partition's offset only from where this landing found it: a concurrent landing makes it fail. */
+  private async advanceOffset(trx: Db, partition: number, nextOffset: number): Promise<void> {
+    const expected = this.committed.get(partition) ?? 0;
+    const result = await trx
+      .insertInto('ops.kafka_offsets')
+      .values({ topic: this.topic, partition, next_offset: nextOffset })
+      .onConflict((oc) =>
+        oc
+          .columns(['topic', 'partition'])
+          .doUpdateSet({ next_offset: nextOffset, updated_at: sql`now()` })
+          .where('ops.kafka_offsets.next_offset', '=', String(expected)),
+      )
+      .executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0) !== 1) {
+      throw new Error(
+        `partition ${partition} of "${this.topic}" moved from offset ${expected} during this landing: another landing ran concurrently; this one rolls back and its files are removed by the next landing`,
+      );
+    }
+  }
+
+  /** Dates already loaded that receive records in this chunk are marked for re-load. */
+  private async markReloads(trx: Db, landingId: number): Promise<string[]> {
+    const byDate = new Map<string, { landed: number; dead: number }>();
+    for (const f of this.pending) {
+      const c = byDate.get(f.dt) ?? { landed: 0, dead: 0 };
+      if (f.area === 'events') c.landed += f.rows;
+      else c.dead += f.rows;
+      byDate.set(f.dt, c);
+    }
+    const marked: string[] = [];
+    for (const [dt, c] of byDate) {
+      const rows = await trx
+        .updateTable('ops.date_loads')
+        .set({
+          needs_reload: true,
+          reload_reason: `${c.landed} late records landed (${c.dead} dead-lettered) by landing ${landingId}`,
+          marked_at: new Date(),
+        })
+        .where('dt', '=', dt)
+        .where('last_loaded_at', 'is not', null)
+        .returning('dt')
+        .execute();
+      if (rows.length > 0) marked.push(dt);
+    }
+    this.landingId = landingId;
+    return marked;
+  }
+
+  /** Adds the committed chunk to the output and starts a new chunk. */
+  private count(marked: string[]): void {
+    const o = this.out;
+    o.recordsRead += this.chunkRead;
+    o.recordsLanded += this.chunkLanded;
+    o.recordsDeadLettered += this.chunkDead;
+    for (const f of this.pending) {
+      o.files++;
+      o.bytes += f.bytes;
+      const d = this.perDate.get(f.dt) ?? { date: f.dt, landed: 0, deadLettered: 0, files: 0, bytes: 0 };
+      if (f.area === 'events') d.landed += f.rows;
+      else d.deadLettered += f.rows;
+      d.files++;
+      d.bytes += f.bytes;
+      this.perDate.set(f.dt, d);
+    }
+    for (const dt of marked) this.reload.add(dt);
+    o.perDate = [...this.perDate.values()].sort((a, b) => a.date.localeCompare(b.date));
+    o.reloadDates = [...this.reload].sort();
+    this.pending = [];
+    this.chunkRead = this.chunkLanded = this.chunkDead = 0;
+  }
+}
+
+// --- reading Kafka -----------------------------------------------------------------------------------
+
+interface ConsumeArgs {
+  kafka: Kafka;
+  topic: string;
+  plans: PartitionPlan[];
+  landing: Landing;
+  maxRecords: number;
+  commitEvery: number;
+  onProgress: () => void;
+}
+
+/** Reads every planned partition from its start to its end offset through `landing`, committing in chunks. */
+async function consume(args: ConsumeArgs): Promise<void> {
+  const { kafka, topic, plans, landing, maxRecords, commitEvery, onProgress } = args;
+  const ends = new Map(plans.map((p) => [p.partition, p.end]));
+  const open = new Set(plans.filter((p) => p.start < p.end).map((p) => p.partition));
+  if (open.size === 0 || maxRecords <= 0) return;
+  let read = 0;
+  const consumer: Consumer = kafka.consumer({
+    groupId: `nightshift-land-${randomUUID()}`,
+    ...FETCH,
+    sessionTimeout: 60_000,
+    heartbeatInterval: 3_000,
+    retry: { retries: 5 },
+  });
+  let finish!: () => void;
+  let fail!: (err: unknown) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  let stopping = false;
+  const stop = (err?: unknown): void => {
+    stopping = true;
+    if (err === undefined) finish();
+    else fail(err);
+  };
+  consumer.on(consumer.events.CRASH, (e) => stop(e.payload.error));
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, heartbeat }) => {
+        if (stopping) return;
+        try {
+          const partition = batch.partition;
+          const end = ends.get(partition) ?? 0;
+          for (const message of batch.messages) {
+            const offset = Number(message.offset);
+            // after a group rebalance the consumer may re-deliver what this landing has already read
+            if (offset < (landing.next.get(partition) ?? 0) || offset >= end) continue;
+            const full = landing.add(partition, message);
+            if (full !== null) {
+              await landing.flush(full);
+              await heartbeat();
+            }
+            if (++read >= maxRecords) break;
+            if (landing.uncommitted >= commitEvery) {
+              await landing.commit();
+              await heartbeat();
+            }
+          }
+          // done when read to the end; the batch's last offset also covers a gap (e.g. transaction markers) at the end
+          if ((landing.next.get(partition) ?? 0) >= end || Number(batch.lastOffset()) >= end - 1) open.delete(partition);
+          onProgress();
+          if (open.size === 0 || read >= maxRecords) stop();
+        } catch (err) {
+          stop(err);
+        }
+      },
+    });
+    for (const p of plans) {
+      if (p.start < p.end) consumer.seek({ topic, partition: p.partition, offset: String(p.start) });
+    }
+    const idle = plans.filter((p) => p.start >= p.end).map((p) => p.partition);
+    if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
+    await finished;
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+  // partitions read to their end are committed at their end (past any gap of compacted or aborted records)
+  await landing.commit(read >= maxRecords ? new Map() : ends);
+}
+
+// --- the activity ------------------------------------------------------------------------------------
+
+export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}) {
+  const { config, pool, db } = deps;
+  const settings = { ...DEFAULTS, ...tuning };
+
+  async function land(input: LandEventsInput): Promise<LandEventsOutput> {
+    const ctx = activityContext();
+    const topic = config.kafkaTopic;
+    const kafka = new Kafka({ clientId: 'nightshift-land', brokers: config.kafkaBrokers, logLevel: logLevel.ERROR });
+    const lock = await acquireLandingLock(pool, topic, () => ctx?.heartbeat({ waitingForLock: true }));
+    try {
+      await removeDebris(db, config.lakeDir);
+      const plans = await planPartitions(kafka, topic, await committedOffsets(db, topic));
+      const now = (tuning.now ?? (() => new Date()))();
+      const landing = new Landing(db, config.lakeDir, topic, plans, settings, now.getTime());
+      let lastBeat = 0;
+      await consume({
+        kafka,
+        topic,
+        plans,
+        landing,
+        maxRecords: input.maxRecords ?? Number.POSITIVE_INFINITY,
+        commitEvery: settings.commitEvery,
+        onProgress: () => {
+          if (ctx === null || Date.now() - lastBeat < 2000) return;
+          lastBeat = Date.now();
+          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+          ctx.heartbeat({ recordsCommitted: landing.out.recordsRead, recordsUncommitted: landing.uncommitted });
+        },
+      });
+      return landing.out;
+    } finally {
+      await releaseLandingLock(lock, topic);
+    }
+  }
+
+  return {
+    /**
+     * Lands everything new in the topic (up to the high watermarks seen at its start) into the lake: valid events
+     * under events/dt=…, rejected records with their reason under dead_letter/dt=…. Grain: one Kafka record → one
+     * lake row. Idempotent: offsets and files commit together, so a retry resumes after the last commit, lands
+     * nothing twice, and removes the files of an interrupted attempt; a second landing with nothing new writes nothing.
+     */
+    async landEvents(input: LandEventsInput = {}): Promise<LandEventsOutput> {
+      if (input.run === undefined || input.date === undefined) return land(input);
+      const key = { workflowId: input.run.workflowId, runId: input.run.runId, date: input.date, step: 'land' };
+      const result = await recordStep(db, key, async () => {
+        const output = await land(input);
+        return {
+          rowsRead: output.recordsRead,
+          rowsInserted: output.recordsLanded,
+          details: { deadLettered: output.recordsDeadLettered, files: output.files, bytes: output.bytes, reloadDates: output.reloadDates },
+          output,
+        };
+      });
+      return result.output;
+    },
+  };
+}
