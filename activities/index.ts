@@ -3,6 +3,7 @@ import { createCheckActivities } from './checks';
 import type { ActivityDeps } from './deps';
 import { createDimensionActivities } from './dimensions';
 import { createFactActivities } from './facts';
+import { createLandActivities } from './land';
 import { createMartActivities } from './marts';
 import { createPipelineRunActivities } from './pipeline-runs';
 import { createSmokeActivities } from './smoke';
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(),
     ...createPipelineRunActivities(deps),
+    ...createLandActivities(deps),
     ...createStageActivities(deps),
     ...createDimensionActivities(deps),
     ...createFactActivities(deps),

@@ -26,7 +26,6 @@ import {
   rangeProblem,
 } from '../lib/temporal';
 import { dailyPipelineWorkflow, errorMessage } from './daily-pipeline';
-import type { PendingActivities } from './pending-activities';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
@@ -48,7 +47,7 @@ const ALREADY_RUNNING_WAIT = '30 seconds';
 /** ... at most this many times (an hour), then report the date failed. */
 const ALREADY_RUNNING_MAX_WAITS = 120;
 
-type AllActivities = Activities & PendingActivities;
+type AllActivities = Activities;
 const { listBackfillDates } = proxyActivities<AllActivities>(PLAN);
 const { sendBackfillSummary } = proxyActivities<AllActivities>(SUMMARY);
 

@@ -22,7 +22,6 @@ import {
   dateProblem,
   previousUtcDay,
 } from '../lib/temporal';
-import type { PendingActivities } from './pending-activities';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
@@ -38,8 +37,8 @@ const RETRY_TRANSIENT = {
   nonRetryableErrorTypes: NON_RETRYABLE,
 };
 
-/** Landing reads Kafka and writes the lake: long, heartbeats per batch. */
-const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
+/** Landing reads Kafka and writes the lake: long; heartbeats every few seconds, also while it waits for the landing lock. */
+const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes', retry: RETRY_TRANSIENT };
 /** Staging a date: COPY of each lake file, heartbeats per file and resumes after the files done. */
 const STAGE: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '5 minutes', retry: RETRY_TRANSIENT };
 /** Dimension and fact loads of a date: set-based statements in one transaction each (no heartbeat inside a statement). */
@@ -59,7 +58,7 @@ const BOOKKEEPING: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
 };
 
-type AllActivities = Activities & PendingActivities;
+type AllActivities = Activities;
 const { landEvents } = proxyActivities<AllActivities>(LAND);
 const { stageEvents } = proxyActivities<AllActivities>(STAGE);
 const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);

@@ -1,0 +1,273 @@
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { sql } from 'kysely';
+import { closeClient } from '../lib/temporal-client';
+import { PIPELINE_DATE, PIPELINE_STEP, backfillWorkflowId, dailyWorkflowId, previousUtcDay } from '../lib/temporal';
+import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
+import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
+import { createTestEnv, type TestEnv, uniqueName } from './support';
+import {
+  ROOT,
+  envFor,
+  killAndWait,
+  produceDays,
+  spawnWorker,
+  startWorker,
+  testClient,
+  until,
+  warehouseHashes,
+  type RunningWorker,
+} from './temporal-support';
+
+// Workflow ids are per date and the namespace is shared: each test owns its own dates.
+
+async function factDates(env: TestEnv): Promise<Record<string, number>> {
+  const { rows } = await sql<{ dt: string; n: number }>`
+    select to_char(to_date(date_key::text, 'YYYYMMDD'), 'YYYY-MM-DD') as dt, count(*)::int as n
+    from warehouse.fact_events group by 1 order by 1`.execute(env.db);
+  return Object.fromEntries(rows.map((r) => [r.dt, r.n]));
+}
+
+async function pipelineRows(env: TestEnv, date: string) {
+  return env.db
+    .selectFrom('ops.pipeline_runs')
+    .select(['workflow_id', 'run_id', 'status', 'rows_inserted'])
+    .where('dt', '=', date)
+    .where('step', '=', 'pipeline')
+    .execute();
+}
+
+describe('backfill through Temporal', () => {
+  let env: TestEnv;
+  let client: Client;
+  let worker: RunningWorker;
+  const dates = ['2023-01-02', '2023-01-03', '2023-01-04'];
+
+  beforeAll(async () => {
+    env = await createTestEnv();
+    client = await testClient(env.config);
+    await produceDays(env.config, dates[0], dates.length);
+    worker = await startWorker(env);
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    if (client) await closeClient(client);
+    await env?.cleanup();
+  });
+
+  it('loads every date with concurrency 3, one daily-<date> run per date, search attributes set', async () => {
+    const handle = await client.workflow.start(backfillWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: uniqueName(backfillWorkflowId(dates[0], dates[2])),
+      args: [{ from: dates[0], to: dates[2], concurrency: 3 }],
+    });
+    const result = await handle.result();
+    expect(result.failed).toEqual([]);
+    expect(result.succeeded).toEqual(dates);
+
+    const progress = await handle.query(progressQuery);
+    expect(progress).toMatchObject({ total: 3, done: 3, succeeded: 3, failed: [], running: [], phase: 'done' });
+
+    const facts = await factDates(env);
+    for (const d of dates) expect(facts[d]).toBeGreaterThan(0);
+    expect(result.results.map((r) => r.factRows)).toEqual(dates.map((d) => facts[d]));
+
+    for (const d of dates) {
+      const runs = await pipelineRows(env, d);
+      expect(runs).toHaveLength(1);
+      expect(runs[0]).toMatchObject({ workflow_id: dailyWorkflowId(d), status: 'succeeded' });
+      const listed = await until(`visibility of ${dailyWorkflowId(d)}`, async () => {
+        const found = [];
+        for await (const w of client.workflow.list({
+          query: `WorkflowId = '${dailyWorkflowId(d)}' AND PipelineDate = '${d}' AND RunId = '${runs[0].run_id}'`,
+        })) {
+          found.push(w);
+        }
+        return found.length === 1 && found[0].status.name === 'COMPLETED' ? found : undefined;
+      });
+      expect(listed[0].typedSearchAttributes.get(PIPELINE_DATE)).toBe(d);
+      expect(listed[0].typedSearchAttributes.get(PIPELINE_STEP)).toBe('done');
+    }
+  });
+
+  it('a second start of daily-D while it runs attaches to it instead of loading D again', async () => {
+    const date = dates[1];
+    const options = {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: dailyWorkflowId(date),
+      args: [{ date }] as [{ date: string }],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    };
+    const first = await client.workflow.start(dailyPipelineWorkflow, options);
+    const second = await client.workflow.start(dailyPipelineWorkflow, options);
+    expect(second.firstExecutionRunId).toBe(first.firstExecutionRunId);
+    await expect(
+      client.workflow.start(dailyPipelineWorkflow, { ...options, workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL }),
+    ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+    const result = await first.result();
+    expect(result.status).toBe('succeeded');
+
+    const runs = await pipelineRows(env, date);
+    // the backfill's run and this one: one more, not two more
+    expect(runs).toHaveLength(2);
+    expect(runs.filter((r) => r.run_id === first.firstExecutionRunId)).toHaveLength(1);
+  });
+
+  it('mode missing runs only the unloaded dates; mode failed only the dates whose latest run failed', async () => {
+    const from = '2023-01-01'; // never loaded: nothing was produced for it
+    const to = dates[2];
+    const missing = await client.workflow.execute(backfillWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: uniqueName('backfill-missing'),
+      args: [{ from, to, mode: 'missing' }],
+    });
+    expect(missing.results.map((r) => r.date)).toEqual([from]);
+    expect(missing).toMatchObject({ total: 1, skipped: 3, failed: [] });
+
+    // make the latest whole run of one date a failed one
+    await env.db
+      .insertInto('ops.pipeline_runs')
+      .values({ workflow_id: dailyWorkflowId(dates[0]), run_id: uniqueName('failed-run'), dt: dates[0], step: 'pipeline', status: 'failed', error: 'simulated' })
+      .execute();
+    const failed = await client.workflow.execute(backfillWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: uniqueName('backfill-failed'),
+      args: [{ from, to, mode: 'failed' }],
+    });
+    expect(failed.results.map((r) => r.date)).toEqual([dates[0]]);
+    expect(failed.failed).toEqual([]);
+
+    // its re-run succeeded, so nothing is left to retry
+    const again = await client.workflow.execute(backfillWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: uniqueName('backfill-failed'),
+      args: [{ from, to, mode: 'failed' }],
+    });
+    expect(again.results).toEqual([]);
+  });
+});
+
+describe('worker killed mid-backfill', () => {
+  const from = '2023-04-03';
+  const to = '2023-04-06';
+
+  it('ends with the same warehouse as an uninterrupted run', async () => {
+    const reference = await createTestEnv();
+    const killed = await createTestEnv();
+    const client = await testClient(reference.config);
+    try {
+      await produceDays(reference.config, from, 4);
+      await produceDays(killed.config, from, 4);
+
+      const ref = await startWorker(reference);
+      try {
+        const out = await client.workflow.execute(backfillWorkflow, {
+          taskQueue: reference.config.temporalTaskQueue,
+          workflowId: uniqueName('backfill-reference'),
+          args: [{ from, to, concurrency: 2 }],
+        });
+        expect(out.failed).toEqual([]);
+      } finally {
+        await ref.stop();
+      }
+
+      let child = await spawnWorker(killed.config);
+      const handle = await client.workflow.start(backfillWorkflow, {
+        taskQueue: killed.config.temporalTaskQueue,
+        workflowId: uniqueName('backfill-killed'),
+        args: [{ from, to, concurrency: 2 }],
+      });
+      // kill it once a load step of some date is under way
+      await until(
+        'a load step in flight',
+        async () => {
+          const { rows } = await sql<{ n: number }>`
+            select count(*)::int as n from ops.pipeline_runs where step in ('stage', 'dimensions', 'facts')`.execute(killed.db);
+          return rows[0].n > 0;
+        },
+        120_000,
+      );
+      await killAndWait(child, 'SIGKILL');
+      child = await spawnWorker(killed.config);
+      try {
+        const out = await handle.result();
+        expect(out.failed).toEqual([]);
+        expect(out.succeeded).toHaveLength(4);
+      } finally {
+        await killAndWait(child, 'SIGTERM');
+      }
+
+      expect(await warehouseHashes(killed.db)).toEqual(await warehouseHashes(reference.db));
+    } finally {
+      await closeClient(client);
+      await reference.cleanup();
+      await killed.cleanup();
+    }
+  });
+});
+
+describe('daily schedule', () => {
+  it('is created idempotently, and a triggered run targets the previous UTC day', async () => {
+    const env = await createTestEnv({ topic: true });
+    const client = await testClient(env.config);
+    const worker = await startWorker(env);
+    const scheduleId = uniqueName('nightshift-daily-test');
+    try {
+      expect(await upsertSchedule(client, env.config, { scheduleId, cron: '0 2 * * *' })).toBe('created');
+      expect(await upsertSchedule(client, env.config, { scheduleId, cron: '0 3 * * *' })).toBe('updated');
+      const described = await client.schedule.getHandle(scheduleId).describe();
+      expect(described.spec.calendars?.[0]?.hour).toEqual([{ start: 3, end: 3, step: 1 }]);
+      expect(described.policies.overlap).toBe('BUFFER_ALL');
+
+      const before = new Date();
+      await client.schedule.getHandle(scheduleId).trigger();
+      const action = await until('the triggered run', async () => {
+        const d = await client.schedule.getHandle(scheduleId).describe();
+        return d.info.recentActions[0]?.action;
+      });
+      const scheduledRun = client.workflow.getHandle<typeof dailyPipelineWorkflow>(action.workflow.workflowId, action.workflow.firstExecutionRunId);
+      const result = await scheduledRun.result();
+      const expected = previousUtcDay(before);
+      // the trigger might straddle midnight UTC
+      expect([expected, previousUtcDay(new Date())]).toContain(result.date);
+      expect(result.status).toBe('delegated');
+      expect(result.delegatedTo).toBe(dailyWorkflowId(result.date));
+      expect(result.delegated?.status).toBe('succeeded');
+      const runs = await pipelineRows(env, result.date);
+      expect(runs).toEqual([expect.objectContaining({ workflow_id: dailyWorkflowId(result.date), status: 'succeeded' })]);
+    } finally {
+      await deleteSchedule(client, scheduleId);
+      await worker.stop();
+      await closeClient(client);
+      await env.cleanup();
+    }
+  });
+});
+
+describe('make backfill argument checks', () => {
+  it.each([
+    [['--date', '2024-02-30'], /2024-02-30.*not a calendar date/],
+    [['--from', '2024-03-02', '--to', '2024-03-01'], /FROM 2024-03-02 is after TO 2024-03-01/],
+    [['--from', '2024-03-01', '--to', '2024-03-02', '--mode', 'some'], /MODE=some is not one of all, missing, failed/],
+    [['--date', '2024-03-01', '--concurrency', '40'], /CONCURRENCY=40 is not a whole number from 1 to 16/],
+  ])('%j fails fast with a clear message and starts nothing', async (args, message) => {
+    const config = { ...(await import('../lib/config')).loadConfig(), temporalTaskQueue: uniqueName('nightshift_cli') };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/backfill.ts', ...args], {
+      cwd: ROOT,
+      env: envFor(config),
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(message);
+    const client = await testClient(config);
+    try {
+      const started = [];
+      for await (const w of client.workflow.list({ query: `TaskQueue = '${config.temporalTaskQueue}'` })) started.push(w);
+      expect(started).toEqual([]);
+    } finally {
+      await closeClient(client);
+    }
+  });
+});
