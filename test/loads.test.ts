@@ -339,6 +339,59 @@ describe('warehouse loads', () => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it('a change that lands late is slotted into history at its time, and facts after it on other dates are re-pointed', async () => {
+    const { env, feed, load } = await setup();
+    const u = 'alice';
+    await feed.send([signup(u, '2024-12-01T09:00:00Z', alice), purchase(u, '2024-12-01T10:00:00Z', 10)]);
+    await load('2024-12-01');
+    await feed.send([purchase(u, '2024-12-02T12:00:00Z', 20)]);
+    await load('2024-12-02');
+    await feed.send([
+      purchase(u, '2024-12-03T05:00:00Z', 30),
+      planChange(u, '2024-12-03T06:00:00Z', { ...alice, plan: 'enterprise' }),
+      purchase(u, '2024-12-03T07:00:00Z', 40),
+    ]);
+    await load('2024-12-03');
+    const before = await versionsOf(env, u);
+    const plansOfPurchases = async () =>
+      (
+        await env.pool.query(`
+          select u.plan from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
+          where f.event_type = 'purchase' order by f.event_time`)
+      ).rows.map((r) => r.plan);
+    expect(await plansOfPurchases()).toEqual(['free', 'free', 'free', 'enterprise']);
+
+    // the upgrade to pro on 12-02 lands after 12-03 was loaded: 12-02 is marked for re-load
+    await feed.send([planChange(u, '2024-12-02T08:00:00Z', { ...alice, plan: 'pro' })]);
+    const marked = await env.pool.query(`select dt, needs_reload from ops.date_loads where needs_reload`);
+    expect(marked.rows).toEqual([{ dt: '2024-12-02', needs_reload: true }]);
+    const late = await load('2024-12-02');
+    expect(late.dimensions.user).toMatchObject({ versionsInserted: 1, versionsUpdated: 1, versionsDeleted: 0, factsRepointed: 2 });
+    expect(late.loaded).toMatchObject({ rowsInserted: 1, rowsUpdated: 0, needsReload: false });
+    const after = await versionsOf(env, u);
+    expect(after.map((v) => [v.plan, v.valid_from.toISOString(), v.valid_to?.toISOString() ?? null])).toEqual([
+      ['free', '2024-12-01T09:00:00.000Z', '2024-12-02T08:00:00.000Z'],
+      ['pro', '2024-12-02T08:00:00.000Z', '2024-12-03T06:00:00.000Z'],
+      ['enterprise', '2024-12-03T06:00:00.000Z', null],
+    ]);
+    // the version it split keeps its key and start; the one after keeps its key and start
+    expect(after[0].user_key).toBe(before[0].user_key);
+    expect(after[2].user_key).toBe(before[1].user_key);
+    expect(await plansOfPurchases()).toEqual(['free', 'pro', 'pro', 'enterprise']);
+
+    // an earlier upgrade to enterprise makes the 12-03 version redundant: it goes, and its facts move
+    await feed.send([planChange(u, '2024-12-02T20:00:00Z', { ...alice, plan: 'enterprise' })]);
+    const again = await load('2024-12-02');
+    expect(again.dimensions.user).toMatchObject({ versionsInserted: 1, versionsDeleted: 1, factsRepointed: 3 }); // two purchases and the 06:00 change
+    expect((await versionsOf(env, u)).map((v) => [v.plan, v.valid_from.toISOString()])).toEqual([
+      ['free', '2024-12-01T09:00:00.000Z'],
+      ['pro', '2024-12-02T08:00:00.000Z'],
+      ['enterprise', '2024-12-02T20:00:00.000Z'],
+    ]);
+    expect(await plansOfPurchases()).toEqual(['free', 'pro', 'enterprise', 'enterprise']);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
     const { env, feed, load } = await setup();
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
