@@ -1,0 +1,200 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { createDimensionActivities } from '../activities/dimensions';
+import { createFactActivities } from '../activities/facts';
+import { createStageActivities, stagingEventsTable } from '../activities/stage';
+import { type Config, loadConfig } from '../lib/config';
+import { parseEvent, utcDateOfUs } from '../lib/events';
+import { generateEvents } from '../lib/generator';
+import { EventRows, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
+import { createDb, createPool } from '../warehouse/db';
+import { migrateToLatest } from '../warehouse/migrate';
+
+/**
+ * Measures the warehouse load of one date: N generated events written straight into a temporary lake (the
+ * landing is measured elsewhere), then stage, dimensions, facts, and a re-load of the same date, each in rows/s,
+ * against a raw COPY of the same rows into an unindexed UNLOGGED table on the same database as the baseline.
+ * Runs in a database of its own, dropped afterwards (--keep keeps it).
+ *
+ * Usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--keep]
+ */
+
+interface Options {
+  events: number;
+  date: string;
+  seed: number;
+  partitions: number;
+  keep: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { events: 1_000_000, date: '2024-12-17', seed: 7, partitions: 4, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (flag === '--keep') o.keep = true;
+    else if (flag === '--events') (o.events = Number(value)), i++;
+    else if (flag === '--date') (o.date = value), i++;
+    else if (flag === '--seed') (o.seed = Number(value)), i++;
+    else if (flag === '--partitions') (o.partitions = Number(value)), i++;
+    else throw new Error(`unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --keep`);
+  }
+  if (!Number.isInteger(o.events) || o.events < 1) throw new Error(`--events must be a whole number >= 1, got ${o.events}`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(o.date)) throw new Error(`--date must be YYYY-MM-DD, got ${o.date}`);
+  return o;
+}
+
+const MAX_ROWS_PER_FILE = 250_000;
+
+/** Writes the events of one generated day into the lake and ops.lake_files, as the landing would. */
+async function writeLake(config: Config, pool: pg.Pool, o: Options): Promise<{ rows: number; files: number; bytes: number }> {
+  const topic = 'measure';
+  const { rows } = await pool.query(
+    `insert into ops.landings (topic, started_at, records_read, records_landed, records_dead_lettered)
+     values ($1, now(), $2, $2, 0) returning landing_id`,
+    [topic, o.events],
+  );
+  const landingId = rows[0].landing_id;
+  const buffers = Array.from({ length: o.partitions }, (_, p) => new EventRows(topic, p));
+  const offsets = new Array<number>(o.partitions).fill(0);
+  let files = 0;
+  let bytes = 0;
+  let total = 0;
+  const flush = async (p: number) => {
+    const buf = buffers[p];
+    if (buf.length === 0) return;
+    const relPath = lakeFilePath('events', o.date, p, buf.firstOffset, buf.lastOffset);
+    const parquet = toParquet(buf.toTable());
+    await writeLakeFile(config.lakeDir, relPath, parquet);
+    await pool.query(
+      `insert into ops.lake_files (landing_id, path, area, dt, topic, partition, first_offset, last_offset, row_count, bytes)
+       values ($1, $2, 'events', $3, $4, $5, $6, $7, $8, $9)`,
+      [landingId, relPath, o.date, topic, p, buf.firstOffset, buf.lastOffset, buf.length, parquet.length],
+    );
+    files++;
+    bytes += parquet.length;
+    buffers[p] = new EventRows(topic, p);
+  };
+  const now = new Date(`${o.date}T23:59:59Z`);
+  for (const record of generateEvents({ events: o.events, days: 1, start: o.date, seed: o.seed, badRate: 0 })) {
+    const parsed = parseEvent(record.value, now);
+    if (!parsed.ok || utcDateOfUs(parsed.event.event_time_us) !== o.date) continue;
+    let h = 0;
+    for (let i = 0; i < record.key.length; i++) h = (h * 31 + record.key.charCodeAt(i)) | 0;
+    const p = Math.abs(h) % o.partitions;
+    buffers[p].push(parsed.event, offsets[p]++, Date.now());
+    total++;
+    if (buffers[p].length >= MAX_ROWS_PER_FILE) await flush(p);
+  }
+  for (let p = 0; p < o.partitions; p++) await flush(p);
+  return { rows: total, files, bytes };
+}
+
+/** The baseline: the same rows, as COPY text, into an unindexed UNLOGGED table. Returns seconds. */
+async function rawCopySeconds(pool: pg.Pool, date: string): Promise<number> {
+  const client = await pool.connect();
+  try {
+    const source = `staging.${client.escapeIdentifier(stagingEventsTable(date))}`;
+    const chunks: Buffer[] = [];
+    await pipeline(
+      client.query(copyTo(`copy ${source} to stdout`)),
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          chunks.push(chunk);
+          done();
+        },
+      }),
+    );
+    await client.query(`create unlogged table staging.measure_baseline (like ${source})`);
+    const started = performance.now();
+    const copy = client.query(copyFrom('copy staging.measure_baseline from stdin'));
+    await pipeline(async function* () {
+      yield* chunks;
+    }, copy);
+    const seconds = (performance.now() - started) / 1000;
+    await client.query('drop table staging.measure_baseline');
+    return seconds;
+  } finally {
+    client.release();
+  }
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; result: T }> {
+  const started = performance.now();
+  const result = await fn();
+  return { seconds: (performance.now() - started) / 1000, result };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const base = loadConfig();
+  const database = `nightshift_measure_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base.databaseUrl });
+  await admin.connect();
+  await admin.query(`create database ${database}`);
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/${database}`;
+  const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-'));
+  const config: Config = { ...base, databaseUrl: url.toString(), lakeDir };
+  const pool = createPool(config.databaseUrl, 4);
+  const db = createDb(pool);
+  try {
+    await migrateToLatest(db);
+    console.log(`database ${database}, lake ${lakeDir}`);
+    const lake = await timed(() => writeLake(config, pool, o));
+    const n = lake.result.rows;
+    console.log(`lake: ${n} events of ${o.date} in ${lake.result.files} files, ${(lake.result.bytes / 1e6).toFixed(1)} MB (written in ${lake.seconds.toFixed(1)} s)`);
+
+    const deps = { config, pool, db };
+    const stage = createStageActivities(deps);
+    const dims = createDimensionActivities(deps);
+    const facts = createFactActivities(deps);
+    const loadOnce = async (label: string) => {
+      const input = { date: o.date, run: { workflowId: 'measure-load', runId: `${database}-${label}` } };
+      const s = await timed(() => stage.stageEvents(input));
+      const d = await timed(() => dims.loadDimensions(input));
+      const f = await timed(() => facts.loadFacts(input));
+      return { stage: s, dims: d, facts: f, total: s.seconds + d.seconds + f.seconds };
+    };
+    const first = await loadOnce('first');
+    const baseline = await rawCopySeconds(pool, o.date);
+    const reload = await loadOnce('reload');
+    const { rows: users } = await pool.query(`select count(distinct user_id)::int as users, count(*)::int as versions from warehouse.dim_user`);
+
+    const rate = (seconds: number) => Math.round(n / seconds);
+    const rawRate = rate(baseline);
+    const line = (label: string, seconds: number, note = '') =>
+      console.log(
+        `${label.padEnd(22)} ${seconds.toFixed(2).padStart(7)} s ${String(rate(seconds)).padStart(9)} rows/s ${(rate(seconds) / rawRate).toFixed(2).padStart(6)} x raw${note}`,
+      );
+    console.log(`\n${n} events, ${users[0].users} users, ${users[0].versions} dim_user versions`);
+    line('raw COPY (baseline)', baseline);
+    line('first: stage', first.stage.seconds);
+    line('first: dimensions', first.dims.seconds, `  (budget 2 x N / R = ${((2 * n) / rawRate).toFixed(2)} s, dims + marts)`);
+    line('first: facts', first.facts.seconds, '  (target >= 0.40 x raw)');
+    line('first: total', first.total);
+    line('reload: stage', reload.stage.seconds);
+    line('reload: dimensions', reload.dims.seconds);
+    line('reload: facts', reload.facts.seconds);
+    line('reload: total', reload.total, `  (target <= first: ${first.total.toFixed(2)} s)`);
+    console.log('\nfirst load  facts:', JSON.stringify(first.facts.result));
+    console.log('first load  users:', JSON.stringify(first.dims.result.user));
+    console.log('reload      facts:', JSON.stringify(reload.facts.result));
+    console.log('reload      users:', JSON.stringify(reload.dims.result.user));
+  } finally {
+    await db.destroy();
+    rmSync(lakeDir, { recursive: true, force: true });
+    if (!o.keep) await admin.query(`drop database if exists ${database} with (force)`);
+    await admin.end();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
