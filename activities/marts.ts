@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { ActivityDeps, RunRef } from './deps';
 import { failStep, finishStep, startStep } from '../lib/runs';
+import { dateKeyOf } from '../lib/checks';
 import { dateProblem } from '../lib/temporal';
 
 /** Rebuilds the marts of SPEC section 5 from warehouse/marts/*.sql for the dates a run loaded. */
@@ -81,21 +82,22 @@ export async function refreshMartsOn(client: pg.ClientBase, dates: string[]): Pr
   try {
     await client.query('begin isolation level repeatable read');
     try {
-      const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [dates]);
+      const keys = dates.map(dateKeyOf);
+      const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [keys]);
       const laterDates = later.rows.map((r) => r.date);
       const dauDates = [...dates, ...laterDates];
 
       const rows = {} as Record<MartName, number>;
       await client.query('delete from marts.daily_active_users where date = any($1::date[])', [dauDates]);
-      rows.daily_active_users = (await client.query(insertFrom('daily_active_users'), [dauDates])).rowCount ?? 0;
+      rows.daily_active_users = (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
 
       await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
-      rows.revenue_daily = (await client.query(insertFrom('revenue_daily'), [dates])).rowCount ?? 0;
+      rows.revenue_daily = (await client.query(insertFrom('revenue_daily'), [keys])).rowCount ?? 0;
 
       await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
-      rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [dates])).rowCount ?? 0;
+      rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [keys])).rowCount ?? 0;
 
-      const touched = await client.query<{ user_id: string }>(SQL.touched_users, [dates]);
+      const touched = await client.query<{ user_id: string }>(SQL.touched_users, [keys]);
       const userIds = touched.rows.map((r) => r.user_id);
       await client.query('delete from marts.revenue_per_user where user_id = any($1::text[])', [userIds]);
       rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'), [userIds])).rowCount ?? 0;

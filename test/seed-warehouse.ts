@@ -17,6 +17,8 @@ export interface SeedOptions {
   seed?: number;
   /** Share of users who stop being active at a random day of the range (default 0.3). */
   churn?: number;
+  /** Every user joined before the range (steady daily volume, for the checks); default false. */
+  steady?: boolean;
   /** Dead-lettered records per date as a share of landed ones (default 0.002). */
   deadLetterRatio?: number;
 }
@@ -99,7 +101,7 @@ export function generate(options: SeedOptions): Omit<Seeded, 'lakeFileIds'> & { 
     const country = pick(COUNTRIES);
     const first = { plan: pick(PLANS), country, email: `${userId}@example.com` };
     // joined before the range or on one of its days; some change plan (and country) once inside the range
-    const joinedAt = rangeStart + Math.floor((random() * 1.5 - 0.5) * options.days * dayMs);
+    const joinedAt = rangeStart + Math.floor((options.steady ? -random() * 0.5 - 0.01 : random() * 1.5 - 0.5) * options.days * dayMs);
     const changeAt = random() < 0.35 ? Math.max(joinedAt, rangeStart) + Math.floor(random() * options.days * dayMs * 0.8) + 3_600_000 : null;
     const own: SeededVersion[] = [];
     const k1 = userKey++;

@@ -1,5 +1,6 @@
 -- grain: one row per utc date that has at least one fact.
--- parameters: $1 date[], the dates to rebuild (activities/marts.ts deletes them first, then inserts this select).
+-- parameters: $1 int[], the date keys (YYYYMMDD) to rebuild; activities/marts.ts deletes those dates first,
+-- then inserts this select. in psql: replace $1 with e.g. array[20241217].
 -- a user is "new" on the utc date of their first fact of any event type over all loaded history;
 -- every other active user is "returning" (they had a fact on an earlier date).
 -- users are counted by user_id, not user_key: one user has several dim_user versions.
@@ -11,52 +12,49 @@ dates as (
         dd.date_key,
         dd.date
     from warehouse.dim_date as dd
-    where dd.date = any($1::date[])
+    where dd.date_key = any($1::int[])
 ),
 
-day_facts as (
+-- materialized: one hash join over every version beats a per-user index probe for thousands of users
+all_versions as materialized (
     select
-        d.date,
+        du.user_key,
         du.user_id
-    from warehouse.fact_events as f
-    inner join dates as d on d.date_key = f.date_key
-    inner join warehouse.dim_user as du on du.user_key = f.user_key
+    from warehouse.dim_user as du
 ),
 
 active_users as (
     select
-        df.date,
-        df.user_id,
+        f.date_key,
+        av.user_id,
         count(*) as count_events
-    from day_facts as df
-    group by df.date, df.user_id
+    from warehouse.fact_events as f
+    inner join all_versions as av on av.user_key = f.user_key
+    where f.date_key = any($1::int[])
+    group by f.date_key, av.user_id
 ),
 
 first_seen as (
     select
-        au.user_id,
-        min(f.date_key) as first_date_key
-    from (select distinct user_id from active_users) as au
-    inner join warehouse.dim_user as du on du.user_id = au.user_id
-    inner join warehouse.fact_events as f on f.user_key = du.user_key
-    group by au.user_id
-),
-
-flagged as (
-    select
-        au.date,
-        au.user_id,
-        au.count_events,
-        fs.first_date_key = to_char(au.date, 'YYYYMMDD')::int as is_new
-    from active_users as au
-    inner join first_seen as fs on fs.user_id = au.user_id
+        av.user_id,
+        min(version_first.first_event_at) as first_event_at
+    from all_versions as av
+    cross join lateral (
+        select min(f.event_time) as first_event_at
+        from warehouse.fact_events as f
+        where f.user_key = av.user_key
+    ) as version_first
+    where av.user_id in (select au.user_id from active_users as au)
+    group by av.user_id
 )
 
 select
-    fl.date,
+    d.date,
     count(*) as dau,
-    count(*) filter (where fl.is_new) as new_users,
-    count(*) filter (where not fl.is_new) as returning_users,
-    sum(fl.count_events) as events
-from flagged as fl
-group by fl.date
+    count(*) filter (where fs.first_event_at >= d.date::timestamp at time zone 'UTC') as new_users,
+    count(*) filter (where fs.first_event_at < d.date::timestamp at time zone 'UTC') as returning_users,
+    sum(au.count_events) as events
+from active_users as au
+inner join dates as d on d.date_key = au.date_key
+inner join first_seen as fs on fs.user_id = au.user_id
+group by d.date

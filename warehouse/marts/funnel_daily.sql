@@ -1,5 +1,6 @@
 -- grain: one row per utc date with funnel events and funnel step (page_view -> add_to_cart -> purchase).
--- parameters: $1 date[], the dates to rebuild (activities/marts.ts deletes them first, then inserts this select).
+-- parameters: $1 int[], the date keys (YYYYMMDD) to rebuild; activities/marts.ts deletes those dates first,
+-- then inserts this select. in psql: replace $1 with e.g. array[20241217].
 -- a user reaches a step on a date when they had an event of that step and of every earlier step that day,
 -- in any order within the day; users are counted by user_id.
 
@@ -10,7 +11,7 @@ dates as (
         dd.date_key,
         dd.date
     from warehouse.dim_date as dd
-    where dd.date = any($1::date[])
+    where dd.date_key = any($1::int[])
 ),
 
 steps as (
@@ -30,7 +31,8 @@ user_days as (
     from warehouse.fact_events as f
     inner join dates as d on d.date_key = f.date_key
     inner join warehouse.dim_user as du on du.user_key = f.user_key
-    where f.event_type in ('page_view', 'add_to_cart', 'purchase')
+    where f.date_key = any($1::int[])
+        and f.event_type in ('page_view', 'add_to_cart', 'purchase')
     group by d.date, du.user_id
 ),
 

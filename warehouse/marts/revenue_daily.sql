@@ -1,5 +1,6 @@
 -- grain: one row per utc date, plan at the time of purchase, user country at the time of purchase and currency.
--- parameters: $1 date[], the dates to rebuild (activities/marts.ts deletes them first, then inserts this select).
+-- parameters: $1 int[], the date keys (YYYYMMDD) to rebuild; activities/marts.ts deletes those dates first,
+-- then inserts this select. in psql: replace $1 with e.g. array[20241217].
 -- plan and country come from the dim_user version the fact points at, i.e. the version valid at event_time.
 -- orders are purchase events; payment_failed is not revenue. amounts are never summed across currencies.
 
@@ -10,7 +11,7 @@ dates as (
         dd.date_key,
         dd.date
     from warehouse.dim_date as dd
-    where dd.date = any($1::date[])
+    where dd.date_key = any($1::int[])
 ),
 
 purchases as (
@@ -24,7 +25,8 @@ purchases as (
     from warehouse.fact_events as f
     inner join dates as d on d.date_key = f.date_key
     inner join warehouse.dim_user as du on du.user_key = f.user_key
-    where f.event_type = 'purchase'
+    where f.date_key = any($1::int[])
+        and f.event_type = 'purchase'
 )
 
 select

@@ -4,26 +4,23 @@
 
 with
 
-selected_users as (
-    select distinct su.user_id
-    from unnest($1::text[]) as su (user_id)
-),
-
-user_versions as (
+-- materialized: scanned once (a hashed array filter) and read twice below
+user_versions as materialized (
     select
         du.user_key,
-        du.user_id
+        du.user_id,
+        du.plan,
+        du.is_current
     from warehouse.dim_user as du
-    inner join selected_users as su on su.user_id = du.user_id
+    where du.user_id = any($1::text[])
 ),
 
 current_plans as (
     select
-        du.user_id,
-        du.plan
-    from warehouse.dim_user as du
-    inner join selected_users as su on su.user_id = du.user_id
-    where du.is_current
+        uv.user_id,
+        uv.plan
+    from user_versions as uv
+    where uv.is_current
 ),
 
 purchases as (
@@ -32,8 +29,8 @@ purchases as (
         coalesce(f.currency, 'XXX') as currency,
         f.amount,
         f.event_time
-    from warehouse.fact_events as f
-    inner join user_versions as uv on uv.user_key = f.user_key
+    from user_versions as uv
+    inner join warehouse.fact_events as f on f.user_key = uv.user_key
     where f.event_type = 'purchase'
 )
 

@@ -1,0 +1,272 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCheckActivities } from '../activities/checks';
+import { CHECKS, DQ_DEFAULTS, loadDqConfig, type CheckResult } from '../lib/checks';
+import { addDays } from '../lib/temporal';
+import { createTestEnv, type TestEnv } from './support';
+import { cleanupEnv, dateKey, seedWarehouse, type Seeded } from './seed-warehouse';
+
+/** Each check passes on a clean generated warehouse and fails on data built to break it. */
+
+let counter = 0;
+
+describe('data-quality checks', () => {
+  let env: TestEnv;
+  let seeded: Seeded;
+  let last: string;
+  let lastKey: number;
+
+  beforeEach(async () => {
+    env = await createTestEnv({ topic: false });
+    seeded = await seedWarehouse(env.pool, { start: '2024-12-01', days: 10, users: 150, churn: 0, steady: true, seed: 11 });
+    last = seeded.dates[seeded.dates.length - 1];
+    lastKey = dateKey(last);
+  });
+  afterEach(async () => {
+    await cleanupEnv(env);
+  });
+
+  async function check(date: string, options: { scheduled?: boolean; now?: string } = {}) {
+    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    const runId = `run-${++counter}`;
+    const out = await runChecks({ date, run: { workflowId: `daily-${date}`, runId }, ...options });
+    const by = Object.fromEntries(out.results.map((r) => [r.check, r])) as Record<string, CheckResult>;
+    return { out, by, runId };
+  }
+
+  it('every check passes on clean data, one ops.dq_results row per check per run', async () => {
+    const { by, out, runId } = await check(last);
+    expect(Object.values(by).filter((r) => r.status !== 'pass')).toEqual([]);
+    expect(Object.keys(by)).toEqual(CHECKS.map((c) => c.name));
+    expect(by.volume.details).toContain('trailing 7 days');
+    const { rows } = await env.pool.query('select check_name, status from ops.dq_results where run_id = $1', [runId]);
+    expect(rows).toHaveLength(CHECKS.length);
+
+    // a retry of the same run replaces its rows instead of adding more
+    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    await runChecks({ date: last, run: { workflowId: `daily-${last}`, runId } });
+    const again = await env.pool.query('select count(*)::int as n from ops.dq_results where run_id = $1', [runId]);
+    expect(again.rows[0].n).toBe(CHECKS.length);
+    expect(out.counts).toEqual({ pass: CHECKS.length, warn: 0, fail: 0, skip: 0 });
+
+    // the scheduled run judges freshness against the clock: 2:00 the next day is fresh
+    const scheduled = await check(last, { scheduled: true, now: `${addDays(last, 1)}T02:00:00Z` });
+    expect(scheduled.by.freshness.status).toBe('pass');
+  });
+
+  it('volume: a 50 % drop fails', async () => {
+    await env.pool.query('delete from warehouse.fact_events where date_key = $1 and source_offset % 2 = 0', [lastKey]);
+    const { by } = await check(last);
+    expect(by.volume.status).toBe('fail');
+    expect(by.volume.details).toMatch(/-[45]\d\.\d %/);
+  });
+
+  it('volume: skipped, not failed, with less than 3 days of history', async () => {
+    const { by } = await check(seeded.dates[2]);
+    expect(by.volume.status).toBe('skip');
+    expect(by.volume.details).toContain('only 2 usable days');
+  });
+
+  it('volume: a day whose own checks failed is left out of the baseline, so the incident does not widen the band', async () => {
+    const incident = seeded.dates[8];
+    // the incident day holds three times its rows
+    for (let i = 0; i < 2; i++) {
+      await env.pool.query(
+        `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset)
+         select gen_random_uuid(), event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset
+         from warehouse.fact_events where date_key = $1 and event_id::text < 'z'`,
+        [dateKey(incident)],
+      );
+    }
+    const withIncident = await check(last);
+    expect(withIncident.by.volume.status).toBe('fail');
+    // its own checks failed when it ran, so the next day's baseline leaves it out
+    await env.pool.query(
+      `insert into ops.dq_results (run_id, dt, check_name, table_name, observed, threshold, status, details)
+       values ('earlier', $1::date, 'reconciliation', 'ops.lake_files', 1, 'x', 'fail', 'x')`,
+      [incident],
+    );
+    const { by } = await check(last);
+    expect(by.volume.status).toBe('pass');
+    expect(by.volume.details).toContain(`left out after failed checks: ${incident}`);
+  });
+
+  it('volume: compares with the same weekday when four weeks of history allow', async () => {
+    const long = await createTestEnv({ topic: false });
+    try {
+      await seedWarehouse(long.pool, { start: '2024-11-01', days: 29, users: 60, churn: 0, steady: true, seed: 3 });
+      const { runChecks } = createCheckActivities(long, { config: DQ_DEFAULTS });
+      const out = await runChecks({ date: '2024-11-29', run: { workflowId: 'w', runId: 'r' } });
+      const volume = out.results.find((r) => r.check === 'volume')!;
+      expect(volume.threshold).toContain('same weekday');
+      expect(volume.details).toContain('2024-11-22, ');
+    } finally {
+      await cleanupEnv(long);
+    }
+  });
+
+  it('nulls: a null amount on a purchase or a null user_key fails', async () => {
+    await env.pool.query(
+      `update warehouse.fact_events set amount = null
+       where event_id = (select event_id from warehouse.fact_events where date_key = $1 and event_type = 'purchase' limit 1)`,
+      [lastKey],
+    );
+    let { by } = await check(last);
+    expect(by.nulls.status).toBe('fail');
+    expect(by.nulls.details).toContain('purchase_amount 1');
+
+    await env.pool.query('alter table warehouse.fact_events alter column user_key drop not null');
+    await env.pool.query(`update warehouse.fact_events set user_key = null where date_key = $1 and event_type = 'page_view'`, [lastKey]);
+    ({ by } = await check(last));
+    expect(by.nulls.details).toMatch(/user_key \d+/);
+    expect(Number(by.nulls.observed)).toBeGreaterThan(0.1);
+  });
+
+  it('uniqueness: a duplicate event_id fails (primary key dropped in this test database to let one in)', async () => {
+    await env.pool.query('alter table warehouse.fact_events drop constraint fact_events_pkey');
+    await env.pool.query(
+      `insert into warehouse.fact_events select * from warehouse.fact_events where date_key = $1 order by event_id limit 1`,
+      [lastKey],
+    );
+    const { by } = await check(last);
+    expect(by.uniqueness).toMatchObject({ status: 'fail', observed: 1 });
+    expect(by.uniqueness.details).toContain('1 event_ids appear more than once');
+  });
+
+  it('integrity: a fact pointing at a missing dim_user row fails', async () => {
+    await env.pool.query(
+      `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset)
+       values (gen_random_uuid(), $1::date + interval '3 hours', $2, 987654321, 0, 'page_view', 1, 1)`,
+      [last, lastKey],
+    );
+    const { by } = await check(last);
+    expect(by.integrity.status).toBe('fail');
+    expect(by.integrity.details).toContain('1 facts with a missing dim_user row');
+  });
+
+  it('integrity: overlapping SCD2 ranges and a second current row fail (exclusion constraint dropped in this test database)', async () => {
+    await env.pool.query('alter table warehouse.dim_user drop constraint dim_user_no_overlap');
+    const v = seeded.versions.find((x) => x.is_current && x.valid_to === null)!;
+    await env.pool.query(
+      `insert into warehouse.dim_user (user_id, email, plan, country, valid_from, valid_to, is_current)
+       values ($1, 'x@example.com', 'pro', 'US', $2::timestamptz + interval '1 hour', $2::timestamptz + interval '2 hours', false)`,
+      [v.user_id, v.valid_from],
+    );
+    const { by } = await check(last);
+    expect(by.integrity.status).toBe('fail');
+    expect(by.integrity.details).toContain('1 overlapping dim_user versions');
+  });
+
+  it('freshness: a stale date fails, for a backfill (data stops at noon) and for the scheduled run (3 days old)', async () => {
+    await env.pool.query(`delete from warehouse.fact_events where date_key = $1 and event_time >= $2::date + interval '12 hours'`, [lastKey, last]);
+    const backfill = await check(last);
+    expect(backfill.by.freshness.status).toBe('fail');
+    expect(Number(backfill.by.freshness.observed)).toBeGreaterThan(11);
+    const scheduled = await check(last, { scheduled: true, now: `${addDays(last, 3)}T02:00:00Z` });
+    expect(scheduled.by.freshness.status).toBe('fail');
+    expect(scheduled.by.freshness.details).toMatch(/is \d+(\.\d+)? h old/);
+  });
+
+  it('dead letters: 5 % of the date\'s records dead-lettered fails', async () => {
+    const { rows } = await env.pool.query(`select sum(row_count)::int as n from ops.lake_files where dt = $1 and area = 'events'`, [last]);
+    await env.pool.query(`delete from ops.lake_files where dt = $1 and area = 'dead_letter'`, [last]);
+    const dead = Math.round((rows[0].n * 0.05) / 0.95);
+    await env.pool.query(
+      `insert into ops.lake_files (landing_id, path, area, dt, topic, partition, first_offset, last_offset, row_count, bytes)
+       select landing_id, 'dead_letter/extra.parquet', 'dead_letter', dt, topic, 1, 0, $2, $2, 1 from ops.lake_files where dt = $1 limit 1`,
+      [last, dead],
+    );
+    const { by } = await check(last);
+    expect(by.dead_letters.status).toBe('fail');
+    expect(Number(by.dead_letters.observed)).toBeCloseTo(0.05, 2);
+  });
+
+  it('reconciliation: facts missing against the records landed fail; repeated event_ids in staging count once', async () => {
+    await env.pool.query(`delete from warehouse.fact_events where event_id in (select event_id from warehouse.fact_events where date_key = $1 limit 3)`, [lastKey]);
+    let { by } = await check(last);
+    expect(by.reconciliation.status).toBe('fail');
+    expect(by.reconciliation.details).toContain('difference -3');
+
+    // the date's staging table holds the landed records: the 3 missing ones are producer retries of loaded events
+    await env.pool.query(`create table staging.events_${lastKey} (like staging.events)`);
+    await env.pool.query(
+      `insert into staging.events_${lastKey} (event_id, schema_version, event_type, event_time, user_id, kafka_topic, kafka_partition, kafka_offset, lake_file_id)
+       select f.event_id, 'v1', f.event_type, f.event_time, du.user_id, 'events', 0, f.source_offset, f.lake_file_id
+       from warehouse.fact_events as f join warehouse.dim_user as du using (user_key) where f.date_key = $1`,
+      [lastKey],
+    );
+    await env.pool.query(
+      `insert into staging.events_${lastKey} select * from staging.events_${lastKey} limit 3`,
+    );
+    ({ by } = await check(last));
+    expect(by.reconciliation.status).toBe('pass');
+    expect(by.reconciliation.details).toContain('3 repeated event_ids subtracted');
+  });
+
+  it('schedule gaps: a day with no successful run in the middle of loaded days is reported', async () => {
+    const gap = seeded.dates[4];
+    await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [gap]);
+    const { by } = await check(last);
+    expect(by.schedule_gaps).toMatchObject({ status: 'warn', observed: 1 });
+    expect(by.schedule_gaps.details).toContain(`no successful run on ${gap}`);
+  });
+
+  it('thresholds come from the environment with the SPEC defaults, and bad values are named', () => {
+    expect(loadDqConfig({})).toEqual(DQ_DEFAULTS);
+    expect(DQ_DEFAULTS).toMatchObject({ volumeTolerance: 0.2, deadLetterMaxRatio: 0.01, freshnessMaxAgeHours: 24, nullMaxRatio: 0 });
+    expect(loadDqConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' })).toMatchObject({ deadLetterMaxRatio: 0.06, volumeTolerance: 0.5 });
+    expect(() => loadDqConfig({ DQ_VOLUME_TOLERANCE: 'twenty' })).toThrow(/DQ_VOLUME_TOLERANCE="twenty".*number from 0/);
+    expect(() => loadDqConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' })).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
+  });
+
+  it('a bad date is refused with a non-retryable error naming it', async () => {
+    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    await expect(runChecks({ date: '2024-02-30', run: { workflowId: 'w', runId: 'r' } })).rejects.toMatchObject({
+      nonRetryable: true,
+      message: expect.stringContaining('2024-02-30'),
+    });
+  });
+
+  it('scripts/check.ts prints the results and its exit code reflects them', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', path.join('scripts', 'check.ts'), ...args], {
+          cwd: path.resolve(__dirname, '..'),
+          env: { ...process.env, DATABASE_URL: env.config.databaseUrl },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+
+    const clean = await run(['--date', last]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/check\s+table\s+status\s+observed\s+threshold\s+details/);
+    expect(clean.stdout).toMatch(/volume\s+warehouse\.fact_events\s+PASS/);
+    expect(clean.stdout).toContain(`${CHECKS.length} pass, 0 warn, 0 fail`);
+
+    // a warning alone keeps exit code 0
+    await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [seeded.dates[3]]);
+    const warned = await run(['--date', last]);
+    expect(warned.code).toBe(0);
+    expect(warned.stdout).toMatch(/schedule_gaps\s+ops\.pipeline_runs\s+WARN/);
+
+    await env.pool.query('delete from warehouse.fact_events where date_key = $1 and source_offset % 2 = 0', [lastKey]);
+    const broken = await run(['--date', last]);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/volume\s+warehouse\.fact_events\s+FAIL/);
+    const { rows } = await env.pool.query(`select count(distinct run_id)::int as n from ops.dq_results where run_id like 'manual-%'`);
+    expect(rows[0].n).toBe(3);
+
+    const bad = await run(['--date', '2024-13-01']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('bad --date: "2024-13-01"');
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('usage:');
+  });
+});
