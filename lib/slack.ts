@@ -219,7 +219,10 @@ export async function postToSlack(
   config: AlertConfig,
   sleep: (ms: number) => Promise<void> = defaultSleep,
 ): Promise<DeliveryResult> {
-  const webhook = new IncomingWebhook(webhookUrl, { timeout: config.timeoutMs });
+  const defaults: { timeout?: number } = { timeout: config.timeoutMs };
+  const webhook = new IncomingWebhook(webhookUrl, defaults);
+  // the client copies its defaults into every payload; its HTTP client already holds the timeout, so keep it out of the JSON
+  delete defaults.timeout;
   const started = Date.now();
   let attempts = 0;
   let error: string | null = null;
