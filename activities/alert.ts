@@ -97,6 +97,9 @@ interface Decision {
   recovered: AlertedCheck[];
 }
 
+/** One date of a backfill: what the summary says about it, and the decision recorded for it. */
+type DateDecision = BackfillDateSummary & { decision: Decision };
+
 type Logger = (message: string, meta?: Record<string, unknown>) => void;
 
 function defaultLogger(): Logger {
@@ -325,16 +328,16 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           [input.from, input.to],
         );
         const priors = await latestAlerts(client, dates);
-        const summaries: BackfillDateSummary[] = dates.map((date) => {
+        const summaries: DateDecision[] = dates.map((date) => {
           const own = results.filter((r) => r.dt === date);
           const d = decide(own, priors.filter((p) => p.dt === date), alertConfig);
-          return { date, alerts: d.alerts, stillFailing: d.stillFailing, recovered: d.recovered.map((c) => c.check), checked: own.length > 0, decision: d } as BackfillDateSummary & { decision: Decision };
+          return { date, alerts: d.alerts, stillFailing: d.stillFailing, recovered: d.recovered.map((c) => c.check), checked: own.length > 0, decision: d };
         });
         const message = buildBackfillSummary({ from: input.from, to: input.to, dates: summaries, link: linkFor(input.run) });
         const lastError = webhookUrl ? null : NO_WEBHOOK;
         const alerted: string[] = [];
         const recovered: string[] = [];
-        for (const s of summaries as (BackfillDateSummary & { decision: Decision })[]) {
+        for (const s of summaries) {
           if (s.decision.alerts.length) alerted.push(...(await insertAlertRows(client, input.run.runId, 'alert', s.date, s.decision.alerts, message, lastError)));
           if (s.decision.recovered.length) recovered.push(...(await insertAlertRows(client, input.run.runId, 'recovered', s.date, s.decision.recovered, message, lastError)));
         }
