@@ -2,23 +2,33 @@ import pg from 'pg';
 import { loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { TEMPLATE_DATABASE, databaseUrlFor } from './support';
+import { databaseUrlFor, TEMPLATE_DATABASE_ENV, uniqueName } from './support';
 
-/** Builds a migrated template database once per test run; each test clones it. */
-export default async function setup(): Promise<void> {
-  const { databaseUrl } = loadConfig();
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: loadConfig().databaseUrl });
+  await client.connect();
   try {
-    await admin.query(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
-    await admin.query(`create database ${TEMPLATE_DATABASE}`);
+    return await fn(client);
   } finally {
-    await admin.end();
+    await client.end();
   }
-  const db = createDb(createPool(databaseUrlFor(databaseUrl, TEMPLATE_DATABASE), 1));
+}
+
+/**
+ * Builds a migrated template database once per test run (named per run, so two runs at once
+ * never drop each other's template); each test clones it. Dropped again at the end of the run.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
+  const template = uniqueName('ns_template');
+  await admin((client) => client.query(`create database ${template}`));
+  const db = createDb(createPool(databaseUrlFor(loadConfig().databaseUrl, template), 1));
   try {
     await migrateToLatest(db);
   } finally {
     await db.destroy();
   }
+  process.env[TEMPLATE_DATABASE_ENV] = template;
+  return async () => {
+    await admin((client) => client.query(`drop database if exists ${template} with (force)`));
+  };
 }

@@ -9,7 +9,14 @@ import { createDb, createPool, type Db } from '../warehouse/db';
 
 /** Test isolation: every test gets its own database, Kafka topic, lake folder and task queue. */
 
-export const TEMPLATE_DATABASE = 'nightshift_test_template';
+/** Set by test/global-setup.ts: the migrated template database of this test run. */
+export const TEMPLATE_DATABASE_ENV = 'NIGHTSHIFT_TEST_TEMPLATE';
+
+function templateDatabase(): string {
+  const name = process.env[TEMPLATE_DATABASE_ENV];
+  if (!name) throw new Error(`${TEMPLATE_DATABASE_ENV} is not set: run tests through vitest (test/global-setup.ts builds it)`);
+  return name;
+}
 
 export function databaseUrlFor(baseUrl: string, database: string): string {
   const url = new URL(baseUrl);
@@ -36,7 +43,7 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
   const admin = new pg.Client({ connectionString: base.databaseUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${database} template ${TEMPLATE_DATABASE}`);
+    await admin.query(`create database ${database} template ${templateDatabase()}`);
   } finally {
     await admin.end();
   }
@@ -58,6 +65,8 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
     db,
     async cleanup() {
       await db.destroy();
+      // Kysely ends the pool only if it ever used it.
+      if (!pool.ended) await pool.end();
       rmSync(lakeDir, { recursive: true, force: true });
       if (options.topic !== false) await deleteTopic(base.kafkaBrokers, topic).catch(() => undefined);
       const c = new pg.Client({ connectionString: base.databaseUrl });
