@@ -73,9 +73,9 @@ export interface LandTuning {
   now?: () => Date;
 }
 
-const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 250_000, maxBufferedRows: 200_000 };
+const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 100_000, maxBufferedRows: 150_000 };
 const LOCK_NAME = 'nightshift:land:';
-const FETCH = { maxBytes: 64 << 20, maxBytesPerPartition: 16 << 20, minBytes: 1, maxWaitTimeInMs: 250 };
+const FETCH = { maxBytes: 8 << 20, maxBytesPerPartition: 2 << 20, minBytes: 1, maxWaitTimeInMs: 250 };
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------
 
@@ -213,6 +213,7 @@ class Landing {
   };
   private readonly perDate = new Map<string, LandDateCounts>();
   private readonly reload = new Set<string>();
+  private readonly now: Date;
 
   constructor(
     private readonly db: Db,
@@ -222,6 +223,7 @@ class Landing {
     private readonly tuning: Required<Omit<LandTuning, 'beforeCommit' | 'now'>> & Pick<LandTuning, 'beforeCommit'>,
     private readonly nowMs: number,
   ) {
+    this.now = new Date(nowMs);
     for (const p of plans) {
       this.next.set(p.partition, p.start);
       this.committed.set(p.partition, p.start);
@@ -258,7 +260,7 @@ class Landing {
     const offset = Number(message.offset);
     const timestampMs = Number(message.timestamp);
     const value = message.value ?? Buffer.alloc(0);
-    const parsed = parseEvent(value, new Date(this.nowMs));
+    const parsed = parseEvent(value, this.now);
     let target: Buffer_;
     if (parsed.ok) {
       target = this.buffer('events', this.day(parsed.event.event_time_us / 1000), partition);
@@ -487,7 +489,7 @@ async function consume(args: ConsumeArgs): Promise<void> {
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachBatchAutoResolve: false,
+      eachBatchAutoResolve: true, // moves the fetch position past each batch; offsets are committed in ops, never to Kafka
       eachBatch: async ({ batch, heartbeat }) => {
         if (stopping) return;
         try {

@@ -1,0 +1,115 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import pg from 'pg';
+import { createLandActivities } from '../activities/land';
+import { type Config, loadConfig } from '../lib/config';
+import { createDb, createPool } from '../warehouse/db';
+import { migrateToLatest } from '../warehouse/migrate';
+import { produceEvents } from './produce';
+
+/**
+ * Measures landing throughput and peak memory: produces N events (default 1,000,000) into a fresh topic, then lands
+ * them into a fresh database and lake in a child process, whose peak RSS is the landing's alone.
+ * Usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep]
+ * Needs the local stack (make up); cleans up its topic, database and lake unless --keep.
+ */
+
+const CHILD_FLAG = '--child-land';
+
+interface ChildResult {
+  seconds: number;
+  maxRssMiB: number;
+  output: Awaited<ReturnType<ReturnType<typeof createLandActivities>['landEvents']>>;
+}
+
+/** The child: lands the topic named by the environment and prints its figures as JSON. */
+async function child(): Promise<void> {
+  const config = loadConfig();
+  const pool = createPool(config.databaseUrl, 2);
+  const db = createDb(pool);
+  try {
+    const started = process.hrtime.bigint();
+    const output = await createLandActivities({ config, pool, db }).landEvents({});
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const result: ChildResult = { seconds, maxRssMiB: process.resourceUsage().maxRSS / 1024, output };
+    process.stdout.write(JSON.stringify(result));
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function withAdmin<T>(config: Config, fn: (admin: ReturnType<Kafka['admin']>) => Promise<T>): Promise<T> {
+  const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function adminQuery(config: Config, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: config.databaseUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes(CHILD_FLAG)) return child();
+  const eventsAt = args.indexOf('--events');
+  const events = eventsAt >= 0 ? Number(args[eventsAt + 1]) : 1_000_000;
+  if (!Number.isSafeInteger(events) || events < 1) throw new Error(`--events must be a whole number >= 1, got ${args[eventsAt + 1]}`);
+  const keep = args.includes('--keep');
+
+  const base = loadConfig();
+  const suffix = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const database = `ns_measure_${suffix}`;
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/${database}`;
+  const config: Config = { ...base, databaseUrl: url.toString(), kafkaTopic: `measure_landing_${suffix}`, lakeDir: mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-')) };
+
+  await adminQuery(base, `create database ${database}`);
+  await withAdmin(config, (a) => a.createTopics({ topics: [{ topic: config.kafkaTopic, numPartitions: 4, replicationFactor: 1 }], waitForLeaders: true }));
+  try {
+    const db = createDb(createPool(config.databaseUrl, 1));
+    await migrateToLatest(db).finally(() => db.destroy());
+
+    const produced = await produceEvents(config, { events, days: 3, start: '2024-12-01', seed: 42, badRate: 0.01 });
+    console.log(`produced ${produced.events} events (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s: ${Math.round(produced.eventsPerSecond)} events/s`);
+
+    const run = spawnSync(process.execPath, [...process.execArgv, __filename, CHILD_FLAG], {
+      env: { ...process.env, DATABASE_URL: config.databaseUrl, KAFKA_TOPIC: config.kafkaTopic, LAKE_DIR: config.lakeDir },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 16 << 20,
+    });
+    if (run.status !== 0) throw new Error(`the landing child failed with exit code ${run.status}`);
+    const r = JSON.parse(run.stdout) as ChildResult;
+    console.log(
+      `landed ${r.output.recordsRead} records (${r.output.recordsLanded} events, ${r.output.recordsDeadLettered} dead letters) into ${r.output.files} files, ${(r.output.bytes / 2 ** 20).toFixed(1)} MiB`,
+    );
+    console.log(`landing: ${r.seconds.toFixed(1)} s, ${Math.round(r.output.recordsRead / r.seconds)} events/s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+  } finally {
+    if (keep) {
+      console.log(`kept: DATABASE_URL=${config.databaseUrl} KAFKA_TOPIC=${config.kafkaTopic} LAKE_DIR=${config.lakeDir}`);
+    } else {
+      rmSync(config.lakeDir, { recursive: true, force: true });
+      await withAdmin(config, (a) => a.deleteTopics({ topics: [config.kafkaTopic] })).catch(() => undefined);
+      await adminQuery(base, `drop database if exists ${database} with (force)`);
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

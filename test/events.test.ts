@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { EVENT_TYPES, type RawEventV1, parseEvent, parseIsoTimeUs } from '../lib/events';
+import { BAD_KINDS, generateEvents } from '../lib/generator';
+
+/** The v1 contract: what it accepts, how it normalises, and the precise reason for each rejection. */
+
+const NOW = new Date('2024-12-18T12:00:00Z');
+
+function valid(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const event: RawEventV1 = {
+    schema_version: 'v1',
+    event_id: '7d213b2e-2391-46bd-a75b-d1223f5db9e0',
+    event_type: 'purchase',
+    event_time: '2024-12-17T09:30:00.123+01:00',
+    user_id: 'u-000001',
+    session_id: 's-1',
+    device: { type: 'mobile', os: 'iOS', browser: 'Safari' },
+    context: { country: 'DE', page: '/checkout', referrer: 'direct' },
+    purchase: { order_id: 'o-1', product_id: 'p-100', amount: 12.5, currency: 'EUR' },
+  };
+  return { ...event, ...overrides };
+}
+
+function parse(value: unknown) {
+  return parseEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), NOW);
+}
+
+function reasonOf(value: unknown): string {
+  const r = parse(value);
+  if (r.ok) throw new Error('expected a rejection');
+  return r.reason;
+}
+
+describe('event contract v1', () => {
+  it('accepts a valid event and normalises event_time to UTC', () => {
+    const r = parse(valid());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(new Date(r.event.event_time_us / 1000).toISOString()).toBe('2024-12-17T08:30:00.123Z');
+    expect(r.event).toMatchObject({
+      event_type: 'purchase',
+      user_id: 'u-000001',
+      device_type: 'mobile',
+      country: 'DE',
+      order_id: 'o-1',
+      amount: 12.5,
+      currency: 'EUR',
+      user_email: null,
+    });
+  });
+
+  it('keeps microseconds and handles negative and compact offsets', () => {
+    expect(parseIsoTimeUs('2024-12-31T23:30:00.123456-02:00')).toBe(Date.parse('2025-01-01T01:30:00.123Z') * 1000 + 456);
+    expect(parseIsoTimeUs('2024-12-17T09:30:00+0530')).toBe(Date.parse('2024-12-17T04:00:00Z') * 1000);
+    expect(parseIsoTimeUs('2024-02-29T00:00:00Z')).not.toBeNull();
+    expect(parseIsoTimeUs('2023-02-29T00:00:00Z')).toBeNull();
+    expect(parseIsoTimeUs('2024-12-17T09:30:00')).toBeNull();
+  });
+
+  it('requires the user attributes on user events and the purchase on purchase events', () => {
+    expect(reasonOf(valid({ event_type: 'user_signup', purchase: undefined }))).toBe('missing required field "user" on user_signup');
+    const user = { email: 'a@example.com', plan: 'pro', country: 'FR' };
+    expect(parse(valid({ event_type: 'plan_change', purchase: undefined, user })).ok).toBe(true);
+    expect(reasonOf(valid({ event_type: 'plan_change', user: { ...user, plan: 'gold' } }))).toBe(
+      'field "user.plan" must be one of free|pro|enterprise, got "gold"',
+    );
+    expect(reasonOf(valid({ event_type: 'profile_update', user: { email: 'a@example.com', plan: 'pro' } }))).toBe(
+      'missing required field "user.country"',
+    );
+    expect(reasonOf(valid({ event_type: 'payment_failed', purchase: undefined }))).toBe('missing required field "purchase" on payment_failed');
+    expect(reasonOf(valid({ purchase: { order_id: 'o', product_id: 'p', amount: 1, currency: 'eur' } }))).toBe(
+      'field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got "eur"',
+    );
+    expect(reasonOf(valid({ purchase: { order_id: 'o', product_id: 'p', amount: -1, currency: 'EUR' } }))).toBe(
+      'field "purchase.amount" must be a number >= 0, got -1',
+    );
+  });
+
+  it.each([
+    ['not JSON', '{"schema_version":"v1",', /^not valid JSON: /],
+    ['not an object', '[1,2]', /^record must be a JSON object, got an array$/],
+    ['missing field', valid({ user_id: undefined }), /^missing required field "user_id"$/],
+    ['wrong type', valid({ purchase: { order_id: 'o', product_id: 'p', amount: 'abc', currency: 'EUR' } }), /^field "purchase.amount" must be a number >= 0, got "abc"$/],
+    ['wrong type of user_id', valid({ user_id: 12345 }), /^field "user_id" must be a string, got 12345$/],
+    ['unknown event_type', valid({ event_type: 'foo' }), /^unknown event_type "foo"$/],
+    ['unknown schema_version', valid({ schema_version: 'v2' }), /^unknown schema_version "v2"$/],
+    ['event_time without offset', valid({ event_time: '2024-12-17T09:30:00' }), /^field "event_time" must be ISO-8601 with an offset/],
+    ['far-future event_time', valid({ event_time: '2030-01-01T00:00:00Z' }), /^event_time 2030-01-01T00:00:00Z is more than 1 day in the future$/],
+    ['bad device type', valid({ device: { type: 'watch' } }), /^field "device.type" must be one of desktop\|mobile\|tablet, got "watch"$/],
+    ['bad event_id', valid({ event_id: 'abc' }), /^field "event_id" must be a UUID, got "abc"$/],
+  ])('rejects %s with a precise reason', (_kind, value, reason) => {
+    expect(reasonOf(value)).toMatch(reason);
+  });
+
+  it('tells the id and time of a rejected record when they are readable', () => {
+    const r = parse(valid({ schema_version: 'v2' }));
+    expect(r).toMatchObject({ ok: false, eventId: '7d213b2e-2391-46bd-a75b-d1223f5db9e0', eventTime: new Date('2024-12-17T08:30:00.123Z') });
+  });
+
+  it('accepts an event up to 1 day ahead of the clock', () => {
+    expect(parse(valid({ event_time: '2024-12-19T11:59:00Z' })).ok).toBe(true);
+    expect(parse(valid({ event_time: '2024-12-19T12:01:00Z' })).ok).toBe(false);
+  });
+
+  it('validates fast enough for the landing (>= 60k records/s with room to spare)', () => {
+    const raws = [...generateEvents({ events: 20_000, days: 1, start: '2024-12-01', seed: 1, badRate: 0 })].map((r) => r.value);
+    const started = performance.now();
+    for (const raw of raws) parseEvent(raw, NOW);
+    const perSecond = raws.length / ((performance.now() - started) / 1000);
+    expect(perSecond).toBeGreaterThan(60_000);
+  });
+});
+
+describe('event generator', () => {
+  it('is deterministic for a seed and different across seeds', () => {
+    const run = (seed: number) => [...generateEvents({ events: 2_000, days: 2, start: '2024-12-01', seed, badRate: 0.05 })].map((r) => r.value.toString());
+    expect(run(1)).toEqual(run(1));
+    expect(run(1)).not.toEqual(run(2));
+  });
+
+  it('produces exactly N records, keyed by user_id, every event type, and every bad kind the contract rejects', () => {
+    const records = [...generateEvents({ events: 40_000, days: 3, start: '2024-12-01', seed: 42, badRate: 0.02 })];
+    expect(records).toHaveLength(40_000);
+    const types = new Set<string>();
+    const kinds = new Set<string>();
+    for (const r of records) {
+      const parsed = parseEvent(r.value, NOW);
+      expect(parsed.ok).toBe(r.expected.bad === null);
+      if (parsed.ok) {
+        types.add(parsed.event.event_type);
+        expect(r.key).toBe(parsed.event.user_id);
+        expect(new Date(parsed.event.event_time_us / 1000).toISOString().slice(0, 10)).toBe(r.expected.date);
+      } else {
+        kinds.add(r.expected.bad as string);
+      }
+    }
+    expect([...types].sort()).toEqual([...EVENT_TYPES].sort());
+    expect([...kinds].sort()).toEqual([...BAD_KINDS].sort());
+  });
+
+  it('has a daily rhythm: nights are quieter than afternoons', () => {
+    const hours = new Array<number>(24).fill(0);
+    for (const r of generateEvents({ events: 20_000, days: 1, start: '2024-12-04', seed: 4, badRate: 0 })) {
+      const p = parseEvent(r.value, NOW);
+      if (p.ok) hours[new Date(p.event.event_time_us / 1000).getUTCHours()]++;
+    }
+    expect(hours[3]).toBeLessThan(hours[15] / 3);
+  });
+});
