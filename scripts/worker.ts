@@ -3,6 +3,7 @@ import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBun
 import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
 import { type Config, loadConfig } from '../lib/config';
+import { livenessHeartbeat } from '../lib/liveness-heartbeat';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
@@ -50,6 +51,8 @@ export async function createWorker(config: Config, deps: ActivityDeps, options: 
       ...(options.identity ? { identity: options.identity } : {}),
       workflowBundle: await workflowBundle(),
       activities: createActivities(deps),
+      // a heartbeat every 5 s for every running activity: a dead worker is noticed in seconds, not at start-to-close
+      interceptors: { activity: [livenessHeartbeat] },
       // a 2-core machine: a few loads at once; each holds a database connection or two
       maxConcurrentActivityTaskExecutions: 6,
       // let a running activity finish its current step before a shutdown cancels it

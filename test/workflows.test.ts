@@ -153,7 +153,7 @@ describe('worker killed mid-backfill', () => {
   const from = '2023-04-03';
   const to = '2023-04-06';
 
-  it('ends with the same warehouse as an uninterrupted run', async () => {
+  it('ends with the same warehouse as an uninterrupted run', { timeout: 300_000 }, async () => {
     const reference = await createTestEnv();
     const killed = await createTestEnv();
     const client = await testClient(reference.config);

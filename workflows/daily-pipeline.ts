@@ -37,19 +37,30 @@ const RETRY_TRANSIENT = {
   nonRetryableErrorTypes: NON_RETRYABLE,
 };
 
-/** Landing reads Kafka and writes the lake: long; heartbeats every few seconds, also while it waits for the landing lock. */
-const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '2 minutes', retry: RETRY_TRANSIENT };
-/** Staging a date: COPY of each lake file, heartbeats per file and resumes after the files done. */
-const STAGE: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: '5 minutes', retry: RETRY_TRANSIENT };
-/** Dimension and fact loads of a date: set-based statements in one transaction each (no heartbeat inside a statement). */
-const LOAD: ActivityOptions = { startToCloseTimeout: '30 minutes', retry: RETRY_TRANSIENT };
+/**
+ * A killed worker is noticed by a missed heartbeat: the worker heartbeats every 5 s for each running activity
+ * (lib/liveness-heartbeat.ts), carrying the progress details land and stage report and resume from.
+ */
+const DEAD_WORKER = '30 seconds';
+
+/** Landing reads Kafka and writes the lake: long; heartbeats its committed offsets, also while it waits for the landing lock. */
+const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+/** Staging a date: COPY of each lake file; heartbeats the files done. */
+const STAGE: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+/** Dimension and fact loads of a date: set-based statements, one transaction each under the date lock. */
+const LOAD: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
 /** Mart rebuild for the dates a run touched, one transaction. */
-const MARTS: ActivityOptions = { startToCloseTimeout: '20 minutes', retry: RETRY_TRANSIENT };
+const MARTS: ActivityOptions = { startToCloseTimeout: '20 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
 /** Data-quality checks: read-only queries plus one insert per check. */
-const CHECKS: ActivityOptions = { startToCloseTimeout: '10 minutes', retry: { ...RETRY_TRANSIENT, maximumAttempts: 5 } };
+const CHECKS: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: DEAD_WORKER,
+  retry: { ...RETRY_TRANSIENT, maximumAttempts: 5 },
+};
 /** Slack: the activity retries delivery itself and records what it could not deliver; never stalls the load. */
 const ALERT: ActivityOptions = {
   startToCloseTimeout: '3 minutes',
+  heartbeatTimeout: DEAD_WORKER,
   retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 /** Bookkeeping rows in ops: one quick statement. */
