@@ -1,0 +1,209 @@
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
+import type { Config } from '../../lib/config';
+import { generateEvents } from '../../lib/generator';
+import { addDays } from '../../lib/temporal';
+
+/**
+ * The benchmark's events: one generated world running over two days (the same users come back on day 2), split at
+ * midnight. Generating is slower than everything it feeds, so it runs once: day 1 is produced into every topic
+ * that needs it, day 2 is spooled to a file and produced from there when the benchmark gets to day 2.
+ * Day 1 and day 2 should both be weekdays, so each gets the same number of events.
+ */
+
+/** Same batching as scripts/produce.ts (4,000 messages a request, 4 requests in flight). */
+const BATCH_SIZE = 4000;
+const IN_FLIGHT = 4;
+
+export interface Produced {
+  records: number;
+  bad: number;
+  seconds: number;
+}
+
+/** Sends batches keyed by user_id to each topic, a few requests in flight, as `make produce` does. */
+class BatchSender {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+  private constructor(
+    private readonly producer: Producer,
+    private readonly topics: string[],
+  ) {}
+
+  static async connect(config: Config, topics: string[]): Promise<BatchSender> {
+    const kafka = new Kafka({ clientId: 'nightshift-bench', brokers: config.kafkaBrokers, logLevel: logLevel.ERROR });
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    await producer.connect();
+    return new BatchSender(producer, topics);
+  }
+
+  async send(messages: Message[]): Promise<void> {
+    for (const topic of this.topics) {
+      const p: Promise<void> = this.producer
+        .send({ topic, messages, acks: 1, compression: CompressionTypes.None })
+        .then(() => undefined)
+        .catch((err: unknown) => {
+          this.failure ??= err;
+        })
+        .finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+      if (this.inFlight.size >= IN_FLIGHT) await Promise.race(this.inFlight);
+      if (this.failure !== null) throw this.failure;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await Promise.all(this.inFlight);
+      if (this.failure !== null) throw this.failure;
+    } finally {
+      await this.producer.disconnect();
+    }
+  }
+}
+
+/** Day 2's records on disk: [key length u32][key][value length u32][value][bad u8], repeated. */
+class Spool {
+  private readonly fd: number;
+  private buf = Buffer.allocUnsafe(4 << 20);
+  private pos = 0;
+  constructor(file: string) {
+    this.fd = openSync(file, 'w');
+  }
+  write(key: string, value: Buffer, bad: boolean): void {
+    const keyBytes = Buffer.byteLength(key);
+    const size = 9 + keyBytes + value.length;
+    if (this.pos + size > this.buf.length) this.flush();
+    if (size > this.buf.length) this.buf = Buffer.allocUnsafe(size);
+    this.buf.writeUInt32LE(keyBytes, this.pos);
+    this.buf.write(key, this.pos + 4);
+    this.buf.writeUInt32LE(value.length, this.pos + 4 + keyBytes);
+    value.copy(this.buf, this.pos + 8 + keyBytes);
+    this.buf[this.pos + 8 + keyBytes + value.length] = bad ? 1 : 0;
+    this.pos += size;
+  }
+  private flush(): void {
+    let done = 0;
+    while (done < this.pos) done += writeSync(this.fd, this.buf, done, this.pos - done);
+    this.pos = 0;
+  }
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+function* readSpool(file: string): Generator<{ key: Buffer; value: Buffer; bad: boolean }> {
+  const fd = openSync(file, 'r');
+  try {
+    let buf = Buffer.alloc(0);
+    const chunk = Buffer.allocUnsafe(4 << 20);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      buf = Buffer.concat([buf, chunk.subarray(0, n)]);
+      let pos = 0;
+      for (;;) {
+        if (pos + 4 > buf.length) break;
+        const keyLen = buf.readUInt32LE(pos);
+        if (pos + 8 + keyLen > buf.length) break;
+        const valueLen = buf.readUInt32LE(pos + 4 + keyLen);
+        const end = pos + 9 + keyLen + valueLen;
+        if (end > buf.length) break;
+        yield {
+          key: buf.subarray(pos + 4, pos + 4 + keyLen),
+          value: buf.subarray(pos + 8 + keyLen, end - 1),
+          bad: buf[end - 1] === 1,
+        };
+        pos = end;
+      }
+      buf = buf.subarray(pos);
+    }
+    if (buf.length > 0) throw new Error(`${file}: truncated spool (${buf.length} bytes left over)`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Generates `events` events for each of `start` and the day after in one pass: day 1 into every topic in
+ * `day1Topics`, day 2 into `spoolFile`. Returns day 1's figures.
+ */
+export async function produceDay1(
+  config: Config,
+  o: { events: number; start: string; seed: number; badRate: number },
+  day1Topics: string[],
+  spoolFile: string,
+  onProgress?: (records: number) => void,
+): Promise<Produced> {
+  const second = addDays(o.start, 1);
+  const sender = await BatchSender.connect(config, day1Topics);
+  const spool = new Spool(spoolFile);
+  const started = performance.now();
+  let records = 0;
+  let bad = 0;
+  let seconds = 0;
+  let inSecond = false;
+  try {
+    let batch: Message[] = [];
+    for (const record of generateEvents({
+      events: o.events * 2,
+      days: 2,
+      start: o.start,
+      seed: o.seed,
+      badRate: o.badRate,
+    })) {
+      if (!inSecond && record.expected.date === second) {
+        inSecond = true;
+        if (batch.length > 0) await sender.send(batch);
+        batch = [];
+        await sender.close();
+        seconds = (performance.now() - started) / 1000;
+      }
+      if (inSecond) {
+        spool.write(record.key, record.value, record.expected.bad !== null);
+        continue;
+      }
+      batch.push({ key: record.key, value: record.value });
+      records++;
+      if (record.expected.bad !== null) bad++;
+      if (batch.length === BATCH_SIZE) {
+        await sender.send(batch);
+        batch = [];
+        if (records % 100_000 === 0) onProgress?.(records);
+      }
+    }
+    if (!inSecond) throw new Error(`the generator produced no events for ${second}`);
+  } finally {
+    spool.close();
+    if (!inSecond) await sender.close().catch(() => undefined);
+  }
+  return { records, bad, seconds };
+}
+
+/** Produces the spooled day-2 records into the config's topic. */
+export async function produceSpool(config: Config, spoolFile: string): Promise<Produced> {
+  const sender = await BatchSender.connect(config, [config.kafkaTopic]);
+  const started = performance.now();
+  let records = 0;
+  let bad = 0;
+  try {
+    let batch: Message[] = [];
+    for (const r of readSpool(spoolFile)) {
+      batch.push({ key: r.key, value: r.value });
+      records++;
+      if (r.bad) bad++;
+      if (batch.length === BATCH_SIZE) {
+        await sender.send(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await sender.send(batch);
+  } finally {
+    await sender.close();
+  }
+  return { records, bad, seconds: (performance.now() - started) / 1000 };
+}
