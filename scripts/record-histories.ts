@@ -1,0 +1,70 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { Client } from '@temporalio/client';
+import { closeClient } from '../lib/temporal-client';
+import { backfillWorkflow, dailyPipelineWorkflow } from '../workflows';
+import setupTemplate from '../test/global-setup';
+import { createTestEnv, uniqueName } from '../test/support';
+import { produceDays, startWorker, testClient } from '../test/temporal-support';
+
+/**
+ * Records the histories that test/replay.test.ts replays: a daily pipeline, a backfill (with a continue-as-new
+ * when asked) and one of its children, run against the local stack in a throw-away database and topic.
+ * Run it after a deliberate, replay-safe change to the workflows: `node --import tsx scripts/record-histories.ts`.
+ */
+
+export const HISTORIES_DIR = path.resolve(__dirname, '..', 'test', 'histories');
+
+// dates no other test uses: workflow ids are per date in a shared namespace
+const FROM = '2022-12-01';
+const TO = '2022-12-02';
+
+async function save(client: Client, name: string, workflowId: string, runId?: string): Promise<void> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  const file = path.join(HISTORIES_DIR, `${name}.json`);
+  writeFileSync(file, `${historyToJSON(history)}\n`);
+  console.log(`recorded ${workflowId} (${history.events?.length} events) -> ${path.relative(process.cwd(), file)}`);
+}
+
+async function main(): Promise<void> {
+  const dropTemplate = await setupTemplate();
+  const env = await createTestEnv();
+  const client = await testClient(env.config);
+  const worker = await startWorker(env);
+  try {
+    await produceDays(env.config, FROM, 2, 300, 11);
+    mkdirSync(HISTORIES_DIR, { recursive: true });
+
+    const daily = await client.workflow.start(dailyPipelineWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: `daily-${FROM}`,
+      args: [{ date: FROM }],
+    });
+    await daily.result();
+    await save(client, 'daily-pipeline', daily.workflowId, daily.firstExecutionRunId);
+
+    const backfill = await client.workflow.start(backfillWorkflow, {
+      taskQueue: env.config.temporalTaskQueue,
+      workflowId: uniqueName(`backfill-${FROM}-${TO}`),
+      args: [{ from: FROM, to: TO, concurrency: 2 }],
+    });
+    const result = await backfill.result();
+    if (result.failed.length) throw new Error(`backfill failed for ${result.failed.join(', ')}`);
+    await save(client, 'backfill', backfill.workflowId, backfill.firstExecutionRunId);
+    const child = result.results.find((r) => r.date === TO)!;
+    await save(client, 'backfill-child', child.workflowId, child.runId);
+  } finally {
+    await worker.stop();
+    await closeClient(client);
+    await env.cleanup();
+    await dropTemplate();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
