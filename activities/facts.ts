@@ -1,9 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { lockDimUserShared, withDateLock } from '../lib/locks';
+import type pg from 'pg';
+import { dateLockId, lockDimUserShared, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { requireStaged, setLoadSession } from './dimensions';
+import { stagingEventsTable } from './stage';
 
 export interface LoadFactsOutput {
   date: string;
@@ -16,54 +18,78 @@ export interface LoadFactsOutput {
   rowsUnchanged: number;
   /** Records dropped as duplicates of an event_id (producer retries). */
   duplicates: number;
+  /** Events whose event_id is already loaded under another date (sent again with another event_time); kept there. */
+  crossDateDuplicates: number;
   /** ops.date_loads.needs_reload after the load: true when lake files landed for the date while it loaded. */
   needsReload: boolean;
 }
 
-const NOT_NULL_VIOLATION = '23502';
+const UNIQUE_VIOLATION = '23505';
 
 export function createFactActivities(deps: ActivityDeps) {
   const { pool, db } = deps;
 
   async function facts(date: string): Promise<LoadFactsOutput> {
+    const dateKey = dateLockId(date);
+    const identifiers = { events_table: stagingEventsTable(date), facts_table: `facts_${dateKey}` };
+    const values = {
+      date,
+      date_key: dateKey,
+      day_start: `${date}T00:00:00Z`,
+      day_end: new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString(),
+    };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const table = await requireStaged(client, date);
+      await requireStaged(client, date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
-      let counts: { count_read: number; count_distinct: number; count_inserted: number; count_updated: number };
-      try {
-        const [result] = await runSqlFile(client, 'fact_events', { identifiers: { events_table: table } });
-        counts = result.rows[0];
-      } catch (err) {
-        if ((err as { code?: string; column?: string }).code === NOT_NULL_VIOLATION && (err as { column?: string }).column === 'user_key') {
-          throw ApplicationFailure.create({
-            message: `staged events of ${date} have users with no dim_user version valid at their event_time: run loadUserDimension (or loadDimensions) for ${date} after its latest stageEvents, then loadFacts again`,
-            type: 'DimensionsNotLoaded',
-            nonRetryable: true,
-            cause: err as Error,
-          });
-        }
-        throw err;
+      const keyed = await runSqlFile(client, 'fact_events', { identifiers, values });
+      const rowsDistinct = keyed.find((r) => r.command === 'SELECT')?.rowCount ?? 0;
+      const { rows: missing } = await client.query<{ n: number }>(
+        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.facts_table)} where user_key is null`,
+      );
+      if (missing[0].n > 0) {
+        throw ApplicationFailure.create({
+          message: `${missing[0].n} staged events of ${date} have no dim_user version valid at their event_time: run loadUserDimension (or loadDimensions) for ${date} after its latest stageEvents, then loadFacts again`,
+          type: 'DimensionsNotLoaded',
+          nonRetryable: true,
+        });
       }
+      const [updated] = await runSqlFile(client, 'fact_events_update', { identifiers, values });
+      let crossDate = 0;
+      await client.query('savepoint fact_insert');
+      let inserted: pg.QueryResult;
+      try {
+        [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
+      } catch (err) {
+        if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+        await client.query('rollback to savepoint fact_insert');
+        const [dropped] = await runSqlFile(client, 'fact_events_cross_date', { identifiers, values });
+        crossDate = dropped.rowCount ?? 0;
+        [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
+      }
+      await runSqlFile(client, 'fact_events_cleanup', { identifiers });
+      const { rows: read } = await client.query<{ n: number }>(
+        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)}`,
+      );
       const { rows: files } = await client.query<{ ids: number[] | null }>(
-        `select array_agg(distinct lake_file_id) as ids from staging.${client.escapeIdentifier(table)}`,
+        `select array_agg(distinct lake_file_id) as ids from staging.${client.escapeIdentifier(identifiers.events_table)}`,
       );
       await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: (files[0].ids ?? []).map(Number) } });
-      const { rows: marked } = await client.query<{ needs_reload: boolean }>(
-        'select needs_reload from ops.date_loads where dt = $1::date',
-        [date],
-      );
-      const rowsInserted = counts.count_inserted;
-      const rowsUpdated = counts.count_updated;
+      const { rows: marked } = await client.query<{ needs_reload: boolean }>('select needs_reload from ops.date_loads where dt = $1::date', [
+        date,
+      ]);
+      const rowsInserted = inserted.rowCount ?? 0;
+      const rowsUpdated = updated.rowCount ?? 0;
       return {
         date,
-        rowsRead: counts.count_read,
-        rowsDistinct: counts.count_distinct,
+        rowsRead: read[0].n,
+        rowsDistinct,
         rowsInserted,
         rowsUpdated,
-        rowsUnchanged: counts.count_distinct - rowsInserted - rowsUpdated,
-        duplicates: counts.count_read - counts.count_distinct,
+        rowsUnchanged: rowsDistinct - crossDate - rowsInserted - rowsUpdated,
+        duplicates: read[0].n - rowsDistinct,
+        crossDateDuplicates: crossDate,
         needsReload: marked[0].needs_reload,
       };
     });
@@ -84,7 +110,7 @@ export function createFactActivities(deps: ActivityDeps) {
         rowsInserted: r.rowsInserted,
         rowsUpdated: r.rowsUpdated,
         rowsUnchanged: r.rowsUnchanged,
-        details: { distinct: r.rowsDistinct, duplicates: r.duplicates, needsReload: r.needsReload },
+        details: { distinct: r.rowsDistinct, duplicates: r.duplicates, crossDateDuplicates: r.crossDateDuplicates, needsReload: r.needsReload },
       };
     });
     return result;

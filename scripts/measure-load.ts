@@ -189,7 +189,8 @@ async function main(): Promise<void> {
   } finally {
     await db.destroy();
     rmSync(lakeDir, { recursive: true, force: true });
-    if (!o.keep) await admin.query(`drop database if exists ${database} with (force)`);
+    // plain DROP: it stops autovacuum workers on the database, which WITH (FORCE) may not terminate for a non-superuser
+    if (!o.keep) await admin.query(`drop database if exists ${database}`);
     await admin.end();
   }
 }
