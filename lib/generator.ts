@@ -143,10 +143,49 @@ function pick<T>(items: readonly T[], rand: () => number): T {
   return items[Math.floor(rand() * items.length)];
 }
 
+const PAD2 = Array.from({ length: 60 }, (_, i) => i.toString().padStart(2, '0'));
+const PAD3 = Array.from({ length: 1000 }, (_, i) => i.toString().padStart(3, '0'));
+const DAY_NAMES = new Map<number, string>();
+
+/** YYYY-MM-DD of a day number since the epoch, cached: formatting dates is hot in the generator. */
+function dayName(day: number): string {
+  let name = DAY_NAMES.get(day);
+  if (name === undefined) {
+    name = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    DAY_NAMES.set(day, name);
+  }
+  return name;
+}
+
 /** Formats a UTC instant as the client would send it: local time with the client's offset. */
 function clientTime(ms: number, country: Country): string {
-  const local = new Date(ms + country.offsetMinutes * 60_000).toISOString().slice(0, 23);
-  return local + country.offset;
+  const local = ms + country.offsetMinutes * 60_000;
+  const day = Math.floor(local / 86_400_000);
+  let rest = local - day * 86_400_000;
+  const millis = rest % 1000;
+  rest = (rest - millis) / 1000;
+  const seconds = rest % 60;
+  rest = (rest - seconds) / 60;
+  const minutes = rest % 60;
+  const hours = (rest - minutes) / 60;
+  return `${dayName(day)}T${PAD2[hours]}:${PAD2[minutes]}:${PAD2[seconds]}.${PAD3[millis]}${country.offset}`;
+}
+
+/**
+ * JSON of a generated event, written out by hand: about twice as fast as JSON.stringify, and the producer must
+ * reach 50k events/s. Same bytes as JSON.stringify (a test checks it): generated strings never need escaping.
+ */
+export function eventJson(e: RawEventV1): string {
+  let json = `{"schema_version":"${e.schema_version}","event_id":"${e.event_id}","event_type":"${e.event_type}","event_time":"${e.event_time}","user_id":"${e.user_id}"`;
+  if (e.session_id !== undefined) json += `,"session_id":"${e.session_id}"`;
+  if (e.device !== undefined) json += `,"device":{"type":"${e.device.type}","os":"${e.device.os}","browser":"${e.device.browser}"}`;
+  if (e.context !== undefined) json += `,"context":{"country":"${e.context.country}","page":"${e.context.page}","referrer":"${e.context.referrer}"}`;
+  if (e.user !== undefined) json += `,"user":{"email":"${e.user.email}","plan":"${e.user.plan}","country":"${e.user.country}"}`;
+  if (e.purchase !== undefined) {
+    const p = e.purchase;
+    json += `,"purchase":{"order_id":"${p.order_id}","product_id":"${p.product_id}","amount":${p.amount},"currency":"${p.currency}"}`;
+  }
+  return `${json}}`;
 }
 
 /** Events generated per UTC hour, summing exactly to `events`, shaped by the daily and weekly rhythm. */
@@ -322,16 +361,6 @@ function corrupt(event: RawEventV1, kind: BadKind, rand: () => number): { value:
   }
 }
 
-/** UTC date of an epoch-ms instant, cached per day. */
-function dayOf(ms: number, cache: Map<number, string>): string {
-  const day = Math.floor(ms / 86_400_000);
-  let text = cache.get(day);
-  if (text === undefined) {
-    text = new Date(day * 86_400_000).toISOString().slice(0, 10);
-    cache.set(day, text);
-  }
-  return text;
-}
 
 /** Validates generator options; throws naming the bad value and the fix. */
 export function checkGenerateOptions(o: GenerateOptions): void {
@@ -353,7 +382,6 @@ export function* generateEvents(options: GenerateOptions): Generator<GeneratedRe
   const rand = mulberry32(options.seed);
   const world = new World(rand);
   const startMs = Date.parse(`${options.start}T00:00:00Z`);
-  const dates = new Map<number, string>();
   const quotas = hourlyQuotas(options.events, options.days, startMs);
   for (let h = 0; h < quotas.length; h++) {
     const hourStart = startMs + h * 3_600_000;
@@ -369,13 +397,13 @@ export function* generateEvents(options: GenerateOptions): Generator<GeneratedRe
     hour.sort((a, b) => a.ms - b.ms);
     for (const t of hour) {
       t.event.event_time = clientTime(t.ms, t.country);
-      const date = dayOf(t.ms, dates);
+      const date = dayName(Math.floor(t.ms / 86_400_000));
       if (rand() < options.badRate) {
         const bad = BAD_KINDS[Math.floor(rand() * BAD_KINDS.length)];
         const { value, timeUsable } = corrupt(t.event, bad, rand);
         yield { key: t.event.user_id, value: Buffer.from(value), expected: { date: timeUsable ? date : null, bad } };
       } else {
-        yield { key: t.event.user_id, value: Buffer.from(JSON.stringify(t.event)), expected: { date, bad: null } };
+        yield { key: t.event.user_id, value: Buffer.from(eventJson(t.event)), expected: { date, bad: null } };
       }
     }
   }

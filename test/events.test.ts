@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES, type RawEventV1, parseEvent, parseIsoTimeUs } from '../lib/events';
-import { BAD_KINDS, generateEvents } from '../lib/generator';
+import { BAD_KINDS, eventJson, generateEvents } from '../lib/generator';
 
 /** The v1 contract: what it accepts, how it normalises, and the precise reason for each rejection. */
 
@@ -139,6 +139,13 @@ describe('event generator', () => {
     }
     expect([...types].sort()).toEqual([...EVENT_TYPES].sort());
     expect([...kinds].sort()).toEqual([...BAD_KINDS].sort());
+  });
+
+  it('writes the same JSON bytes as JSON.stringify', () => {
+    for (const r of generateEvents({ events: 5_000, days: 1, start: '2024-12-01', seed: 8, badRate: 0 })) {
+      const event = JSON.parse(r.value.toString()) as RawEventV1;
+      expect(eventJson(event)).toBe(JSON.stringify(event));
+    }
   });
 
   it('has a daily rhythm: nights are quieter than afternoons', () => {
