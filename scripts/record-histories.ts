@@ -1,11 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { Client } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
+import type { Config } from '../lib/config';
 import { closeClient } from '../lib/temporal-client';
 import { backfillWorkflow, dailyPipelineWorkflow } from '../workflows';
 import setupTemplate from '../test/global-setup';
-import { createTestEnv, uniqueName } from '../test/support';
+import { createTestEnv } from '../test/support';
 import { produceDays, startWorker, testClient } from '../test/temporal-support';
 
 /**
@@ -20,11 +20,20 @@ export const HISTORIES_DIR = path.resolve(__dirname, '..', 'test', 'histories');
 const FROM = '2022-12-01';
 const TO = '2022-12-02';
 
-async function save(client: Client, name: string, workflowId: string, runId?: string): Promise<void> {
-  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-  const file = path.join(HISTORIES_DIR, `${name}.json`);
-  writeFileSync(file, `${historyToJSON(history)}\n`);
-  console.log(`recorded ${workflowId} (${history.events?.length} events) -> ${path.relative(process.cwd(), file)}`);
+const TEMPORAL_CLI = path.resolve(__dirname, '..', '.tools', 'venv', 'bin', 'temporal');
+
+/** The history as `temporal workflow show --output json` writes it: the format replay reads. */
+function save(config: Config, name: string, workflowId: string, runId: string): void {
+  const json = execFileSync(
+    TEMPORAL_CLI,
+    ['workflow', 'show', '--address', config.temporalAddress, '--namespace', config.temporalNamespace, '-w', workflowId, '-r', runId, '--output', 'json'],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  // the workflow id is part of the name: replay needs it (a daily run behaves by its id) and the history lacks it
+  const file = path.join(HISTORIES_DIR, `${name}--${workflowId}.json`);
+  writeFileSync(file, json.endsWith('\n') ? json : `${json}\n`);
+  const events = (JSON.parse(json) as { events: unknown[] }).events.length;
+  console.log(`recorded ${workflowId} (${events} events) -> ${path.relative(process.cwd(), file)}`);
 }
 
 async function main(): Promise<void> {
@@ -42,18 +51,18 @@ async function main(): Promise<void> {
       args: [{ date: FROM }],
     });
     await daily.result();
-    await save(client, 'daily-pipeline', daily.workflowId, daily.firstExecutionRunId);
+    save(env.config, 'daily-pipeline', daily.workflowId, daily.firstExecutionRunId);
 
     const backfill = await client.workflow.start(backfillWorkflow, {
       taskQueue: env.config.temporalTaskQueue,
-      workflowId: uniqueName(`backfill-${FROM}-${TO}`),
+      workflowId: `backfill-${FROM}-${TO}`,
       args: [{ from: FROM, to: TO, concurrency: 2 }],
     });
     const result = await backfill.result();
     if (result.failed.length) throw new Error(`backfill failed for ${result.failed.join(', ')}`);
-    await save(client, 'backfill', backfill.workflowId, backfill.firstExecutionRunId);
+    save(env.config, 'backfill', backfill.workflowId, backfill.firstExecutionRunId);
     const child = result.results.find((r) => r.date === TO)!;
-    await save(client, 'backfill-child', child.workflowId, child.runId);
+    save(env.config, 'backfill-child', child.workflowId, child.runId!);
   } finally {
     await worker.stop();
     await closeClient(client);
