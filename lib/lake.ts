@@ -27,6 +27,8 @@ import type { LakeEvent } from './events';
  * The lake (SPEC section 4): date-partitioned Parquet files, Hive style, readable by DuckDB, Spark and Trino.
  *   LAKE_DIR/events/dt=YYYY-MM-DD/p{partition}-{firstOffset}-{lastOffset}.parquet       valid events
  *   LAKE_DIR/dead_letter/dt=YYYY-MM-DD/p{partition}-{firstOffset}-{lastOffset}.parquet  rejected records
+ * dt is the UTC date of event_time; for a dead letter whose event_time is missing, unparseable or more than a day
+ * in the future (unusable), the UTC date of its Kafka timestamp, so it counts towards the day it arrived.
  * Column buffers are built straight into Arrow buffers: tableFromArrays is far too slow for a million strings.
  */
 
