@@ -5,11 +5,11 @@ import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { requireStaged, setLoadSession } from './dimensions';
-import { stagingEventsTable } from './stage';
+import { stagingEventsTable, stagingFilesTable } from './stage';
 
 export interface LoadFactsOutput {
   date: string;
-  /** Staged lake records of the date, duplicates included. */
+  /** Lake records of the date behind the staged rows, duplicates included. */
   rowsRead: number;
   /** Distinct event_ids among them: the fact rows the date has. */
   rowsDistinct: number;
@@ -69,12 +69,12 @@ export function createFactActivities(deps: ActivityDeps) {
         [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
       }
       await runSqlFile(client, 'fact_events_cleanup', { identifiers });
-      const { rows: read } = await client.query<{ n: number }>(
-        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)}`,
+      // The lake files the stage run read: their records, duplicates included, and whether files landed since.
+      const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
+        `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
+         from staging.${client.escapeIdentifier(stagingFilesTable(date))}`,
       );
-      const { rows: files } = await client.query<{ ids: number[] | null }>(
-        `select array_agg(distinct lake_file_id) as ids from staging.${client.escapeIdentifier(identifiers.events_table)}`,
-      );
+      const read = [{ n: files[0].records }];
       await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: (files[0].ids ?? []).map(Number) } });
       const { rows: marked } = await client.query<{ needs_reload: boolean }>('select needs_reload from ops.date_loads where dt = $1::date', [
         date,

@@ -6,7 +6,7 @@ import { type Data, type RecordBatch, type Table, TimeUnit, Type, makeVector } f
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { readLakeFiles } from '../lib/lake';
-import { dateLockId, withDateLock } from '../lib/locks';
+import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
@@ -14,6 +14,11 @@ import type { ActivityDeps, DateStepInput } from './deps';
 /** The per-date staging table of a date's lake records, e.g. staging.events_20241217 (unqualified name). */
 export function stagingEventsTable(date: string): string {
   return `events_${dateLockId(date)}`;
+}
+
+/** The per-date staging table of the lake files a stage run read, e.g. staging.event_files_20241217. */
+export function stagingFilesTable(date: string): string {
+  return `event_files_${dateLockId(date)}`;
 }
 
 /** The columns of staging.events, in COPY order; all but lake_file_id come from the lake file's column of the same name. */
@@ -31,7 +36,12 @@ export interface StageEventsOutput {
   stagingTable: string;
   files: number;
   bytes: number;
+  /** Records in the date's lake files. */
+  rowsRead: number;
+  /** Rows left in staging: one per event_id. */
   rowsStaged: number;
+  /** Surplus records of an event_id (landed twice) left out of staging. */
+  duplicates: number;
 }
 
 /** Heartbeats when running as a Temporal activity; a no-op in scripts and tests. */
@@ -285,20 +295,36 @@ interface ManifestFile {
   bytes: number;
 }
 
+/** Drops the staging tables of dates loaded more than a day ago, skipping any date a load holds right now. */
+async function dropStaleStagingTables(client: pg.ClientBase, date: string): Promise<number> {
+  const [{ rows }] = (await runSqlFile(client, 'stage_stale_tables', { values: { date } })) as [
+    pg.QueryResult<{ table_name: string; dt: string }>,
+  ];
+  let dropped = 0;
+  for (const { table_name, dt } of rows) {
+    if (!(await tryLockDate(client, dt))) continue;
+    await client.query(`drop table if exists staging.${client.escapeIdentifier(table_name)}`);
+    dropped++;
+  }
+  return dropped;
+}
+
 export function createStageActivities(deps: ActivityDeps) {
   const { pool, db, config } = deps;
 
   /**
    * Stages one date: streams the date's committed lake files (ops.lake_files, area events) into a fresh unlogged
-   * staging.events_YYYYMMDD by COPY. Grain: one row per lake record, duplicates included. Idempotent: the table is
+   * staging.events_YYYYMMDD by COPY, then drops surplus records of an event_id. Grain: one row per event_id
+   * (its first record by Kafka partition and offset). Idempotent: the table is
    * dropped and rebuilt in one transaction under the date lock, so a retry or re-run stages the same rows again.
    */
   async function stageEvents(input: DateStepInput): Promise<StageEventsOutput> {
     const table = stagingEventsTable(input.date);
     const run = () =>
       withDateLock(pool, input.date, async (client): Promise<StageEventsOutput> => {
-        await runSqlFile(client, 'stage_events', { identifiers: { events_table: table } });
-        const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { values: { date: input.date } })) as [
+        const identifiers = { events_table: table, files_table: stagingFilesTable(input.date) };
+        await runSqlFile(client, 'stage_events', { identifiers, values: { date: input.date } });
+        const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { identifiers })) as [
           pg.QueryResult<ManifestFile>,
         ];
         const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
@@ -315,29 +341,34 @@ export function createStageActivities(deps: ActivityDeps) {
           ),
           copy,
         );
-        const rowsStaged = Number(copy.rowCount);
+        const copied = Number(copy.rowCount);
         const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0);
-        if (rowsStaged !== expected) {
+        if (copied !== expected || rowsRead !== expected) {
           throw ApplicationFailure.create({
-            message: `staged ${rowsStaged} rows for ${input.date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${config.lakeDir}/events/dt=${input.date}`,
+            message: `staged ${copied} rows for ${input.date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${config.lakeDir}/events/dt=${input.date}`,
             type: 'LakeManifestMismatch',
             nonRetryable: true,
           });
         }
+        const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', { identifiers: { events_table: table } });
+        const duplicates = dedupe.rowCount ?? 0;
         await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
+        await dropStaleStagingTables(client, input.date);
         return {
           date: input.date,
           stagingTable: `staging.${table}`,
           files: files.length,
           bytes: files.reduce((sum, f) => sum + Number(f.bytes), 0),
-          rowsStaged,
+          rowsRead,
+          rowsStaged: rowsRead - duplicates,
+          duplicates,
         };
       });
     if (!input.run) return run();
     let result!: StageEventsOutput;
     await recordStep(db, { ...input.run, date: input.date, step: 'stage' }, async () => {
       const r = (result = await run());
-      return { rowsRead: r.rowsStaged, rowsInserted: r.rowsStaged, details: { files: r.files, bytes: r.bytes } };
+      return { rowsRead: r.rowsRead, rowsInserted: r.rowsStaged, details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates } };
     });
     return result;
   }

@@ -220,7 +220,7 @@ describe('warehouse loads', () => {
     expect(rows).toEqual([
       { step: 'dimensions', status: 'succeeded', rows_read: 21, rows_inserted: 0, rows_updated: 0, rows_unchanged: 28 },
       { step: 'facts', status: 'succeeded', rows_read: day.length + 1, rows_inserted: 0, rows_updated: 0, rows_unchanged: day.length },
-      { step: 'stage', status: 'succeeded', rows_read: day.length + 1, rows_inserted: day.length + 1, rows_updated: null, rows_unchanged: null },
+      { step: 'stage', status: 'succeeded', rows_read: day.length + 1, rows_inserted: day.length, rows_updated: null, rows_unchanged: null },
     ]);
     const { rows: loads } = await env.pool.query(`select needs_reload, first_loaded_at < last_loaded_at as reloaded from ops.date_loads`);
     expect(loads).toEqual([{ needs_reload: false, reloaded: true }]);
@@ -407,6 +407,20 @@ describe('warehouse loads', () => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it('staging is per date and transient: a stage run drops the tables of dates loaded more than a day ago', async () => {
+    const { env, feed, load } = await setup();
+    await feed.send([signup('gina', '2024-12-07T09:00:00Z', alice), signup('hank', '2024-12-08T09:00:00Z', alice)]);
+    await load('2024-12-07');
+    const stagingTables = async () =>
+      (await env.pool.query(`select table_name from information_schema.tables where table_schema = 'staging' order by 1`)).rows.map(
+        (r) => r.table_name,
+      );
+    expect(await stagingTables()).toEqual(['event_files_20241207', 'events', 'events_20241207']);
+    await env.pool.query(`update ops.date_loads set last_loaded_at = now() - interval '25 hours'`);
+    await load('2024-12-08');
+    expect(await stagingTables()).toEqual(['event_files_20241208', 'events', 'events_20241208']);
+  });
+
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
     const { env, feed, load } = await setup();
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
@@ -414,7 +428,7 @@ describe('warehouse loads', () => {
     await feed.send([s, p]);
     await feed.send([p, s, p]);
     const { staged, loaded } = await load('2024-12-05');
-    expect(staged.rowsStaged).toBe(5);
+    expect(staged).toMatchObject({ rowsRead: 5, rowsStaged: 2, duplicates: 3 });
     expect(loaded).toMatchObject({ rowsRead: 5, rowsDistinct: 2, rowsInserted: 2, duplicates: 3 });
     const { rows } = await env.pool.query(
       `select f.event_id, count(*) over ()::int as n, lf.first_offset <= f.source_offset and f.source_offset <= lf.last_offset as offset_in_file

@@ -1,7 +1,7 @@
--- grain: one row per keyed event of the date that fact_events does not hold yet. New rows are found against the
--- date's existing facts and inserted without ON CONFLICT (its speculative insertion costs 10-20 % of the load):
--- the date lock keeps other loads of the date out, and an event_id already loaded under another date fails
--- with 23505, which the activity resolves with fact_events_cross_date.sql.
+-- grain: one row per keyed event of the date that fact_events does not hold yet (is_new in fact_events.sql),
+-- inserted without ON CONFLICT (its speculative insertion costs 10-20 % of the load): the date lock keeps other
+-- loads of the date out, and an event_id already loaded under another date fails with 23505, which the
+-- activity resolves with fact_events_cross_date.sql.
 insert into warehouse.fact_events (
     event_id, event_time, date_key, user_key, device_key, event_type, session_id, page, referrer, country,
     order_id, product_id, amount, currency, lake_file_id, source_offset
@@ -24,10 +24,4 @@ select
     keyed.lake_file_id,
     keyed.source_offset
 from staging.:"facts_table" as keyed
-where not exists (
-    select
-    from warehouse.fact_events as fact_events
-    where fact_events.event_id = keyed.event_id
-        and fact_events.date_key = :'date_key'::int
-)
-order by keyed.event_id;
+where keyed.is_new;

@@ -1,6 +1,23 @@
--- grain: one row per record of the date's committed lake files, duplicate event_ids included (later steps
--- collapse them). Rebuilt by every stage run of the date; the rows arrive afterwards by COPY.
+-- grain: one row per record of the date's committed lake files; the rows arrive afterwards by COPY, and
+-- stage_events_dedupe.sql then keeps one row per event_id. Beside it, one row per lake file staged: the
+-- manifest as this run saw it. Both are rebuilt by every stage run of the date.
 drop table if exists staging.:"events_table";
+
+drop table if exists staging.:"files_table";
 
 create unlogged table staging.:"events_table" (like staging.events including all)
 with (autovacuum_enabled = false);
+
+comment on table staging.:"events_table" is 'The date''s lake records, one row per event_id (the first record by kafka_partition, kafka_offset); rebuilt by every stage run of the date, dropped a day after its load.';
+
+create unlogged table staging.:"files_table" with (autovacuum_enabled = false) as
+select
+    lake_files.lake_file_id,
+    lake_files.path,
+    lake_files.row_count,
+    lake_files.bytes
+from ops.lake_files as lake_files
+where lake_files.area = 'events'
+    and lake_files.dt = :'date'::date;
+
+comment on table staging.:"files_table" is 'The lake files (ops.lake_files) the last stage run of the date read, with their record counts.';
