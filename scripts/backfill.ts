@@ -111,7 +111,7 @@ export async function startBackfill(client: Client, config: Config, args: Backfi
 
 /** The progress line: a bar, done/total, failures, and each running date with its step. */
 export function progressLine(p: BackfillProgress, steps: Record<string, string>, width = 24): string {
-  const ratio = p.total === 0 ? 1 : p.done / p.total;
+  const ratio = p.total === 0 ? (p.phase === 'planning' ? 0 : 1) : p.done / p.total;
   const filled = Math.round(ratio * width);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
   const running = p.running.map((d) => `${d} ${steps[d] ?? '…'}`).join(', ');
@@ -160,7 +160,8 @@ export function formatSummary(output: BackfillOutput): string {
     `backfill ${output.from}..${output.to} (mode ${output.mode}): ${output.succeeded.length} succeeded, ${output.failed.length} failed` +
       (output.skipped ? `, ${output.skipped} skipped by the mode` : ''),
     '',
-    `${'date'.padEnd(12)}${'status'.padEnd(11)}${'landed'.padStart(9)}${'fact rows'.padStart(11)}  checks`,
+    // landing is not per date: the first run to take the landing lock lands every date's new records
+    `${'date'.padEnd(12)}${'status'.padEnd(11)}${'landed*'.padStart(9)}${'fact rows'.padStart(11)}  checks`,
   ];
   for (const r of output.results) {
     const checks = r.checks ? Object.entries(r.checks).map(([s, n]) => `${n} ${s}`).join(', ') : '';
@@ -171,6 +172,7 @@ export function formatSummary(output: BackfillOutput): string {
     );
   }
   if (output.results.length === 0) lines.push('(no dates to run)');
+  else lines.push('* records its run landed from Kafka, for all dates (one landing serves every date that waits on it)');
   return lines.join('\n');
 }
 
