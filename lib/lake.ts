@@ -308,7 +308,10 @@ export class DeadLetterRows {
 // ---------------------------------------------------------------------------------------------
 // Parquet files
 
-/** ZSTD: measured on this box it writes about as fast as SNAPPY and yields smaller files (see report of issue 3). */
+/**
+ * ZSTD. Measured on 250k events here: ZSTD 1.7 s → 1.7 MB, SNAPPY 1.1 s → 4.5 MB, none 0.5 s → 14 MB. ZSTD costs
+ * about 2.5 µs per row more than SNAPPY (under 10 % of the landing's time) for files 2.7× smaller.
+ */
 export const LAKE_COMPRESSION = Compression.ZSTD;
 
 /** Encodes an Arrow table as Parquet bytes. */
