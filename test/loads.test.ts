@@ -5,6 +5,7 @@ import { createFactActivities } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
 import { Kafka, logLevel } from 'kafkajs';
 import { createLandActivities } from '../activities/land';
+import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import type { RawEventV1 } from '../lib/events';
 import { createTestEnv, type TestEnv } from './support';
 
@@ -419,6 +420,36 @@ describe('warehouse loads', () => {
     await env.pool.query(`update ops.date_loads set last_loaded_at = now() - interval '25 hours'`);
     await load('2024-12-08');
     expect(await stagingTables()).toEqual(['event_files_20241208', 'events', 'events_20241208']);
+  });
+
+  it('two loads of the same date never interleave: the date lock waits, other dates go ahead', async () => {
+    const { env } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const order: string[] = [];
+    const first = withDateLock(env.pool, '2024-12-09', async () => {
+      order.push('first:start');
+      await held;
+      order.push('first:end');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const probe = await env.pool.connect();
+    try {
+      expect(await isDateLocked(probe, '2024-12-09')).toBe(true);
+      await probe.query('begin');
+      expect(await tryLockDate(probe, '2024-12-09')).toBe(false);
+      expect(await tryLockDate(probe, '2024-12-10')).toBe(true);
+      await probe.query('rollback');
+    } finally {
+      probe.release();
+    }
+    const second = withDateLock(env.pool, '2024-12-09', async () => {
+      order.push('second');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first:start', 'first:end', 'second']);
   });
 
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
