@@ -432,6 +432,7 @@ async function main(): Promise<void> {
     return;
   }
   const o = parsed;
+  const loadAtStart = os.loadavg();
   const base = loadConfig();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const benchDir = path.resolve('.data', 'bench');
@@ -512,6 +513,7 @@ async function main(): Promise<void> {
   const checks = targets(o, rows, R, pipeline);
   const output = [
     `Nightshift bench: ${fmtInt(o.events)} events a day, ${o.partitions} partitions, bad rate ${o.badRate}; R = ${fmtInt(R)} rows/s`,
+    `machine: ${os.cpus().length} cores, load average ${loadAtStart[0].toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`,
     '',
     table(all, R),
     '',
@@ -531,7 +533,12 @@ async function main(): Promise<void> {
   const json = {
     startedAt: stamp,
     options: o,
-    machine: { cpus: os.cpus().length, node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      node: process.version,
+      loadAverageAtStart: loadAtStart,
+      loadAverageAtEnd: os.loadavg(),
+    },
     baseline: { rows: factRows, secondsSamples: baselines, rowsPerSecond: R },
     stages: all.map((r) => ({ ...r, rowsPerSecond: r.rows / r.seconds, ratioToR: r.rows / r.seconds / R })),
     pipeline: pipeline && { ...pipeline, run: { ...pipeline.run, output: pipeline.run.output.summary } },
