@@ -140,21 +140,29 @@ const DAY_US = 86_400_000_000;
 /** Writes epoch microseconds as `YYYY-MM-DD HH:MM:SS.ffffff+00`; the date part is cached, rows of a file share days. */
 function timestampWriter(out: CopyTextBuffer): (us: number) => void {
   let cachedDay = Number.NaN;
-  let cachedDate = '';
-  const two = (n: number) => (n < 10 ? '0' : '') + n;
+  let cachedDate = Buffer.alloc(0);
+  const text = Buffer.alloc(29); // 'YYYY-MM-DD HH:MM:SS.ffffff+00'
+  text.write(' 00:00:00.000000+00', 10, 'ascii');
+  const put = (value: number, at: number, width: number) => {
+    for (let i = at + width - 1; i >= at; i--) {
+      text[i] = 0x30 + (value % 10);
+      value = Math.floor(value / 10);
+    }
+  };
   return (us: number) => {
     const day = Math.floor(us / DAY_US);
     if (day !== cachedDay) {
       cachedDay = day;
-      cachedDate = new Date(day * 86_400_000).toISOString().slice(0, 10);
+      cachedDate = Buffer.from(new Date(day * 86_400_000).toISOString().slice(0, 10), 'ascii');
+      text.set(cachedDate, 0);
     }
     const rest = us - day * DAY_US;
     const secs = Math.floor(rest / 1_000_000);
-    const micros = rest - secs * 1_000_000;
-    const h = Math.floor(secs / 3600);
-    const m = Math.floor((secs % 3600) / 60);
-    const s = secs % 60;
-    out.ascii(`${cachedDate} ${two(h)}:${two(m)}:${two(s)}.${String(micros).padStart(6, '0')}+00`);
+    put(Math.floor(secs / 3600), 11, 2);
+    put(Math.floor((secs % 3600) / 60), 14, 2);
+    put(secs % 60, 17, 2);
+    put(rest - secs * 1_000_000, 20, 6);
+    out.raw(text);
   };
 }
 

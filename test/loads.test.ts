@@ -206,6 +206,10 @@ describe('warehouse loads', () => {
     await feed.send([...day, day[3]]); // one record landed twice
     const first = await load('2024-12-17');
     expect(first.loaded.rowsInserted).toBe(day.length);
+    const micros = await env.pool.query(
+      `select distinct to_char(event_time at time zone 'UTC', 'US') as us from warehouse.fact_events where event_type = 'purchase'`,
+    );
+    expect(micros.rows).toEqual([{ us: '123456' }]); // microseconds survive Parquet and COPY
     const after1 = await tableHashes(env);
     const second = await load('2024-12-17');
     expect(await tableHashes(env)).toEqual(after1);
