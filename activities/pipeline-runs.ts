@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityDeps, RunRef } from './deps';
 import { failStep, finishStep, startStep } from '../lib/runs';
-import { type BackfillMode, dateRange, isBackfillMode, rangeProblem } from '../lib/temporal';
+import { type BackfillMode, dateProblem, dateRange, isBackfillMode, rangeProblem } from '../lib/temporal';
 
 /** The orchestration's own bookkeeping in ops: the whole-run row of ops.pipeline_runs and the date lists of backfills. */
 
@@ -32,6 +32,15 @@ export interface ListBackfillDatesOutput {
   skipped: number;
 }
 
+export interface ListDatesLoadedAfterInput {
+  date: string;
+}
+
+export interface ListDatesLoadedAfterOutput {
+  /** Dates after `date` already loaded into the warehouse, ascending. */
+  dates: string[];
+}
+
 export function createPipelineRunActivities({ db }: ActivityDeps) {
   return {
     /** Records the whole run (step 'pipeline') in ops.pipeline_runs. Idempotent per run, date and status. */
@@ -53,6 +62,23 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
             .execute();
         }
       }
+    },
+
+    /**
+     * Dates loaded after `date`: when loading `date` moved dim_user version boundaries, facts of these dates may
+     * have been re-pointed, and their marts are refreshed with the date's. Read-only.
+     */
+    async listDatesLoadedAfter(input: ListDatesLoadedAfterInput): Promise<ListDatesLoadedAfterOutput> {
+      const problem = dateProblem(input.date);
+      if (problem) throw ApplicationFailure.nonRetryable(`listDatesLoadedAfter: bad date: ${problem}`, 'InvalidInput');
+      const rows = await db
+        .selectFrom('ops.date_loads')
+        .select('dt')
+        .where('dt', '>', input.date)
+        .where('last_loaded_at', 'is not', null)
+        .orderBy('dt')
+        .execute();
+      return { dates: rows.map((r) => r.dt) };
     },
 
     /**

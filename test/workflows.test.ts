@@ -5,6 +5,7 @@ import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { sql } from 'kysely';
 import { closeClient } from '../lib/temporal-client';
 import { PIPELINE_DATE, PIPELINE_STEP, backfillWorkflowId, dailyWorkflowId, previousUtcDay } from '../lib/temporal';
+import { createMartActivities } from '../activities/marts';
 import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
 import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
 import { createTestEnv, type TestEnv, uniqueName } from './support';
@@ -146,6 +147,40 @@ describe('backfill through Temporal', () => {
       args: [{ from, to, mode: 'failed' }],
     });
     expect(again.results).toEqual([]);
+  });
+});
+
+describe('loading an earlier date after a later one', () => {
+  it('refreshes the marts of the later dates whose facts moved to another user version', async () => {
+    const env = await createTestEnv();
+    const client = await testClient(env.config);
+    const worker = await startWorker(env);
+    const dates = ['2023-05-01', '2023-05-02', '2023-05-03'];
+    try {
+      await produceDays(env.config, dates[0], 3, 600, 21);
+      for (const date of [...dates].reverse()) {
+        const out = await client.workflow.execute(dailyPipelineWorkflow, {
+          taskQueue: env.config.temporalTaskQueue,
+          workflowId: dailyWorkflowId(date),
+          args: [{ date }],
+        });
+        expect(out.status).toBe('succeeded');
+      }
+      const repointed = await env.db
+        .selectFrom('ops.pipeline_runs')
+        .select(sql<number>`(details->'user'->>'factsRepointed')::int`.as('n'))
+        .where('step', '=', 'dimensions')
+        .execute();
+      expect(repointed.some((r) => r.n > 0)).toBe(true); // the scenario happened
+
+      const incremental = await warehouseHashes(env.db);
+      await createMartActivities({ config: env.config, pool: env.pool, db: env.db }).refreshMarts({ dates });
+      expect(incremental).toEqual(await warehouseHashes(env.db));
+    } finally {
+      await worker.stop();
+      await closeClient(client);
+      await env.cleanup();
+    }
   });
 });
 

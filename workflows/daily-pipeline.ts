@@ -76,7 +76,7 @@ const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
 const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
 const { runChecks } = proxyActivities<AllActivities>(CHECKS);
 const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
-const { recordPipelineRun } = proxyActivities<AllActivities>(BOOKKEEPING);
+const { recordPipelineRun, listDatesLoadedAfter } = proxyActivities<AllActivities>(BOOKKEEPING);
 
 // --- contract ---------------------------------------------------------------------------------------------------
 
@@ -94,6 +94,8 @@ export type StepName = 'land' | 'stage' | 'dimensions' | 'facts' | 'marts' | 'ch
 /** What each step reported; the activities' own outputs, small objects of counts. */
 export interface DateLoadResult {
   date: string;
+  /** Later dates whose facts the dimension load may have re-pointed to other dim_user versions: their marts are refreshed too. */
+  repointedDates: string[];
   stage: Awaited<ReturnType<AllActivities['stageEvents']>>;
   dimensions: Awaited<ReturnType<AllActivities['loadDimensions']>>;
   facts: Awaited<ReturnType<AllActivities['loadFacts']>>;
@@ -194,7 +196,7 @@ async function runSteps(
   const load = await loadDate(date, run, setStep);
 
   setStep('marts');
-  const marts = await refreshMarts({ dates: [date], run });
+  const marts = await refreshMarts({ dates: [date, ...load.repointedDates], run });
 
   setStep('checks');
   const checks = await runChecks({ date, run, scheduled: input.scheduled ?? false });
@@ -216,7 +218,8 @@ async function runSteps(
   let reloadMarts: DailyPipelineOutput['reloadMarts'];
   if (reloadDates.length > 0) {
     setStep(`reload: marts`);
-    reloadMarts = await refreshMarts({ dates: reloadDates, run });
+    const martDates = [...new Set([...reloadDates, ...reloads.flatMap((r) => r.repointedDates)])].sort();
+    reloadMarts = await refreshMarts({ dates: martDates, run });
   }
 
   return {
@@ -242,7 +245,9 @@ async function loadDate(date: string, run: RunRef, setStep: (step: string) => vo
   const dimensions = await loadDimensions({ date, run });
   setStep('facts');
   const facts = await loadFacts({ date, run });
-  return { date, stage, dimensions, facts };
+  // a change slotted into a user's history moves facts of later dates to another version (plan at purchase, …)
+  const repointedDates = dimensions.user.factsRepointed > 0 ? (await listDatesLoadedAfter({ date })).dates : [];
+  return { date, repointedDates, stage, dimensions, facts };
 }
 
 /** Slack being down must not fail a load that succeeded: the alert activity records what it could not deliver. */
