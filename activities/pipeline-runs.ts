@@ -51,6 +51,12 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
       } else if (input.status === 'succeeded') {
         await finishStep(db, key, { rowsRead: input.rowsRead, rowsInserted: input.rowsInserted, details: input.details });
       } else {
+        // a run stopped before it recorded itself (terminated early) still gets its row
+        await db
+          .insertInto('ops.pipeline_runs')
+          .values({ workflow_id: key.workflowId, run_id: key.runId, dt: key.date, step: key.step, status: 'failed' })
+          .onConflict((oc) => oc.columns(['run_id', 'dt', 'step']).doNothing())
+          .execute();
         await failStep(db, key, input.error ?? 'failed');
         if (input.details) {
           await db

@@ -150,6 +150,50 @@ describe('backfill through Temporal', () => {
   });
 });
 
+describe('a long backfill', () => {
+  it('continues as new with its progress, and one failed date neither stops the others nor escapes mode failed', async () => {
+    const env = await createTestEnv();
+    const client = await testClient(env.config);
+    const worker = await startWorker(env);
+    const dates = ['2023-06-01', '2023-06-02', '2023-06-03'];
+    try {
+      await produceDays(env.config, dates[0], 3, 200, 5);
+      const handle = await client.workflow.start(backfillWorkflow, {
+        taskQueue: env.config.temporalTaskQueue,
+        workflowId: uniqueName('backfill-can'),
+        args: [{ from: dates[0], to: dates[2], concurrency: 1, datesPerRun: 2 }],
+      });
+      // an operator terminates one date's run from the UI
+      const victim = client.workflow.getHandle(dailyWorkflowId(dates[1]));
+      await until('daily run of the second date', async () => (await victim.describe()).status.name === 'RUNNING', 120_000);
+      await victim.terminate('test: an operator stops this date');
+
+      const result = await handle.result();
+      expect(result.succeeded).toEqual([dates[0], dates[2]]);
+      expect(result.failed).toEqual([dates[1]]);
+      expect(result.results.find((r) => r.date === dates[1])?.error).toMatch(/terminated|stops this date/i);
+      // the result came from the second run of the chain, which carried the first run's outcomes
+      const progress = await handle.query(progressQuery);
+      expect(progress.generation).toBe(2);
+      expect(progress.done).toBe(3);
+
+      const runs = await pipelineRows(env, dates[1]);
+      expect(runs.map((r) => r.status)).toEqual(['failed']);
+      const retry = await client.workflow.execute(backfillWorkflow, {
+        taskQueue: env.config.temporalTaskQueue,
+        workflowId: uniqueName('backfill-retry'),
+        args: [{ from: dates[0], to: dates[2], mode: 'failed' }],
+      });
+      expect(retry.succeeded).toEqual([dates[1]]);
+      expect(retry.skipped).toBe(2);
+    } finally {
+      await worker.stop();
+      await closeClient(client);
+      await env.cleanup();
+    }
+  });
+});
+
 describe('loading an earlier date after a later one', () => {
   it('refreshes the marts of the later dates whose facts moved to another user version', async () => {
     const env = await createTestEnv();

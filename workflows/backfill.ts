@@ -1,5 +1,8 @@
 import {
   ApplicationFailure,
+  ChildWorkflowFailure,
+  TerminatedFailure,
+  TimeoutFailure,
   ParentClosePolicy,
   WorkflowIdReusePolicy,
   allHandlersFinished,
@@ -29,7 +32,7 @@ import { dailyPipelineWorkflow, errorMessage } from './daily-pipeline';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
-/** Reading ops to pick the dates: one query. */
+/** Reading ops to pick the dates, or recording a child's failure: one statement. */
 const PLAN: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidInput'] },
@@ -48,7 +51,7 @@ const ALREADY_RUNNING_WAIT = '30 seconds';
 const ALREADY_RUNNING_MAX_WAITS = 120;
 
 type AllActivities = Activities;
-const { listBackfillDates } = proxyActivities<AllActivities>(PLAN);
+const { listBackfillDates, recordPipelineRun } = proxyActivities<AllActivities>(PLAN);
 const { sendBackfillSummary } = proxyActivities<AllActivities>(SUMMARY);
 
 // --- contract ---------------------------------------------------------------------------------------------------
@@ -60,6 +63,8 @@ export interface BackfillInput {
   concurrency?: number;
   /** all (default), missing (dates never loaded) or failed (dates whose latest run failed). */
   mode?: BackfillMode;
+  /** Dates started per run before continuing as new; default DATES_PER_RUN (tests lower it). */
+  datesPerRun?: number;
   /** Carried over continue-as-new: what is left and what is done. Not for callers. */
   carried?: BackfillCarried;
 }
@@ -134,7 +139,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
   const { from, to } = input;
   const mode = input.mode ?? 'all';
   const concurrency = input.concurrency ?? 3;
+  const datesPerRun = input.datesPerRun ?? DATES_PER_RUN;
   validate(from, to, mode, concurrency);
+  if (!Number.isInteger(datesPerRun) || datesPerRun < 1) {
+    throw ApplicationFailure.nonRetryable(`backfillWorkflow: bad datesPerRun ${JSON.stringify(datesPerRun)}: use a whole number above 0`, 'InvalidInput');
+  }
 
   const running = new Set<string>();
   let phase = input.carried ? 'running' : 'planning';
@@ -174,7 +183,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
   const queue = carried.pending;
   let startedThisRun = 0;
   const lane = async () => {
-    while (queue.length > 0 && startedThisRun < DATES_PER_RUN && !workflowInfo().continueAsNewSuggested) {
+    while (queue.length > 0 && startedThisRun < datesPerRun && !workflowInfo().continueAsNewSuggested) {
       const date = queue.shift()!;
       startedThisRun++;
       running.add(date);
@@ -194,6 +203,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
       to,
       concurrency,
       mode,
+      datesPerRun,
       carried: { ...carried, pending: queue, generation: carried.generation + 1 },
     });
   }
@@ -247,9 +257,24 @@ async function runDate(date: string): Promise<DateOutcome> {
         await sleep(ALREADY_RUNNING_WAIT);
         continue;
       }
-      return { date, status: 'failed', workflowId, error: errorMessage(err) };
+      const error = errorMessage(err);
+      // a terminated or timed-out child never ran its own bookkeeping: record its failure for it (mode=failed reads it)
+      if (err instanceof ChildWorkflowFailure && (err.cause instanceof TerminatedFailure || err.cause instanceof TimeoutFailure)) {
+        await recordPipelineRun({
+          run: { workflowId, runId: err.execution.runId ?? '' },
+          date,
+          status: 'failed',
+          error: `${err.cause instanceof TerminatedFailure ? 'terminated' : 'timed out'}: ${error}`,
+        });
+        return { date, status: 'failed', workflowId, runId: err.execution.runId ?? undefined, error };
+      }
+      return { date, status: 'failed', workflowId, runId: childRunId(err), error };
     }
   }
+}
+
+function childRunId(err: unknown): string | undefined {
+  return err instanceof ChildWorkflowFailure ? (err.execution.runId ?? undefined) : undefined;
 }
 
 function validate(from: string, to: string, mode: unknown, concurrency: unknown): void {
