@@ -43,8 +43,11 @@ export function createFactActivities(deps: ActivityDeps) {
       await requireStaged(client, date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
-      const keyed = await runSqlFile(client, 'fact_events', { identifiers, values });
-      const rowsDistinct = keyed.find((r) => r.command === 'SELECT')?.rowCount ?? 0;
+      await runSqlFile(client, 'fact_events', { identifiers, values });
+      const { rows: staged } = await client.query<{ n: number }>(
+        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)}`,
+      );
+      const rowsDistinct = staged[0].n;
       const { rows: missing } = await client.query<{ n: number }>(
         `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.facts_table)} where user_key is null`,
       );

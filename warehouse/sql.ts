@@ -25,13 +25,26 @@ export function sqlStatements(name: string): string[] {
     } catch (err) {
       throw new Error(`cannot read ${file}: the SQL files ship with the code under warehouse/sql/`, { cause: err });
     }
-    statements = text
-      .split(/;[ \t]*(?:--[^\n]*)?\n/)
-      .map((s) => s.trim())
-      .filter((s) => s.replace(/--[^\n]*/g, '').trim() !== '');
+    statements = splitStatements(text);
     cache.set(name, statements);
   }
   return statements;
+}
+
+/** Splits at a `;` that ends a line outside a `--` comment line; drops pieces that hold only comments. */
+function splitStatements(text: string): string[] {
+  const statements: string[] = [];
+  let current: string[] = [];
+  for (const line of text.split('\n')) {
+    current.push(line);
+    const code = line.trim();
+    if (!code.startsWith('--') && /;\s*(--.*)?$/.test(code)) {
+      statements.push(current.join('\n').trim().replace(/;\s*(--.*)?$/, ''));
+      current = [];
+    }
+  }
+  statements.push(current.join('\n').trim());
+  return statements.filter((s) => s.replace(/--[^\n]*/g, '').trim() !== '');
 }
 
 export interface SqlVariables {

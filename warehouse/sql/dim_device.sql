@@ -1,5 +1,5 @@
 -- grain: one row per (device_type, os, browser) triple seen in the date's staged events and not yet in
--- dim_device. Events without a device map to the unknown member (device_key 0, all three 'unknown');
+-- dim_device. Events without a device map to the unknown member (device_key 0, all three 'unknown'),
 -- a missing os or browser becomes 'unknown'. Re-running inserts nothing.
 with staged_devices as (
     select distinct

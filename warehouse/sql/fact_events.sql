@@ -1,8 +1,8 @@
--- grain: one row per event_id among the date's staged lake records, keyed to the dimensions: the fact rows the
--- date should have, each compared once with the date's loaded facts (is_new, is_changed) so the update and the
--- insert that follow touch only what differs (staging already holds one row per event_id). user_key is the
--- dim_user version valid at event_time (versions overlapping the day only, so
--- the join does not grow with dim_user); device_key the device triple, 0 when the event had no device.
+-- grain: one row per event_id among the date's staged lake records (staging holds one row per event_id) whose
+-- fact row is missing (is_new) or differs (is_changed), keyed to the dimensions. Each event is compared once
+-- with the date's loaded facts, so a re-load keeps nothing here and the update and the insert that follow
+-- touch only what differs. user_key is the dim_user version valid at event_time (versions overlapping the day
+-- only, so the join does not grow with dim_user); device_key the device triple, 0 when the event had no device.
 drop table if exists staging.:"facts_table";
 
 create unlogged table staging.:"facts_table" with (autovacuum_enabled = false) as
@@ -105,6 +105,18 @@ select
         keyed_events.currency, keyed_events.lake_file_id, keyed_events.source_offset
     ) as is_changed
 from keyed_events
-left join loaded_events on loaded_events.event_id = keyed_events.event_id;
+left join loaded_events on loaded_events.event_id = keyed_events.event_id
+where loaded_events.event_id is null
+    or (
+        loaded_events.event_time, loaded_events.date_key, loaded_events.user_key, loaded_events.device_key,
+        loaded_events.event_type, loaded_events.session_id, loaded_events.page, loaded_events.referrer,
+        loaded_events.country, loaded_events.order_id, loaded_events.product_id, loaded_events.amount,
+        loaded_events.currency, loaded_events.lake_file_id, loaded_events.source_offset
+    ) is distinct from (
+        keyed_events.event_time, keyed_events.date_key, keyed_events.user_key, keyed_events.device_key,
+        keyed_events.event_type, keyed_events.session_id, keyed_events.page, keyed_events.referrer,
+        keyed_events.country, keyed_events.order_id, keyed_events.product_id, keyed_events.amount,
+        keyed_events.currency, keyed_events.lake_file_id, keyed_events.source_offset
+    );
 
 analyze staging.:"facts_table";
