@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { type Client, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { sql } from 'kysely';
 import { closeClient } from '../lib/temporal-client';
-import { PIPELINE_DATE, PIPELINE_STEP, backfillWorkflowId, dailyWorkflowId, previousUtcDay } from '../lib/temporal';
+import { PIPELINE_DATE, PIPELINE_STEP, addDays, backfillWorkflowId, dailyWorkflowId, previousUtcDay, utcDate } from '../lib/temporal';
 import { createMartActivities } from '../activities/marts';
 import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
 import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
@@ -288,7 +288,7 @@ describe('worker killed mid-backfill', () => {
 });
 
 describe('daily schedule', () => {
-  it('is created idempotently, and a triggered run targets the previous UTC day', async () => {
+  it('is created idempotently; a triggered or caught-up run loads the day before its scheduled time', async () => {
     const env = await createTestEnv({ topic: true });
     const client = await testClient(env.config);
     const worker = await startWorker(env);
@@ -316,6 +316,19 @@ describe('daily schedule', () => {
       expect(result.delegated?.status).toBe('succeeded');
       const runs = await pipelineRows(env, result.date);
       expect(runs).toEqual([expect.objectContaining({ workflow_id: dailyWorkflowId(result.date), status: 'succeeded' })]);
+
+      // a missed run caught up late loads the day before its nominal time, not before the time it ran
+      const nominal = new Date(`${addDays(utcDate(new Date()), -5)}T03:00:00Z`);
+      await client.schedule.getHandle(scheduleId).backfill({
+        start: new Date(nominal.getTime() - 30 * 60_000),
+        end: new Date(nominal.getTime() + 30 * 60_000),
+        overlap: ScheduleOverlapPolicy.ALLOW_ALL,
+      });
+      const caughtUp = client.workflow.getHandle<typeof dailyPipelineWorkflow>(`${scheduleId}-${nominal.toISOString().replace('.000Z', 'Z')}`);
+      await until('the caught-up run', async () => (await caughtUp.describe()).runId, 30_000);
+      const late = await caughtUp.result();
+      expect(late.date).toBe(previousUtcDay(nominal));
+      expect(late.delegated?.status).toBe('succeeded');
     } finally {
       await deleteSchedule(client, scheduleId);
       await worker.stop();
