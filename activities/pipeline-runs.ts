@@ -45,11 +45,20 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
   return {
     /** Records the whole run (step 'pipeline') in ops.pipeline_runs. Idempotent per run, date and status. */
     async recordPipelineRun(input: RecordPipelineRunInput): Promise<void> {
-      const key = { workflowId: input.run.workflowId, runId: input.run.runId, date: input.date, step: PIPELINE_STEP_NAME };
+      const key = {
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+        date: input.date,
+        step: PIPELINE_STEP_NAME,
+      };
       if (input.status === 'running') {
         await startStep(db, key);
       } else if (input.status === 'succeeded') {
-        await finishStep(db, key, { rowsRead: input.rowsRead, rowsInserted: input.rowsInserted, details: input.details });
+        await finishStep(db, key, {
+          rowsRead: input.rowsRead,
+          rowsInserted: input.rowsInserted,
+          details: input.details,
+        });
       } else {
         // a run stopped before it recorded itself (terminated early) still gets its row
         await db

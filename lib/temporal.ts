@@ -88,7 +88,8 @@ export function rangeProblem(from: string, to: string): string | null {
   const problem = dateProblem(from) ?? dateProblem(to);
   if (problem) return problem;
   if (from > to) return `FROM ${from} is after TO ${to}: swap them, or give a single DATE`;
-  if (daysBetween(from, to) + 1 > MAX_BACKFILL_DAYS) return `the range ${from}..${to} is longer than ${MAX_BACKFILL_DAYS} days: split it`;
+  if (daysBetween(from, to) + 1 > MAX_BACKFILL_DAYS)
+    return `the range ${from}..${to} is longer than ${MAX_BACKFILL_DAYS} days: split it`;
   return null;
 }
 

@@ -51,7 +51,8 @@ export function parseBackfillArgs(argv: string[]): BackfillArgs {
   let from: string;
   let to: string;
   if (flags.date !== undefined) {
-    if (flags.from !== undefined || flags.to !== undefined) throw new UsageError(`give DATE or FROM/TO, not both\n${USAGE}`);
+    if (flags.from !== undefined || flags.to !== undefined)
+      throw new UsageError(`give DATE or FROM/TO, not both\n${USAGE}`);
     const problem = dateProblem(flags.date);
     if (problem) throw new UsageError(`DATE: ${problem}; give a real day, e.g. DATE=2024-02-29`);
     from = to = flags.date;
@@ -68,7 +69,9 @@ export function parseBackfillArgs(argv: string[]): BackfillArgs {
   }
   const concurrency = flags.concurrency === undefined ? 3 : Number(flags.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_BACKFILL_CONCURRENCY) {
-    throw new UsageError(`CONCURRENCY=${flags.concurrency} is not a whole number from 1 to ${MAX_BACKFILL_CONCURRENCY}`);
+    throw new UsageError(
+      `CONCURRENCY=${flags.concurrency} is not a whole number from 1 to ${MAX_BACKFILL_CONCURRENCY}`,
+    );
   }
   const mode = flags.mode ?? 'all';
   if (!isBackfillMode(mode)) throw new UsageError(`MODE=${mode} is not one of ${BACKFILL_MODES.join(', ')}`);
@@ -138,7 +141,10 @@ export async function watchBackfill(
       const steps: Record<string, string> = {};
       await Promise.all(
         p.running.map(async (d) => {
-          const s = await client.workflow.getHandle(dailyWorkflowId(d)).query(currentStepQuery).catch(() => undefined);
+          const s = await client.workflow
+            .getHandle(dailyWorkflowId(d))
+            .query(currentStepQuery)
+            .catch(() => undefined);
           if (s) steps[d] = s.step;
         }),
       );
@@ -164,7 +170,11 @@ export function formatSummary(output: BackfillOutput): string {
     `${'date'.padEnd(12)}${'status'.padEnd(11)}${'landed*'.padStart(9)}${'fact rows'.padStart(11)}  checks`,
   ];
   for (const r of output.results) {
-    const checks = r.checks ? Object.entries(r.checks).map(([s, n]) => `${n} ${s}`).join(', ') : '';
+    const checks = r.checks
+      ? Object.entries(r.checks)
+          .map(([s, n]) => `${n} ${s}`)
+          .join(', ')
+      : '';
     lines.push(
       `${r.date.padEnd(12)}${r.status.padEnd(11)}${String(r.recordsLanded ?? '').padStart(9)}${String(r.factRows ?? '').padStart(11)}  ${checks}` +
         (r.reloadDates?.length ? `  (re-loaded ${r.reloadDates.join(', ')})` : '') +
@@ -172,7 +182,8 @@ export function formatSummary(output: BackfillOutput): string {
     );
   }
   if (output.results.length === 0) lines.push('(no dates to run)');
-  else lines.push('* records its run landed from Kafka, for all dates (one landing serves every date that waits on it)');
+  else
+    lines.push('* records its run landed from Kafka, for all dates (one landing serves every date that waits on it)');
   return lines.join('\n');
 }
 

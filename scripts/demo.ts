@@ -21,7 +21,8 @@ function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: use a whole number above 0`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: use a whole number above 0`);
   return n;
 }
 
@@ -52,7 +53,11 @@ function table(rows: Record<string, unknown>[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : v instanceof Date ? v.toISOString() : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => `  ${values.map((v, i) => v.padEnd(widths[i])).join('  ')}`.trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+  return [
+    line(cols),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+  ].join('\n');
 }
 
 async function printWarehouse(db: Db, from: string, to: string): Promise<void> {
@@ -120,15 +125,21 @@ async function main(): Promise<void> {
   try {
     const existing = await topicRecordCount(config);
     if (existing > 0) {
-      console.log(`Kafka topic ${config.kafkaTopic} already holds ${existing} records: not producing more (a second demo re-loads the same days).`);
+      console.log(
+        `Kafka topic ${config.kafkaTopic} already holds ${existing} records: not producing more (a second demo re-loads the same days).`,
+      );
     } else {
-      console.log(`Producing ${events} events for ${from}..${to} into ${config.kafkaTopic} (seed ${SEED}, ${BAD_RATE * 100} % bad records)…`);
+      console.log(
+        `Producing ${events} events for ${from}..${to} into ${config.kafkaTopic} (seed ${SEED}, ${BAD_RATE * 100} % bad records)…`,
+      );
       const produced = await produceEvents(config, { events, days, start: from, seed: SEED, badRate: BAD_RATE });
       console.log(`  ${produced.events} records (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s`);
     }
 
     if (await workerPolling(client, config)) {
-      console.log(`A worker is polling task queue ${config.temporalTaskQueue} (the one \`make up\` started, log .data/logs/worker.log).`);
+      console.log(
+        `A worker is polling task queue ${config.temporalTaskQueue} (the one \`make up\` started, log .data/logs/worker.log).`,
+      );
     } else {
       console.log(`No worker polls task queue ${config.temporalTaskQueue}: starting one in this process.`);
       ownWorker = await createWorker(config, { config, pool, db }, { identity: `nightshift-demo@${process.pid}` });

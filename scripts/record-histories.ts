@@ -26,7 +26,20 @@ const TEMPORAL_CLI = path.resolve(__dirname, '..', '.tools', 'venv', 'bin', 'tem
 function save(config: Config, name: string, workflowId: string, runId: string): void {
   const json = execFileSync(
     TEMPORAL_CLI,
-    ['workflow', 'show', '--address', config.temporalAddress, '--namespace', config.temporalNamespace, '-w', workflowId, '-r', runId, '--output', 'json'],
+    [
+      'workflow',
+      'show',
+      '--address',
+      config.temporalAddress,
+      '--namespace',
+      config.temporalNamespace,
+      '-w',
+      workflowId,
+      '-r',
+      runId,
+      '--output',
+      'json',
+    ],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
   // the workflow id is part of the name: replay needs it (a daily run behaves by its id) and the history lacks it

@@ -52,7 +52,11 @@ function scheduleOptions(config: Config, scheduleId: string, cron: string): Sche
 }
 
 /** Creates the schedule, or updates it in place when it exists (idempotent). Returns what it did. */
-export async function upsertSchedule(client: Client, config: Config, args: ScheduleArgs = {}): Promise<'created' | 'updated'> {
+export async function upsertSchedule(
+  client: Client,
+  config: Config,
+  args: ScheduleArgs = {},
+): Promise<'created' | 'updated'> {
   const scheduleId = args.scheduleId ?? DAILY_SCHEDULE_ID;
   const cron = args.cron ?? DEFAULT_CRON;
   const problem = cronProblem(cron);
@@ -66,7 +70,12 @@ export async function upsertSchedule(client: Client, config: Config, args: Sched
     await client.schedule.create(options);
     return 'created';
   }
-  await handle.update((previous) => ({ ...previous, spec: options.spec, action: options.action, policies: options.policies }));
+  await handle.update((previous) => ({
+    ...previous,
+    spec: options.spec,
+    action: options.action,
+    policies: options.policies,
+  }));
   return 'updated';
 }
 
@@ -84,7 +93,9 @@ export async function deleteSchedule(client: Client, scheduleId: string = DAILY_
 function parseArgs(argv: string[]): { command: 'create' | 'delete'; cron?: string } {
   const [command, ...rest] = argv;
   if (command !== 'create' && command !== 'delete') {
-    throw new UsageError(`usage: scripts/schedule.ts create [--cron '0 2 * * *'] | delete (got ${JSON.stringify(command ?? '')})`);
+    throw new UsageError(
+      `usage: scripts/schedule.ts create [--cron '0 2 * * *'] | delete (got ${JSON.stringify(command ?? '')})`,
+    );
   }
   let cron: string | undefined;
   for (let i = 0; i < rest.length; i++) {
@@ -122,7 +133,9 @@ async function main(): Promise<number> {
         `${what} schedule ${DAILY_SCHEDULE_ID}: cron '${cron}' UTC -> dailyPipelineWorkflow for the previous UTC day, ` +
           `task queue ${config.temporalTaskQueue}, no overlap (BUFFER_ALL), catch-up window ${CATCHUP_WINDOW}`,
       );
-      console.log(`see it: ${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/schedules/${DAILY_SCHEDULE_ID}`);
+      console.log(
+        `see it: ${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/schedules/${DAILY_SCHEDULE_ID}`,
+      );
     } else {
       const deleted = await deleteSchedule(client);
       console.log(deleted ? `deleted schedule ${DAILY_SCHEDULE_ID}` : `no schedule ${DAILY_SCHEDULE_ID} to delete`);

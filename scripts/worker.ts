@@ -32,16 +32,30 @@ function workflowBundle(): Promise<WorkflowBundle> {
 }
 
 const noop = () => undefined;
-const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error };
+const quietBundlerLogger = {
+  log: noop,
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: console.warn,
+  error: console.error,
+};
 
-export async function createWorker(config: Config, deps: ActivityDeps, options: CreateWorkerOptions = {}): Promise<NightshiftWorker> {
+export async function createWorker(
+  config: Config,
+  deps: ActivityDeps,
+  options: CreateWorkerOptions = {},
+): Promise<NightshiftWorker> {
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.temporalAddress });
   } catch (err) {
-    throw new Error(`Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``, {
-      cause: err,
-    });
+    throw new Error(
+      `Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``,
+      {
+        cause: err,
+      },
+    );
   }
   try {
     const worker = await Worker.create({
@@ -71,7 +85,11 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
-  const { worker, connection } = await createWorker(config, { config, pool, db }, { identity: `nightshift-worker@${process.pid}` });
+  const { worker, connection } = await createWorker(
+    config,
+    { config, pool, db },
+    { identity: `nightshift-worker@${process.pid}` },
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -86,7 +104,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  console.error(`[worker] polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`);
+  console.error(
+    `[worker] polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
+  );
   try {
     await worker.run();
   } finally {

@@ -11,7 +11,9 @@ import { quietRuntime } from './temporal-support';
 const HISTORIES_DIR = path.join(__dirname, 'histories');
 
 describe('recorded workflow histories replay with the current workflow code', () => {
-  const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(HISTORIES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 
   it('has the daily pipeline, backfill and backfill child histories', () => {
     const kinds = files.map((f) => f.split('--')[0]);
@@ -20,7 +22,10 @@ describe('recorded workflow histories replay with the current workflow code', ()
 
   it('replays every history without non-determinism', async () => {
     quietRuntime();
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'workflows'), logger: silent });
+    const workflowBundle = await bundleWorkflowCode({
+      workflowsPath: path.join(__dirname, '..', 'workflows'),
+      logger: silent,
+    });
     const histories = files.map((f) => ({
       // <kind>--<workflow id>.json: the run must replay under its own id
       workflowId: f.replace(/\.json$/, '').split('--')[1],
@@ -42,7 +47,9 @@ describe('recorded workflow histories replay with the current workflow code', ()
  */
 function historyFromJSON(json: unknown): History {
   const fromProto = createRequire(require.resolve('@temporalio/proto'));
-  const { fromJson } = fromProto('protobufjs/ext/protojson') as { fromJson: (type: unknown, json: unknown, options: object) => History };
+  const { fromJson } = fromProto('protobufjs/ext/protojson') as {
+    fromJson: (type: unknown, json: unknown, options: object) => History;
+  };
   const { patchProtobufRoot } = fromProto('@temporalio/proto/lib/patch-protobuf-root') as {
     patchProtobufRoot: (root: unknown) => { lookupType(name: string): unknown };
   };

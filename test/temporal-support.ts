@@ -96,7 +96,11 @@ export async function produceDays(config: Config, start: string, days: number, p
   await produceEvents(config, { events: days * perDay, days, start, seed, badRate: 0 });
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn().catch(() => undefined);

@@ -4,7 +4,15 @@ import { type Client, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedErro
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { sql } from 'kysely';
 import { closeClient } from '../lib/temporal-client';
-import { PIPELINE_DATE, PIPELINE_STEP, addDays, backfillWorkflowId, dailyWorkflowId, previousUtcDay, utcDate } from '../lib/temporal';
+import {
+  PIPELINE_DATE,
+  PIPELINE_STEP,
+  addDays,
+  backfillWorkflowId,
+  dailyWorkflowId,
+  previousUtcDay,
+  utcDate,
+} from '../lib/temporal';
 import { createMartActivities } from '../activities/marts';
 import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
 import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
@@ -105,7 +113,10 @@ describe('backfill through Temporal', () => {
     const second = await client.workflow.start(dailyPipelineWorkflow, options);
     expect(second.firstExecutionRunId).toBe(first.firstExecutionRunId);
     await expect(
-      client.workflow.start(dailyPipelineWorkflow, { ...options, workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL }),
+      client.workflow.start(dailyPipelineWorkflow, {
+        ...options,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      }),
     ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
     const result = await first.result();
     expect(result.status).toBe('succeeded');
@@ -130,7 +141,14 @@ describe('backfill through Temporal', () => {
     // make the latest whole run of one date a failed one
     await env.db
       .insertInto('ops.pipeline_runs')
-      .values({ workflow_id: dailyWorkflowId(dates[0]), run_id: uniqueName('failed-run'), dt: dates[0], step: 'pipeline', status: 'failed', error: 'simulated' })
+      .values({
+        workflow_id: dailyWorkflowId(dates[0]),
+        run_id: uniqueName('failed-run'),
+        dt: dates[0],
+        step: 'pipeline',
+        status: 'failed',
+        error: 'simulated',
+      })
       .execute();
     const failed = await client.workflow.execute(backfillWorkflow, {
       taskQueue: env.config.temporalTaskQueue,
@@ -165,7 +183,11 @@ describe('a long backfill', () => {
       });
       // an operator terminates one date's run from the UI
       const victim = client.workflow.getHandle(dailyWorkflowId(dates[1]));
-      await until('daily run of the second date', async () => (await victim.describe()).status.name === 'RUNNING', 120_000);
+      await until(
+        'daily run of the second date',
+        async () => (await victim.describe()).status.name === 'RUNNING',
+        120_000,
+      );
       await victim.terminate('test: an operator stops this date');
 
       const result = await handle.result();
@@ -263,7 +285,9 @@ describe('worker killed mid-backfill', () => {
         'a load step in flight',
         async () => {
           const { rows } = await sql<{ n: number }>`
-            select count(*)::int as n from ops.pipeline_runs where step in ('stage', 'dimensions', 'facts')`.execute(killed.db);
+            select count(*)::int as n from ops.pipeline_runs where step in ('stage', 'dimensions', 'facts')`.execute(
+            killed.db,
+          );
           return rows[0].n > 0;
         },
         120_000,
@@ -306,7 +330,10 @@ describe('daily schedule', () => {
         const d = await client.schedule.getHandle(scheduleId).describe();
         return d.info.recentActions[0]?.action;
       });
-      const scheduledRun = client.workflow.getHandle<typeof dailyPipelineWorkflow>(action.workflow.workflowId, action.workflow.firstExecutionRunId);
+      const scheduledRun = client.workflow.getHandle<typeof dailyPipelineWorkflow>(
+        action.workflow.workflowId,
+        action.workflow.firstExecutionRunId,
+      );
       const result = await scheduledRun.result();
       const expected = previousUtcDay(before);
       // the trigger might straddle midnight UTC
@@ -315,7 +342,9 @@ describe('daily schedule', () => {
       expect(result.delegatedTo).toBe(dailyWorkflowId(result.date));
       expect(result.delegated?.status).toBe('succeeded');
       const runs = await pipelineRows(env, result.date);
-      expect(runs).toEqual([expect.objectContaining({ workflow_id: dailyWorkflowId(result.date), status: 'succeeded' })]);
+      expect(runs).toEqual([
+        expect.objectContaining({ workflow_id: dailyWorkflowId(result.date), status: 'succeeded' }),
+      ]);
 
       // a missed run caught up late loads the day before its nominal time, not before the time it ran
       const nominal = new Date(`${addDays(utcDate(new Date()), -5)}T03:00:00Z`);
@@ -324,7 +353,9 @@ describe('daily schedule', () => {
         end: new Date(nominal.getTime() + 30 * 60_000),
         overlap: ScheduleOverlapPolicy.ALLOW_ALL,
       });
-      const caughtUp = client.workflow.getHandle<typeof dailyPipelineWorkflow>(`${scheduleId}-${nominal.toISOString().replace('.000Z', 'Z')}`);
+      const caughtUp = client.workflow.getHandle<typeof dailyPipelineWorkflow>(
+        `${scheduleId}-${nominal.toISOString().replace('.000Z', 'Z')}`,
+      );
       await until('the caught-up run', async () => (await caughtUp.describe()).runId, 30_000);
       const late = await caughtUp.result();
       expect(late.date).toBe(previousUtcDay(nominal));
@@ -356,7 +387,8 @@ describe('make backfill argument checks', () => {
     const client = await testClient(config);
     try {
       const started = [];
-      for await (const w of client.workflow.list({ query: `TaskQueue = '${config.temporalTaskQueue}'` })) started.push(w);
+      for await (const w of client.workflow.list({ query: `TaskQueue = '${config.temporalTaskQueue}'` }))
+        started.push(w);
       expect(started).toEqual([]);
     } finally {
       await closeClient(client);

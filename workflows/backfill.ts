@@ -35,12 +35,22 @@ import { dailyPipelineWorkflow, errorMessage } from './daily-pipeline';
 /** Reading ops to pick the dates, or recording a child's failure: one statement. */
 const PLAN: ActivityOptions = {
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidInput'] },
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: ['InvalidInput'],
+  },
 };
 /** The one Slack summary of the range: delivery is retried inside the activity; never fails the backfill. */
 const SUMMARY: ActivityOptions = {
   startToCloseTimeout: '3 minutes',
-  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidInput'] },
+  retry: {
+    initialInterval: '10 seconds',
+    backoffCoefficient: 2,
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: ['InvalidInput'],
+  },
 };
 
 /** Dates started per run before continuing as new: keeps each run's history to a few thousand events. */
@@ -142,7 +152,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
   const datesPerRun = input.datesPerRun ?? DATES_PER_RUN;
   validate(from, to, mode, concurrency);
   if (!Number.isInteger(datesPerRun) || datesPerRun < 1) {
-    throw ApplicationFailure.nonRetryable(`backfillWorkflow: bad datesPerRun ${JSON.stringify(datesPerRun)}: use a whole number above 0`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(
+      `backfillWorkflow: bad datesPerRun ${JSON.stringify(datesPerRun)}: use a whole number above 0`,
+      'InvalidInput',
+    );
   }
 
   const running = new Set<string>();
@@ -210,12 +223,22 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
 
   phase = 'summarizing';
   upsertSearchAttributes([{ key: PIPELINE_STEP, value: phase }]);
-  const failed = carried.results.filter((r) => r.status === 'failed').map((r) => r.date).sort();
-  const succeeded = carried.results.filter((r) => r.status === 'succeeded').map((r) => r.date).sort();
+  const failed = carried.results
+    .filter((r) => r.status === 'failed')
+    .map((r) => r.date)
+    .sort();
+  const succeeded = carried.results
+    .filter((r) => r.status === 'succeeded')
+    .map((r) => r.date)
+    .sort();
   const results = [...carried.results].sort((a, b) => a.date.localeCompare(b.date));
   let summary: BackfillOutput['summary'];
   try {
-    summary = await sendBackfillSummary({ from, to, run: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId } });
+    summary = await sendBackfillSummary({
+      from,
+      to,
+      run: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId },
+    });
   } catch (err) {
     summary = { skipped: `summary not sent: ${errorMessage(err)}` };
   }
@@ -259,7 +282,10 @@ async function runDate(date: string): Promise<DateOutcome> {
       }
       const error = errorMessage(err);
       // a terminated or timed-out child never ran its own bookkeeping: record its failure for it (mode=failed reads it)
-      if (err instanceof ChildWorkflowFailure && (err.cause instanceof TerminatedFailure || err.cause instanceof TimeoutFailure)) {
+      if (
+        err instanceof ChildWorkflowFailure &&
+        (err.cause instanceof TerminatedFailure || err.cause instanceof TimeoutFailure)
+      ) {
         await recordPipelineRun({
           run: { workflowId, runId: err.execution.runId ?? '' },
           date,
@@ -286,7 +312,11 @@ function validate(from: string, to: string, mode: unknown, concurrency: unknown)
       'InvalidInput',
     );
   }
-  if (!Number.isInteger(concurrency) || (concurrency as number) < 1 || (concurrency as number) > MAX_BACKFILL_CONCURRENCY) {
+  if (
+    !Number.isInteger(concurrency) ||
+    (concurrency as number) < 1 ||
+    (concurrency as number) > MAX_BACKFILL_CONCURRENCY
+  ) {
     throw ApplicationFailure.nonRetryable(
       `backfillWorkflow: bad concurrency ${JSON.stringify(concurrency)}: use a whole number from 1 to ${MAX_BACKFILL_CONCURRENCY}`,
       'InvalidInput',

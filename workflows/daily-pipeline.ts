@@ -44,13 +44,29 @@ const RETRY_TRANSIENT = {
 const DEAD_WORKER = '30 seconds';
 
 /** Landing reads Kafka and writes the lake: long; heartbeats its committed offsets, also while it waits for the landing lock. */
-const LAND: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+const LAND: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: DEAD_WORKER,
+  retry: RETRY_TRANSIENT,
+};
 /** Staging a date: COPY of each lake file; heartbeats the files done. */
-const STAGE: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+const STAGE: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: DEAD_WORKER,
+  retry: RETRY_TRANSIENT,
+};
 /** Dimension and fact loads of a date: set-based statements, one transaction each under the date lock. */
-const LOAD: ActivityOptions = { startToCloseTimeout: '30 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+const LOAD: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: DEAD_WORKER,
+  retry: RETRY_TRANSIENT,
+};
 /** Mart rebuild for the dates a run touched, one transaction. */
-const MARTS: ActivityOptions = { startToCloseTimeout: '20 minutes', heartbeatTimeout: DEAD_WORKER, retry: RETRY_TRANSIENT };
+const MARTS: ActivityOptions = {
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: DEAD_WORKER,
+  retry: RETRY_TRANSIENT,
+};
 /** Data-quality checks: read-only queries plus one insert per check. */
 const CHECKS: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
@@ -61,7 +77,12 @@ const CHECKS: ActivityOptions = {
 const ALERT: ActivityOptions = {
   startToCloseTimeout: '3 minutes',
   heartbeatTimeout: DEAD_WORKER,
-  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: {
+    initialInterval: '10 seconds',
+    backoffCoefficient: 2,
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  },
 };
 /** Bookkeeping rows in ops: one quick statement. */
 const BOOKKEEPING: ActivityOptions = {
@@ -177,7 +198,13 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
     setStep('failed');
     // runs even when the workflow is being cancelled, so ops.pipeline_runs never keeps a stale 'running' row
     await CancellationScope.nonCancellable(() =>
-      recordPipelineRun({ run, date, status: 'failed', error: `${failedStep}: ${errorMessage(err)}`, details: { failedStep } }),
+      recordPipelineRun({
+        run,
+        date,
+        status: 'failed',
+        error: `${failedStep}: ${errorMessage(err)}`,
+        details: { failedStep },
+      }),
     );
     throw err;
   }
@@ -251,7 +278,9 @@ async function loadDate(date: string, run: RunRef, setStep: (step: string) => vo
 }
 
 /** Slack being down must not fail a load that succeeded: the alert activity records what it could not deliver. */
-async function sendAlertsSafely(input: Parameters<AllActivities['sendAlerts']>[0]): Promise<DailyPipelineOutput['alert']> {
+async function sendAlertsSafely(
+  input: Parameters<AllActivities['sendAlerts']>[0],
+): Promise<DailyPipelineOutput['alert']> {
   try {
     return await sendAlerts(input);
   } catch (err) {
