@@ -22,7 +22,11 @@ export const MAX_BACKFILL_CONCURRENCY = 16;
 /** A longer range than this is refused: about 10 years of days. */
 export const MAX_BACKFILL_DAYS = 3660;
 
-/** The steps of a daily run, in order; `PipelineStep` takes these values (plus `reload:<date>` and `done`/`failed`). */
+/**
+ * The steps of a daily run, in order. `PipelineStep` shows one of them while it runs, then `done` or `failed`;
+ * also `starting`, `reload <date>: <step>` and `reload: marts` for late records, and `delegated to daily-<date>`
+ * on a scheduled run's wrapper.
+ */
 export const PIPELINE_STEPS = ['land', 'stage', 'dimensions', 'facts', 'marts', 'checks', 'alert'] as const;
 export type PipelineStep = (typeof PIPELINE_STEPS)[number];
 

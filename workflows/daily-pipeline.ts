@@ -110,8 +110,6 @@ export interface DailyPipelineInput {
   partOfBackfill?: boolean;
 }
 
-export type StepName = 'land' | 'stage' | 'dimensions' | 'facts' | 'marts' | 'checks' | 'alert';
-
 /** What each step reported; the activities' own outputs, small objects of counts. */
 export interface DateLoadResult {
   date: string;
@@ -342,7 +340,7 @@ function summarize(
   checks: DailyPipelineOutput['checks'],
 ): DailyPipelineOutput['summary'] {
   return {
-    recordsLanded: numberOf(land, 'recordsLanded'),
+    recordsLanded: land?.recordsLanded ?? 0,
     factRows: load.facts.rowsDistinct,
     checks: checkCounts(checks),
   };
@@ -350,11 +348,6 @@ function summarize(
 
 function emptySummary(): DailyPipelineOutput['summary'] {
   return { recordsLanded: 0, factRows: 0, checks: {} };
-}
-
-function numberOf(value: unknown, key: string): number {
-  const v = value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
-  return typeof v === 'number' ? v : 0;
 }
 
 function checkCounts(checks: DailyPipelineOutput['checks']): Record<string, number> {
