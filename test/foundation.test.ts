@@ -7,7 +7,7 @@ import { loadConfig } from '../lib/config';
 import { TABLE_COLUMNS } from '../warehouse/database';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { databaseUrlFor, uniqueName } from './support';
+import { databaseUrlFor, dropDatabase, uniqueName } from './support';
 
 const config = loadConfig();
 
@@ -94,8 +94,8 @@ describe('migrations and the migrated schema', () => {
   afterAll(async () => {
     await analyst?.end();
     await db.destroy();
-    await admin.query(`drop database if exists ${database} with (force)`);
     await admin.end();
+    await dropDatabase(config.databaseUrl, database);
   });
 
   it('apply to an empty database, and re-running them changes nothing', async () => {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { databaseUrlFor, TEMPLATE_DATABASE_ENV, uniqueName } from './support';
+import { databaseUrlFor, dropDatabase, TEMPLATE_DATABASE_ENV, uniqueName } from './support';
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: loadConfig().databaseUrl });
@@ -29,6 +29,6 @@ export default async function setup(): Promise<() => Promise<void>> {
   }
   process.env[TEMPLATE_DATABASE_ENV] = template;
   return async () => {
-    await admin((client) => client.query(`drop database if exists ${template} with (force)`));
+    await dropDatabase(loadConfig().databaseUrl, template);
   };
 }

@@ -69,15 +69,38 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
       if (!pool.ended) await pool.end();
       rmSync(lakeDir, { recursive: true, force: true });
       if (options.topic !== false) await deleteTopic(base.kafkaBrokers, topic).catch(() => undefined);
-      const c = new pg.Client({ connectionString: base.databaseUrl });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${database} with (force)`);
-      } finally {
-        await c.end();
-      }
+      await dropDatabase(base.databaseUrl, database);
     },
   };
+}
+
+/**
+ * Drops a test database. `WITH (FORCE)` is not used: as a non-superuser it cannot end an
+ * autovacuum worker and fails; instead our own sessions are ended and a plain DROP, which waits
+ * for autovacuum to let go, is retried briefly.
+ */
+export async function dropDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      await client.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = $1 and pid <> pg_backend_pid() and usename = current_user`,
+        [database],
+      );
+      try {
+        await client.query(`drop database if exists ${client.escapeIdentifier(database)}`);
+        return;
+      } catch (err) {
+        // 55006: the database is being accessed by other users (a session still closing, autovacuum).
+        if ((err as { code?: string }).code !== '55006' || attempt >= 10) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 export async function createTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
