@@ -496,9 +496,10 @@ async function main(): Promise<void> {
   } finally {
     await env.cleanup(o.keep);
     await tenv?.cleanup(o.keep);
+    // the work files (lakes, day 2's spool, the baseline's rows) go too, also when a stage failed
+    if (!o.keep) rmSync(workDir, { recursive: true, force: true });
   }
   rss.stop();
-  removeFile(factRowsFile);
 
   const R = factRows / median(baselines);
   const all: Row[] = [
@@ -547,7 +548,6 @@ async function main(): Promise<void> {
     table: output,
   };
   writeFileSync(jsonFile, `${JSON.stringify(json, null, 2)}\n`);
-  if (!o.keep) rmSync(workDir, { recursive: true, force: true });
   log(`wrote ${jsonFile}`);
 }
 
