@@ -114,8 +114,8 @@ async function main(): Promise<void> {
   const events = positiveInt('DEMO_EVENTS', 210_000);
   const days = positiveInt('DEMO_DAYS', 7);
   // the last `days` full UTC days before today
-  const to = addDays(utcDate(new Date()), -1);
-  const from = addDays(to, -(days - 1));
+  let to = addDays(utcDate(new Date()), -1);
+  let from = addDays(to, -(days - 1));
 
   const client = await connectClient(config);
   const pool = createPool(config.databaseUrl, 8);
@@ -128,6 +128,12 @@ async function main(): Promise<void> {
       console.log(
         `Kafka topic ${config.kafkaTopic} already holds ${existing} records: not producing more (a second demo re-loads the same days).`,
       );
+      // an earlier demo's days, when they were landed: run those rather than days nothing was produced for
+      const landed = await sql<{ first: string | null; last: string | null }>`
+        select min(dt)::text as first, max(dt)::text as last from ops.lake_files
+        where area = 'events' and dt > current_date - 60 and dt < current_date`.execute(db);
+      const { first, last } = landed.rows[0] ?? {};
+      if (first && last) [from, to] = [first, last];
     } else {
       console.log(
         `Producing ${events} events for ${from}..${to} into ${config.kafkaTopic} (seed ${SEED}, ${BAD_RATE * 100} % bad records)…`,
