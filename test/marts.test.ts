@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMartActivities } from '../activities/marts';
-import { addDays } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, dateKey, dateOfKey, insertFacts, seedWarehouse, type Seeded } from './seed-warehouse';
 
@@ -305,48 +304,6 @@ describe('marts', () => {
       await expect(analyst.query('delete from marts.churn_risk')).rejects.toThrow();
     } finally {
       await analyst.end();
-    }
-  });
-});
-
-/** MARTS_BENCH=1 npx vitest run test/marts.test.ts -t 'refresh time' — about 1M facts; prints the timings. */
-describe.runIf(process.env.MARTS_BENCH === '1')('marts refresh time on a large data set', () => {
-  it('refresh time with about 1M facts', async () => {
-    const env = await createTestEnv({ topic: false });
-    try {
-      const days = 30;
-      const start = '2024-10-01';
-      // 100k users, each with one version; ~33k facts a day spread over the users, 5 % purchases
-      await env.pool.query(`
-        insert into warehouse.dim_user (user_key, user_id, email, plan, country, valid_from, valid_to, is_current)
-        select g, 'u' || g, 'u' || g || '@x', (array['free','pro','enterprise'])[1 + g % 3], (array['US','DE','FR'])[1 + g % 3],
-               '2024-01-01', null, true
-        from generate_series(1, 100000) as g`);
-      await env.pool.query(
-        `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, amount, currency, lake_file_id, source_offset)
-         select gen_random_uuid(), ts, to_char(ts at time zone 'UTC', 'YYYYMMDD')::int, 1 + (hashint4(g) & 2147483647) % 100000, 0,
-                (array['page_view','page_view','page_view','add_to_cart','session_start','purchase'])[1 + g % 6],
-                case when g % 6 = 5 then 10 + g % 90 end, case when g % 6 = 5 then 'USD' end, 1, g
-        from generate_series(1, $2::int) as g,
-             lateral (select $1::timestamptz + (g::double precision / $2::int) * interval '${days} days' as ts) as t`,
-        [`${start}T00:00:00Z`, 1_000_000],
-      );
-      await env.pool.query('analyze warehouse.fact_events; analyze warehouse.dim_user');
-      const { refreshMarts } = createMartActivities(env);
-      const dates = Array.from({ length: days }, (_, i) => addDays(start, i));
-      let t = Date.now();
-      await refreshMarts({ dates });
-      const full = Date.now() - t;
-      t = Date.now();
-      const out = await refreshMarts({ dates: [dates[days - 1]] });
-      const oneDay = Date.now() - t;
-      t = Date.now();
-      await refreshMarts({ dates: [dates[5]] });
-      const oldDay = Date.now() - t;
-      console.log(JSON.stringify({ facts: 1_000_000, users: 100_000, days, fullRefreshMs: full, latestDayRefreshMs: oneDay, latestDay: out, pastDayRefreshMs: oldDay }));
-      expect(oneDay).toBeLessThan(60_000);
-    } finally {
-      await cleanupEnv(env);
     }
   });
 });
