@@ -187,7 +187,24 @@ export function formatSummary(output: BackfillOutput): string {
   return lines.join('\n');
 }
 
+const HELP = `Re-run dates through Temporal: one child dailyPipeline per date, with a progress bar.
+
+${USAGE}
+   or: node --import tsx scripts/backfill.ts --date D | --from F --to T [--concurrency N] [--mode M]
+
+  --date D          one day, YYYY-MM-DD (UTC)
+  --from F --to T   an inclusive range of days
+  --concurrency N   dates loaded at once, 1..${MAX_BACKFILL_CONCURRENCY} (default 3)
+  --mode M          all (default), missing (dates never loaded), failed (dates whose last run failed)
+
+Exit code: 0 every date succeeded, 1 a date failed, 2 bad arguments (nothing is started).
+Ctrl-C stops watching; the backfill keeps running in Temporal. Running the same command again attaches to it.`;
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--help')) {
+    console.log(HELP);
+    return 0;
+  }
   let args: BackfillArgs;
   try {
     args = parseBackfillArgs(process.argv.slice(2));
