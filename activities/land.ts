@@ -1,12 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import { MAX_FUTURE_MS, parseEvent } from '../lib/events';
+import { type FetchedPartition, PartitionReader } from '../lib/kafka-wire';
 import { DeadLetterRows, EventRows, LAKE_AREAS, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
 import { recordStep } from '../lib/runs';
 import type { Db } from '../warehouse/db';
@@ -75,7 +75,8 @@ export interface LandTuning {
 
 const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 100_000, maxBufferedRows: 150_000 };
 const LOCK_NAME = 'nightshift:land:';
-const FETCH = { maxBytes: 8 << 20, maxBytesPerPartition: 2 << 20, minBytes: 1, maxWaitTimeInMs: 250 };
+const FETCH = { maxBytes: 8 << 20, maxBytesPerPartition: 2 << 20, maxWaitMs: 250 };
+const EMPTY = Buffer.alloc(0);
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------
 
@@ -256,10 +257,7 @@ class Landing {
   }
 
   /** Validates one record and buffers it; returns the buffer when it must be written now. */
-  add(partition: number, message: KafkaMessage): Buffer_ | null {
-    const offset = Number(message.offset);
-    const timestampMs = Number(message.timestamp);
-    const value = message.value ?? Buffer.alloc(0);
+  add(partition: number, offset: number, timestampMs: number, value: Buffer): Buffer_ | null {
     const parsed = parseEvent(value, this.now);
     let target: Buffer_;
     if (parsed.ok) {
@@ -448,7 +446,7 @@ class Landing {
 // --- reading Kafka -----------------------------------------------------------------------------------
 
 interface ConsumeArgs {
-  kafka: Kafka;
+  brokers: string[];
   topic: string;
   plans: PartitionPlan[];
   landing: Landing;
@@ -457,76 +455,62 @@ interface ConsumeArgs {
   onProgress: () => void;
 }
 
-/** Reads every planned partition from its start to its end offset through `landing`, committing in chunks. */
+/**
+ * Reads every planned partition from its start to its end offset through `landing`, committing in chunks.
+ * Fetches straight from the partition leaders (lib/kafka-wire), no consumer group: offsets live in ops. The next
+ * fetch of a leader is sent before the records of the previous one are processed, so the broker works meanwhile.
+ */
 async function consume(args: ConsumeArgs): Promise<void> {
-  const { kafka, topic, plans, landing, maxRecords, commitEvery, onProgress } = args;
+  const { brokers, topic, plans, landing, maxRecords, commitEvery, onProgress } = args;
   const ends = new Map(plans.map((p) => [p.partition, p.end]));
   const open = new Set(plans.filter((p) => p.start < p.end).map((p) => p.partition));
   if (open.size === 0 || maxRecords <= 0) return;
+  const position = new Map(plans.map((p) => [p.partition, p.start]));
   let read = 0;
-  const consumer: Consumer = kafka.consumer({
-    groupId: `nightshift-land-${randomUUID()}`,
-    ...FETCH,
-    sessionTimeout: 60_000,
-    heartbeatInterval: 3_000,
-    retry: { retries: 5 },
-  });
-  let finish!: () => void;
-  let fail!: (err: unknown) => void;
-  const finished = new Promise<void>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
-  let stopping = false;
-  const stop = (err?: unknown): void => {
-    stopping = true;
-    if (err === undefined) finish();
-    else fail(err);
-  };
-  consumer.on(consumer.events.CRASH, (e) => stop(e.payload.error));
-  await consumer.connect();
+  const reader = await PartitionReader.connect(brokers, topic, [...open]);
+  const pending = new Set<Promise<unknown>>();
   try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: true, // moves the fetch position past each batch; offsets are committed in ops, never to Kafka
-      eachBatch: async ({ batch, heartbeat }) => {
-        if (stopping) return;
-        try {
-          const partition = batch.partition;
-          const end = ends.get(partition) ?? 0;
-          for (const message of batch.messages) {
-            const offset = Number(message.offset);
-            // after a group rebalance the consumer may re-deliver what this landing has already read
-            if (offset < (landing.next.get(partition) ?? 0) || offset >= end) continue;
-            const full = landing.add(partition, message);
-            if (full !== null) {
-              await landing.flush(full);
-              await heartbeat();
-            }
-            if (++read >= maxRecords) break;
-            if (landing.uncommitted >= commitEvery) {
-              await landing.commit();
-              await heartbeat();
-            }
-          }
+    const leaders = reader.groups([...open]).map((g) => ({ ...g, next: null as Promise<FetchedPartition[]> | null }));
+    const fire = (g: (typeof leaders)[number]): void => {
+      const positions = g.partitions.filter((p) => open.has(p)).map((p) => ({ partition: p, offset: position.get(p) ?? 0 }));
+      if (positions.length === 0) {
+        g.next = null;
+        return;
+      }
+      const next = reader.fetch(g.connection, positions, FETCH);
+      pending.add(next.catch(() => undefined)); // awaited below or abandoned when the landing stops early
+      g.next = next;
+    };
+    for (const g of leaders) fire(g);
+    while (open.size > 0 && read < maxRecords) {
+      for (const g of leaders) {
+        if (g.next === null) continue;
+        const fetched = await g.next;
+        for (const f of fetched) {
+          position.set(f.partition, Math.max(position.get(f.partition) ?? 0, f.nextOffset));
           // done when read to the end; the batch's last offset also covers a gap (e.g. transaction markers) at the end
-          if ((landing.next.get(partition) ?? 0) >= end || Number(batch.lastOffset()) >= end - 1) open.delete(partition);
-          onProgress();
-          if (open.size === 0 || read >= maxRecords) stop();
-        } catch (err) {
-          stop(err);
+          if (f.nextOffset >= (ends.get(f.partition) ?? 0)) open.delete(f.partition);
         }
-      },
-    });
-    for (const p of plans) {
-      if (p.start < p.end) consumer.seek({ topic, partition: p.partition, offset: String(p.start) });
+        fire(g);
+        for (const f of fetched) {
+          const partition = f.partition;
+          const end = ends.get(partition) ?? 0;
+          for (const r of f.records) {
+            if (r.offset < (landing.next.get(partition) ?? 0) || r.offset >= end) continue;
+            const full = landing.add(partition, r.offset, r.timestampMs, r.value ?? EMPTY);
+            if (full !== null) await landing.flush(full);
+            if (++read >= maxRecords) break;
+            if (landing.uncommitted >= commitEvery) await landing.commit();
+          }
+          if (read >= maxRecords) break;
+        }
+        onProgress();
+        if (read >= maxRecords) break;
+      }
     }
-    const idle = plans.filter((p) => p.start >= p.end).map((p) => p.partition);
-    if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
-    await finished;
   } finally {
-    await consumer.disconnect().catch(() => undefined);
+    reader.close();
+    await Promise.all(pending);
   }
   // partitions read to their end are committed at their end (past any gap of compacted or aborted records)
   await landing.commit(read >= maxRecords ? new Map() : ends);
@@ -550,7 +534,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
       const landing = new Landing(db, config.lakeDir, topic, plans, settings, now.getTime());
       let lastBeat = 0;
       await consume({
-        kafka,
+        brokers: config.kafkaBrokers,
         topic,
         plans,
         landing,

@@ -218,20 +218,26 @@ class Connection {
     });
   }
 
+  /** Size of the response being received, once its 4-byte prefix is in. */
+  private expected = -1;
+
   private onData(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    while (this.buffered >= 4) {
-      let all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
-      const size = all.readInt32BE(0);
-      if (this.buffered < 4 + size) {
-        this.chunks = [all];
-        return;
+    for (;;) {
+      if (this.expected < 0) {
+        if (this.buffered < 4) return;
+        if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+        this.expected = this.chunks[0].readInt32BE(0);
       }
-      const body = all.subarray(4, 4 + size);
-      all = all.subarray(4 + size);
-      this.chunks = all.length > 0 ? [all] : [];
-      this.buffered = all.length;
+      // concatenate only once the whole response is in: a fetch response arrives in many chunks
+      if (this.buffered < 4 + this.expected) return;
+      const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+      const body = all.subarray(4, 4 + this.expected);
+      const rest = all.subarray(4 + this.expected);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
+      this.expected = -1;
       const id = body.readInt32BE(0);
       const w = this.waiting.get(id);
       this.waiting.delete(id);
