@@ -15,7 +15,7 @@ export interface LoadDeviceDimensionOutput {
 
 export interface LoadUserDimensionOutput {
   date: string;
-  /** Users with events in the date's staged events: their versions are rebuilt. */
+  /** Users with events in the date's staged events. Versions are rebuilt for those with new changes, no version yet, or an earlier first event. */
   usersTouched: number;
   /** Attribute events (user_signup, profile_update, plan_change) staged for the date, and new to the change log. */
   changesRead: number;
@@ -73,15 +73,22 @@ export function createDimensionActivities(deps: ActivityDeps) {
       events_table: stagingEventsTable(date),
       versions_table: `user_versions_${suffix}`,
       moved_table: `user_moved_${suffix}`,
+      changes_table: `user_changes_${suffix}`,
+      users_table: `user_staged_${suffix}`,
     };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
       await requireStaged(client, date);
       await lockDimUserExclusive(client);
-      const [changes] = await runSqlFile(client, 'user_changes', { identifiers, values: { date } });
+      const changes = (await runSqlFile(client, 'user_changes', { identifiers, values: { date } })).at(-1)!;
       await runSqlFile(client, 'dim_user_versions', { identifiers });
       const { rows: sizes } = await client.query<{ users: number; versions: number }>(
-        `select count(distinct user_id)::int as users, count(*)::int as versions from staging.${client.escapeIdentifier(identifiers.versions_table)}`,
+        // versions: the rebuilt users' desired versions, plus the kept versions of the staged users not rebuilt
+        `select (select count(*) from staging.${client.escapeIdentifier(identifiers.users_table)})::int as users,
+           ((select count(*) from staging.${client.escapeIdentifier(identifiers.versions_table)})
+            + (select count(*) from warehouse.dim_user
+               inner join staging.${client.escapeIdentifier(identifiers.users_table)} as staged_users using (user_id)
+               where not staged_users.is_rebuilt))::int as versions`,
       );
       const applied = await runSqlFile(client, 'dim_user_apply', { identifiers });
       const count = (command: string) => applied.find((r) => r.command === command)?.rowCount ?? 0;

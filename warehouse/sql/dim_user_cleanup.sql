@@ -2,3 +2,7 @@
 drop table if exists staging.:"moved_table";
 
 drop table if exists staging.:"versions_table";
+
+drop table if exists staging.:"changes_table";
+
+drop table if exists staging.:"users_table";

@@ -1,17 +1,49 @@
--- grain: one row per dim_user version that each user with events in the date's staging table should have.
--- The list is a pure function of the user's change log (warehouse.user_changes) and the earliest event loaded
--- for the user, so any load order and any number of re-loads give the same versions. Each version carries the
--- user_key of the existing version it continues (same valid_from, else the user's first version for the
--- first one), or NULL when dim_user does not hold it yet.
-drop table if exists staging.:"versions_table";
+-- grain: users_table, one row per user with events in the date's staging table, is_rebuilt when their versions
+-- are rebuilt; versions_table, one row per dim_user version that each rebuilt user should have. The versions are
+-- a pure function of the user's change log (warehouse.user_changes) and the earliest event loaded for the user,
+-- so any load order and any number of re-loads give the same versions. Rebuilt are the staged users whose inputs
+-- changed: changes new to the change log in this load (user_changes.sql, same transaction), no dim_user version
+-- yet, or an earliest event before their first version. For every other staged user both inputs are what
+-- dim_user was last built from, so a rebuild would change nothing; skipping them keeps the cost in the day's
+-- changes, not in the users' history. Each version carries the user_key of the existing version it continues
+-- (same valid_from, else the user's first version for the first one), or NULL when dim_user does not hold it yet.
+drop table if exists staging.:"users_table";
 
-create unlogged table staging.:"versions_table" with (autovacuum_enabled = false) as
-with touched_users as (
+create unlogged table staging.:"users_table" with (autovacuum_enabled = false) as
+with staged_users as (
     select
         staged.user_id,
         min(staged.event_time) as first_staged_at
     from staging.:"events_table" as staged
     group by staged.user_id
+),
+
+changed_users as (
+    select distinct changes.user_id
+    from staging.:"changes_table" as changes
+    where changes.is_new
+)
+
+select
+    staged_users.user_id,
+    staged_users.first_staged_at,
+    staged_users.user_id in (select changed_users.user_id from changed_users)
+    or not exists (
+        select from warehouse.dim_user as dim_user
+        where dim_user.user_id = staged_users.user_id
+            and dim_user.valid_from <= staged_users.first_staged_at
+    ) as is_rebuilt
+from staged_users;
+
+drop table if exists staging.:"versions_table";
+
+create unlogged table staging.:"versions_table" with (autovacuum_enabled = false) as
+with touched_users as (
+    select
+        staged_users.user_id,
+        staged_users.first_staged_at
+    from staging.:"users_table" as staged_users
+    where staged_users.is_rebuilt
 ),
 
 existing_versions as (
