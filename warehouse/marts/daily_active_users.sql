@@ -23,15 +23,25 @@ all_versions as materialized (
     from warehouse.dim_user as du
 ),
 
-active_users as (
+-- counted per version first: the date's facts collapse to one row per user_key before the join to dim_user
+active_versions as (
     select
         f.date_key,
-        av.user_id,
+        f.user_key,
         count(*) as count_events
     from warehouse.fact_events as f
-    inner join all_versions as av on av.user_key = f.user_key
     where f.date_key = any($1::int[])
-    group by f.date_key, av.user_id
+    group by f.date_key, f.user_key
+),
+
+active_users as (
+    select
+        avs.date_key,
+        av.user_id,
+        sum(avs.count_events)::bigint as count_events
+    from active_versions as avs
+    inner join all_versions as av on av.user_key = avs.user_key
+    group by avs.date_key, av.user_id
 ),
 
 first_seen as (

@@ -14,13 +14,22 @@ all_versions as materialized (
     from warehouse.dim_user as du
 ),
 
+-- per version first: the rebuilt dates' facts collapse to one row per user_key before the join to dim_user
+rebuilt_versions as (
+    select
+        f.user_key,
+        min(f.date_key) as first_rebuilt_date_key
+    from warehouse.fact_events as f
+    where f.date_key = any($1::int[])
+    group by f.user_key
+),
+
 touched_users as (
     select
         av.user_id,
-        min(f.date_key) as first_rebuilt_date_key
-    from warehouse.fact_events as f
-    inner join all_versions as av on av.user_key = f.user_key
-    where f.date_key = any($1::int[])
+        min(rv.first_rebuilt_date_key) as first_rebuilt_date_key
+    from rebuilt_versions as rv
+    inner join all_versions as av on av.user_key = rv.user_key
     group by av.user_id
 ),
 

@@ -21,18 +21,30 @@ steps as (
     from (values (1, 'page_view'), (2, 'add_to_cart'), (3, 'purchase')) as s (step_order, step)
 ),
 
-user_days as (
+-- per version first: the date's facts collapse to one row per user_key before the join to dim_user
+version_days as (
     select
-        d.date,
-        du.user_id,
+        f.date_key,
+        f.user_key,
         bool_or(f.event_type = 'page_view') as did_page_view,
         bool_or(f.event_type = 'add_to_cart') as did_add_to_cart,
         bool_or(f.event_type = 'purchase') as did_purchase
     from warehouse.fact_events as f
-    inner join dates as d on d.date_key = f.date_key
-    inner join warehouse.dim_user as du on du.user_key = f.user_key
     where f.date_key = any($1::int[])
         and f.event_type in ('page_view', 'add_to_cart', 'purchase')
+    group by f.date_key, f.user_key
+),
+
+user_days as (
+    select
+        d.date,
+        du.user_id,
+        bool_or(vd.did_page_view) as did_page_view,
+        bool_or(vd.did_add_to_cart) as did_add_to_cart,
+        bool_or(vd.did_purchase) as did_purchase
+    from version_days as vd
+    inner join dates as d on d.date_key = vd.date_key
+    inner join warehouse.dim_user as du on du.user_key = vd.user_key
     group by d.date, du.user_id
 ),
 

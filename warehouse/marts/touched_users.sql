@@ -3,6 +3,10 @@
 -- the per-user marts are refreshed for exactly these users.
 
 select distinct du.user_id
-from warehouse.fact_events as f
+from (
+    -- distinct versions first: the dates' facts collapse to one row per user_key before the join to dim_user
+    select distinct f.user_key
+    from warehouse.fact_events as f
+    where f.date_key = any($1::int[])
+) as f
 inner join warehouse.dim_user as du on du.user_key = f.user_key
-where f.date_key = any($1::int[])
