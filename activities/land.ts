@@ -1,5 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Kafka, logLevel } from 'kafkajs';
@@ -71,9 +72,17 @@ export interface LandTuning {
   beforeCommit?: (files: WrittenFile[]) => void | Promise<void>;
   /** The clock that bounds event_time in the future. */
   now?: () => Date;
+  /**
+   * Worker threads that land partitions in parallel, each owning a share of them (fetch, validate, write Parquet);
+   * the activity's thread commits their chunks. 0 or 1 lands in the activity's thread, as do small landings and
+   * landings capped by maxRecords.
+   */
+  workers?: number;
 }
 
-const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 100_000, maxBufferedRows: 150_000 };
+const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 100_000, maxBufferedRows: 150_000, workers: 2 };
+/** Below this many records to land, starting worker threads costs more than it saves. */
+const MIN_PARALLEL_RECORDS = 20_000;
 const LOCK_NAME = 'nightshift:land:';
 const FETCH = { maxBytes: 8 << 20, maxBytesPerPartition: 2 << 20, maxWaitMs: 250 };
 const EMPTY = Buffer.alloc(0);
@@ -141,7 +150,7 @@ async function committedOffsets(db: Db, topic: string): Promise<Map<number, numb
   return new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
 }
 
-interface PartitionPlan {
+export interface PartitionPlan {
   partition: number;
   /** First offset to land. */
   start: number;
@@ -188,41 +197,44 @@ async function planPartitions(kafka: Kafka, topic: string, committed: Map<number
 
 type Buffer_ = EventRows | DeadLetterRows;
 
-/** State of one landing: open buffers, files written since the last commit, counts. */
-class Landing {
+/** One chunk to commit: the files written since the last commit and the offsets to advance to. */
+export interface ChunkCommit {
+  files: WrittenFile[];
+  /** [partition, next offset] for each partition that moved past its committed offset. */
+  advanced: [number, number][];
+  read: number;
+  landed: number;
+  dead: number;
+}
+
+export type LandingTuning = Required<Omit<LandTuning, 'beforeCommit' | 'now'>>;
+
+/**
+ * The records side of a landing over some partitions: open buffers, files written since the last commit, counts.
+ * Runs in the activity's thread or in a landing worker thread; `commitChunk` records a chunk in PostgreSQL
+ * (in the activity's thread, see Committer) and resolves once it is committed.
+ */
+export class Landing {
   private readonly buffers = new Map<string, { area: LakeArea; dt: string; rows: Buffer_ }>();
   private buffered = 0;
   private pending: WrittenFile[] = [];
   private chunkRead = 0;
   private chunkLanded = 0;
   private chunkDead = 0;
-  private landingId: number | null = null;
-  private readonly startedAt = new Date();
   private readonly dayNames = new Map<number, string>();
   /** Next offset to land per partition, as far as read. */
   readonly next = new Map<number, number>();
   /** Next offset per partition as committed in ops. */
   private readonly committed = new Map<number, number>();
-  readonly out: LandEventsOutput = {
-    recordsRead: 0,
-    recordsLanded: 0,
-    recordsDeadLettered: 0,
-    files: 0,
-    bytes: 0,
-    perDate: [],
-    reloadDates: [],
-  };
-  private readonly perDate = new Map<string, LandDateCounts>();
-  private readonly reload = new Set<string>();
   private readonly now: Date;
 
   constructor(
-    private readonly db: Db,
     private readonly lakeDir: string,
     private readonly topic: string,
     plans: PartitionPlan[],
-    private readonly tuning: Required<Omit<LandTuning, 'beforeCommit' | 'now'>> & Pick<LandTuning, 'beforeCommit'>,
+    private readonly tuning: LandingTuning,
     private readonly nowMs: number,
+    private readonly commitChunk: (chunk: ChunkCommit) => Promise<void>,
   ) {
     this.now = new Date(nowMs);
     for (const p of plans) {
@@ -309,22 +321,68 @@ class Landing {
   }
 
   /**
-   * Writes every open buffer, then records the files and advances the offsets in one transaction.
+   * Writes every open buffer, then has the files recorded and the offsets advanced in one transaction.
    * `ends` moves a partition's offset past what was read when it was read to the end (e.g. over a gap).
    */
   async commit(ends: Map<number, number> = new Map()): Promise<void> {
     for (const b of [...this.buffers.values()]) await this.flush(b.rows);
-    const advanced = [...this.next].map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as const).filter(([p, n]) => n > (this.committed.get(p) ?? 0));
+    const advanced = [...this.next].map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as [number, number]).filter(([p, n]) => n > (this.committed.get(p) ?? 0));
     if (advanced.length === 0) return;
-    await this.tuning.beforeCommit?.(this.pending);
-    const marked = await this.db.transaction().execute(async (trx) => {
-      const landingId = await this.recordLanding(trx);
-      if (this.pending.length > 0) await trx.insertInto('ops.lake_files').values(this.pending.map((f) => this.manifestRow(f, landingId))).execute();
-      for (const [partition, nextOffset] of advanced) await this.advanceOffset(trx, partition, nextOffset);
-      return this.markReloads(trx, landingId);
-    });
+    await this.commitChunk({ files: this.pending, advanced, read: this.chunkRead, landed: this.chunkLanded, dead: this.chunkDead });
     for (const [p, n] of advanced) this.committed.set(p, n);
-    this.count(marked);
+    this.pending = [];
+    this.chunkRead = this.chunkLanded = this.chunkDead = 0;
+  }
+}
+
+/**
+ * The PostgreSQL side of a landing, in the activity's thread: records each chunk (files + offsets + reload marks)
+ * in one transaction, one chunk at a time, and sums up the output.
+ */
+class Committer {
+  private landingId: number | null = null;
+  private readonly startedAt = new Date();
+  /** Next offset per partition as committed in ops. */
+  private readonly committed = new Map<number, number>();
+  private readonly perDate = new Map<string, LandDateCounts>();
+  private readonly reload = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly out: LandEventsOutput = {
+    recordsRead: 0,
+    recordsLanded: 0,
+    recordsDeadLettered: 0,
+    files: 0,
+    bytes: 0,
+    perDate: [],
+    reloadDates: [],
+  };
+
+  constructor(
+    private readonly db: Db,
+    private readonly topic: string,
+    plans: PartitionPlan[],
+    private readonly beforeCommit: LandTuning['beforeCommit'],
+  ) {
+    for (const p of plans) this.committed.set(p.partition, p.start);
+  }
+
+  /** Commits chunks one after the other, whichever thread they come from. */
+  commit(chunk: ChunkCommit): Promise<void> {
+    const run = this.queue.then(() => this.commitNow(chunk));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(chunk: ChunkCommit): Promise<void> {
+    await this.beforeCommit?.(chunk.files);
+    const marked = await this.db.transaction().execute(async (trx) => {
+      const landingId = await this.recordLanding(trx, chunk);
+      if (chunk.files.length > 0) await trx.insertInto('ops.lake_files').values(chunk.files.map((f) => this.manifestRow(f, landingId))).execute();
+      for (const [partition, nextOffset] of chunk.advanced) await this.advanceOffset(trx, partition, nextOffset);
+      return this.markReloads(trx, landingId, chunk.files);
+    });
+    for (const [p, n] of chunk.advanced) this.committed.set(p, n);
+    this.count(chunk, marked);
   }
 
   private manifestRow(f: WrittenFile, landingId: number) {
@@ -343,16 +401,16 @@ class Landing {
   }
 
   /** One ops.landings row per landing run, its counts growing with each committed chunk. */
-  private async recordLanding(trx: Db): Promise<number> {
+  private async recordLanding(trx: Db, chunk: ChunkCommit): Promise<number> {
     if (this.landingId === null) {
       const row = await trx
         .insertInto('ops.landings')
         .values({
           topic: this.topic,
           started_at: this.startedAt,
-          records_read: this.chunkRead,
-          records_landed: this.chunkLanded,
-          records_dead_lettered: this.chunkDead,
+          records_read: chunk.read,
+          records_landed: chunk.landed,
+          records_dead_lettered: chunk.dead,
         })
         .returning('landing_id')
         .executeTakeFirstOrThrow();
@@ -361,9 +419,9 @@ class Landing {
     await trx
       .updateTable('ops.landings')
       .set({
-        records_read: sql`records_read + ${this.chunkRead}`,
-        records_landed: sql`records_landed + ${this.chunkLanded}`,
-        records_dead_lettered: sql`records_dead_lettered + ${this.chunkDead}`,
+        records_read: sql`records_read + ${chunk.read}`,
+        records_landed: sql`records_landed + ${chunk.landed}`,
+        records_dead_lettered: sql`records_dead_lettered + ${chunk.dead}`,
         committed_at: sql`now()`,
       })
       .where(sql<boolean>`landing_id = ${this.landingId}`)
@@ -392,9 +450,9 @@ class Landing {
   }
 
   /** Dates already loaded that receive records in this chunk are marked for re-load. */
-  private async markReloads(trx: Db, landingId: number): Promise<string[]> {
+  private async markReloads(trx: Db, landingId: number, files: WrittenFile[]): Promise<string[]> {
     const byDate = new Map<string, { landed: number; dead: number }>();
-    for (const f of this.pending) {
+    for (const f of files) {
       const c = byDate.get(f.dt) ?? { landed: 0, dead: 0 };
       if (f.area === 'events') c.landed += f.rows;
       else c.dead += f.rows;
@@ -420,12 +478,12 @@ class Landing {
   }
 
   /** Adds the committed chunk to the output and starts a new chunk. */
-  private count(marked: string[]): void {
+  private count(chunk: ChunkCommit, marked: string[]): void {
     const o = this.out;
-    o.recordsRead += this.chunkRead;
-    o.recordsLanded += this.chunkLanded;
-    o.recordsDeadLettered += this.chunkDead;
-    for (const f of this.pending) {
+    o.recordsRead += chunk.read;
+    o.recordsLanded += chunk.landed;
+    o.recordsDeadLettered += chunk.dead;
+    for (const f of chunk.files) {
       o.files++;
       o.bytes += f.bytes;
       const d = this.perDate.get(f.dt) ?? { date: f.dt, landed: 0, deadLettered: 0, files: 0, bytes: 0 };
@@ -438,14 +496,12 @@ class Landing {
     for (const dt of marked) this.reload.add(dt);
     o.perDate = [...this.perDate.values()].sort((a, b) => a.date.localeCompare(b.date));
     o.reloadDates = [...this.reload].sort();
-    this.pending = [];
-    this.chunkRead = this.chunkLanded = this.chunkDead = 0;
   }
 }
 
 // --- reading Kafka -----------------------------------------------------------------------------------
 
-interface ConsumeArgs {
+export interface ConsumeArgs {
   brokers: string[];
   topic: string;
   plans: PartitionPlan[];
@@ -460,7 +516,7 @@ interface ConsumeArgs {
  * Fetches straight from the partition leaders (lib/kafka-wire), no consumer group: offsets live in ops. The next
  * fetch of a leader is sent before the records of the previous one are processed, so the broker works meanwhile.
  */
-async function consume(args: ConsumeArgs): Promise<void> {
+export async function consume(args: ConsumeArgs): Promise<void> {
   const { brokers, topic, plans, landing, maxRecords, commitEvery, onProgress } = args;
   const ends = new Map(plans.map((p) => [p.partition, p.end]));
   const open = new Set(plans.filter((p) => p.start < p.end).map((p) => p.partition));
@@ -516,6 +572,103 @@ async function consume(args: ConsumeArgs): Promise<void> {
   await landing.commit(read >= maxRecords ? new Map() : ends);
 }
 
+// --- landing in worker threads ------------------------------------------------------------------------
+
+/** What a landing worker is given (workerData); its partitions are `plans`. */
+export interface LandWorkerData {
+  brokers: string[];
+  topic: string;
+  lakeDir: string;
+  tuning: LandingTuning;
+  nowMs: number;
+  plans: PartitionPlan[];
+}
+
+/** Messages from a landing worker to the activity's thread. */
+export type LandWorkerMessage =
+  | { type: 'commit'; id: number; chunk: ChunkCommit }
+  | { type: 'progress'; uncommitted: number }
+  | { type: 'done' }
+  | { type: 'error'; message: string; stack?: string };
+
+/** The partitions with records to land, split into up to `workers` groups of about equal records; null: land in this thread. */
+function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: number): PartitionPlan[][] | null {
+  const open = plans.filter((p) => p.start < p.end).sort((a, b) => b.end - b.start - (a.end - a.start));
+  const total = open.reduce((n, p) => n + p.end - p.start, 0);
+  if (workers <= 1 || open.length < 2 || Number.isFinite(maxRecords) || total < MIN_PARALLEL_RECORDS) return null;
+  const groups = Array.from({ length: Math.min(workers, open.length) }, () => ({ records: 0, plans: [] as PartitionPlan[] }));
+  for (const p of open) {
+    const g = groups.reduce((a, b) => (b.records < a.records ? b : a));
+    g.plans.push(p);
+    g.records += p.end - p.start;
+  }
+  return groups.map((g) => g.plans.sort((a, b) => a.partition - b.partition));
+}
+
+/**
+ * The worker's entry: activities/land-worker.ts, loaded through tsx's CommonJS hook, which works the same whether
+ * this process runs under `node --import tsx` (scripts, the Temporal worker) or under vitest.
+ */
+const WORKER_SOURCE = `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
+
+/**
+ * Lands `groups` of partitions in parallel worker threads (activities/land-worker.ts). Each worker writes its files
+ * and sends each chunk (files + offsets) here, where `committer` records it in PostgreSQL one chunk at a time, so
+ * exactly-once holds per partition as in a single-threaded landing. Any failure stops every worker; files written
+ * and not committed are debris that the next landing removes.
+ */
+async function landInWorkers(
+  groups: PartitionPlan[][],
+  shared: Omit<LandWorkerData, 'plans'>,
+  committer: Committer,
+  onUncommitted: (records: number) => void,
+): Promise<void> {
+  const workers: Worker[] = [];
+  const uncommitted = groups.map(() => 0);
+  let failed = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let done = 0;
+      const fail = (err: unknown): void => {
+        if (failed) return;
+        failed = true;
+        reject(err);
+      };
+      groups.forEach((plans, i) => {
+        const data: LandWorkerData = { ...shared, plans };
+        const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        workers.push(w);
+        w.on('message', (m: LandWorkerMessage) => {
+          if (failed) return;
+          if (m.type === 'commit') {
+            committer.commit(m.chunk).then(() => {
+              if (!failed) w.postMessage({ type: 'committed', id: m.id });
+            }, fail);
+          } else if (m.type === 'progress') {
+            uncommitted[i] = m.uncommitted;
+            try {
+              onUncommitted(uncommitted.reduce((a, b) => a + b, 0));
+            } catch (err) {
+              fail(err);
+            }
+          } else if (m.type === 'done') {
+            if (++done === groups.length) resolve();
+          } else {
+            fail(Object.assign(new Error(m.message), { stack: m.stack }));
+          }
+        });
+        w.on('error', fail);
+        w.on('exit', (code) => {
+          if (code !== 0) fail(new Error(`landing worker for partitions ${plans.map((p) => p.partition).join(',')} exited with code ${code}`));
+        });
+      });
+    });
+  } finally {
+    failed = true;
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 // --- the activity ------------------------------------------------------------------------------------
 
 export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}) {
@@ -531,23 +684,45 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
       await removeDebris(db, config.lakeDir);
       const plans = await planPartitions(kafka, topic, await committedOffsets(db, topic));
       const now = (tuning.now ?? (() => new Date()))();
-      const landing = new Landing(db, config.lakeDir, topic, plans, settings, now.getTime());
+      const committer = new Committer(db, topic, plans, settings.beforeCommit);
+      const maxRecords = input.maxRecords ?? Number.POSITIVE_INFINITY;
       let lastBeat = 0;
-      await consume({
-        brokers: config.kafkaBrokers,
-        topic,
-        plans,
-        landing,
-        maxRecords: input.maxRecords ?? Number.POSITIVE_INFINITY,
-        commitEvery: settings.commitEvery,
-        onProgress: () => {
-          if (ctx === null || Date.now() - lastBeat < 2000) return;
-          lastBeat = Date.now();
-          if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-          ctx.heartbeat({ recordsCommitted: landing.out.recordsRead, recordsUncommitted: landing.uncommitted });
-        },
-      });
-      return landing.out;
+      let uncommitted = 0;
+      const onProgress = (): void => {
+        if (ctx === null || Date.now() - lastBeat < 2000) return;
+        lastBeat = Date.now();
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        ctx.heartbeat({ recordsCommitted: committer.out.recordsRead, recordsUncommitted: uncommitted });
+      };
+      const groups = workerGroups(plans, settings.workers, maxRecords);
+      const tuned: LandingTuning = { commitEvery: settings.commitEvery, maxRowsPerFile: settings.maxRowsPerFile, maxBufferedRows: settings.maxBufferedRows, workers: settings.workers };
+      if (groups === null) {
+        const landing = new Landing(config.lakeDir, topic, plans, tuned, now.getTime(), (chunk) => committer.commit(chunk));
+        await consume({
+          brokers: config.kafkaBrokers,
+          topic,
+          plans,
+          landing,
+          maxRecords,
+          commitEvery: settings.commitEvery,
+          onProgress: () => {
+            uncommitted = landing.uncommitted;
+            onProgress();
+          },
+        });
+      } else {
+        // each worker buffers and commits in proportion to its share of the partitions
+        const share: LandingTuning = {
+          ...tuned,
+          commitEvery: Math.max(1, Math.ceil(settings.commitEvery / groups.length)),
+          maxBufferedRows: Math.max(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length)),
+        };
+        await landInWorkers(groups, { brokers: config.kafkaBrokers, topic, lakeDir: config.lakeDir, tuning: share, nowMs: now.getTime() }, committer, (n) => {
+          uncommitted = n;
+          onProgress();
+        });
+      }
+      return committer.out;
     } finally {
       await releaseLandingLock(lock, topic);
     }

@@ -1,0 +1,48 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { type ChunkCommit, type LandWorkerData, type LandWorkerMessage, Landing, consume } from './land';
+
+/**
+ * A landing worker thread (started by activities/land.ts): lands its share of the partitions — fetch, validate,
+ * write Parquet under temp names and rename — and sends each chunk to the activity's thread, which commits it in
+ * PostgreSQL and answers; the worker reads on only once its chunk is committed.
+ */
+
+const port = parentPort;
+if (port === null) throw new Error('activities/land-worker.ts runs as a worker thread of activities/land.ts');
+const data = workerData as LandWorkerData;
+const send = (m: LandWorkerMessage): void => port.postMessage(m);
+
+const waiting = new Map<number, () => void>();
+let seq = 0;
+port.on('message', (m: { type: 'committed'; id: number }) => {
+  const resolve = waiting.get(m.id);
+  waiting.delete(m.id);
+  resolve?.();
+});
+
+const commitChunk = (chunk: ChunkCommit): Promise<void> =>
+  new Promise((resolve) => {
+    const id = seq++;
+    waiting.set(id, resolve);
+    send({ type: 'commit', id, chunk });
+  });
+
+async function main(): Promise<void> {
+  const landing = new Landing(data.lakeDir, data.topic, data.plans, data.tuning, data.nowMs, commitChunk);
+  await consume({
+    brokers: data.brokers,
+    topic: data.topic,
+    plans: data.plans,
+    landing,
+    maxRecords: Number.POSITIVE_INFINITY,
+    commitEvery: data.tuning.commitEvery,
+    onProgress: () => send({ type: 'progress', uncommitted: landing.uncommitted }),
+  });
+  send({ type: 'done' });
+  port?.close();
+}
+
+main().catch((err: unknown) => {
+  const e = err instanceof Error ? err : new Error(String(err));
+  send({ type: 'error', message: e.message, stack: e.stack });
+});
