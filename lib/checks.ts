@@ -131,18 +131,25 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // the newest fact overall (via the date_key index) and the newest fact of the date
+    // the newest fact overall (via the date_key index) and the newest fact of the date, in one pass over the facts
+    // of those (usually the same) dates
     sql: `
       with newest_day as (
           select max(f.date_key) as date_key from warehouse.fact_events as f
+      ),
+      newest as (
+          select
+              max(f.event_time) filter (where f.date_key = (select nd.date_key from newest_day as nd)) as newest_at,
+              max(f.event_time) filter (where f.date_key = $1) as date_newest_at
+          from warehouse.fact_events as f
+          where f.date_key = any (array[(select nd.date_key from newest_day as nd), $1::int])
       )
       select
-          (select max(f.event_time) from warehouse.fact_events as f where f.date_key = (select nd.date_key from newest_day as nd)) as newest_at,
-          (select max(f.event_time) from warehouse.fact_events as f where f.date_key = $1) as date_newest_at,
-          extract(epoch from ($2::timestamptz - (select max(f.event_time) from warehouse.fact_events as f
-              where f.date_key = (select nd.date_key from newest_day as nd)))) / 3600 as age_hours,
-          extract(epoch from (($3::date + 1)::timestamp at time zone 'UTC'
-              - (select max(f.event_time) from warehouse.fact_events as f where f.date_key = $1))) / 3600 as hours_short`,
+          n.newest_at,
+          n.date_newest_at,
+          extract(epoch from ($2::timestamptz - n.newest_at)) / 3600 as age_hours,
+          extract(epoch from (($3::date + 1)::timestamp at time zone 'UTC' - n.date_newest_at)) / 3600 as hours_short
+      from newest as n`,
     params: (ctx) => [ctx.dateKey, ctx.now.toISOString(), ctx.date],
     judge(row, ctx) {
       if (ctx.scheduled) {
