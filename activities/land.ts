@@ -534,7 +534,12 @@ export async function consume(args: ConsumeArgs): Promise<void> {
         return;
       }
       const next = reader.fetch(g.connection, positions, FETCH);
-      pending.add(next.catch(() => undefined)); // awaited below or abandoned when the landing stops early
+      // awaited below, or abandoned when the landing stops early; held only until settled (it holds the records)
+      const settled: Promise<unknown> = next.then(
+        () => pending.delete(settled),
+        () => pending.delete(settled),
+      );
+      pending.add(settled);
       g.next = next;
     };
     for (const g of leaders) fire(g);
@@ -612,7 +617,8 @@ function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: numbe
 const WORKER_SOURCE = `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
 
 /**
- * Lands `groups` of partitions in parallel worker threads (activities/land-worker.ts). Each worker writes its files
+ * Lands `groups` of partitions in parallel: the first in this thread, the others in worker threads
+ * (activities/land-worker.ts). Each group writes its files
  * and sends each chunk (files + offsets) here, where `committer` records it in PostgreSQL one chunk at a time, so
  * exactly-once holds per partition as in a single-threaded landing. Any failure stops every worker; files written
  * and not committed are debris that the next landing removes.
@@ -626,6 +632,11 @@ async function landInWorkers(
   const workers: Worker[] = [];
   const uncommitted = groups.map(() => 0);
   let failed = false;
+  let local: Promise<unknown> = Promise.resolve();
+  const progress = (i: number, records: number): void => {
+    uncommitted[i] = records;
+    onUncommitted(uncommitted.reduce((a, b) => a + b, 0));
+  };
   try {
     await new Promise<void>((resolve, reject) => {
       let done = 0;
@@ -634,7 +645,25 @@ async function landInWorkers(
         failed = true;
         reject(err);
       };
-      groups.forEach((plans, i) => {
+      const finished = (): void => {
+        if (++done === groups.length) resolve();
+      };
+      // the first group lands in this thread (one heap and one Parquet writer fewer), the others in workers
+      const landing = new Landing(shared.lakeDir, shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) => committer.commit(chunk));
+      local = consume({
+        brokers: shared.brokers,
+        topic: shared.topic,
+        plans: groups[0],
+        landing,
+        maxRecords: Number.POSITIVE_INFINITY,
+        commitEvery: shared.tuning.commitEvery,
+        onProgress: () => {
+          if (failed) throw new Error('landing stopped: another partition group failed');
+          progress(0, landing.uncommitted);
+        },
+      }).then(finished, fail);
+      groups.slice(1).forEach((plans, k) => {
+        const i = k + 1;
         const data: LandWorkerData = { ...shared, plans };
         const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
         workers.push(w);
@@ -645,14 +674,13 @@ async function landInWorkers(
               if (!failed) w.postMessage({ type: 'committed', id: m.id });
             }, fail);
           } else if (m.type === 'progress') {
-            uncommitted[i] = m.uncommitted;
             try {
-              onUncommitted(uncommitted.reduce((a, b) => a + b, 0));
+              progress(i, m.uncommitted);
             } catch (err) {
               fail(err);
             }
           } else if (m.type === 'done') {
-            if (++done === groups.length) resolve();
+            finished();
           } else {
             fail(Object.assign(new Error(m.message), { stack: m.stack }));
           }
@@ -665,7 +693,7 @@ async function landInWorkers(
     });
   } finally {
     failed = true;
-    await Promise.all(workers.map((w) => w.terminate()));
+    await Promise.all([...workers.map((w) => w.terminate()), local]);
   }
 }
 
@@ -711,11 +739,13 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
           },
         });
       } else {
-        // each worker buffers and commits in proportion to its share of the partitions
+        // each worker buffers and commits in proportion to its share of the partitions, so that memory stays as bounded
+        // as a single-threaded landing's (each worker also holds its own heap and Parquet writer)
         const share: LandingTuning = {
           ...tuned,
           commitEvery: Math.max(1, Math.ceil(settings.commitEvery / groups.length)),
-          maxBufferedRows: Math.max(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length)),
+          maxBufferedRows: Math.max(1, Math.ceil(settings.maxBufferedRows / groups.length)),
+          maxRowsPerFile: Math.max(1, Math.min(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length))),
         };
         await landInWorkers(groups, { brokers: config.kafkaBrokers, topic, lakeDir: config.lakeDir, tuning: share, nowMs: now.getTime() }, committer, (n) => {
           uncommitted = n;
