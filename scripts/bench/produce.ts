@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
+import type { Message } from 'kafkajs';
 import type { Config } from '../../lib/config';
 import { generateEvents } from '../../lib/generator';
+import { FastProducer } from '../../lib/kafka-wire';
 import { addDays } from '../../lib/temporal';
 
 /**
@@ -11,9 +12,8 @@ import { addDays } from '../../lib/temporal';
  * Day 1 and day 2 should both be weekdays, so each gets the same number of events.
  */
 
-/** Same batching as scripts/produce.ts (4,000 messages a request, 4 requests in flight). */
+/** Messages handed to the sender at a time; the FastProducers batch them by bytes (as scripts/produce.ts does). */
 const BATCH_SIZE = 4000;
-const IN_FLIGHT = 4;
 
 export interface Produced {
   records: number;
@@ -21,47 +21,34 @@ export interface Produced {
   seconds: number;
 }
 
-/** Sends batches keyed by user_id to each topic, a few requests in flight, as `make produce` does. */
+/** Sends batches keyed by user_id to each topic through lib/kafka-wire's FastProducer, as `make produce` does. */
 class BatchSender {
-  private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown = null;
-  private constructor(
-    private readonly producer: Producer,
-    private readonly topics: string[],
-  ) {}
+  private constructor(private readonly producers: FastProducer[]) {}
 
   static async connect(config: Config, topics: string[]): Promise<BatchSender> {
-    const kafka = new Kafka({ clientId: 'nightshift-bench', brokers: config.kafkaBrokers, logLevel: logLevel.ERROR });
-    const producer = kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-    });
-    await producer.connect();
-    return new BatchSender(producer, topics);
+    const producers: FastProducer[] = [];
+    try {
+      for (const topic of topics) producers.push(await FastProducer.connect({ brokers: config.kafkaBrokers, topic, clientId: 'nightshift-bench' }));
+    } catch (err) {
+      await Promise.all(producers.map((p) => p.close().catch(() => undefined)));
+      throw err;
+    }
+    return new BatchSender(producers);
   }
 
   async send(messages: Message[]): Promise<void> {
-    for (const topic of this.topics) {
-      const p: Promise<void> = this.producer
-        .send({ topic, messages, acks: 1, compression: CompressionTypes.None })
-        .then(() => undefined)
-        .catch((err: unknown) => {
-          this.failure ??= err;
-        })
-        .finally(() => this.inFlight.delete(p));
-      this.inFlight.add(p);
-      if (this.inFlight.size >= IN_FLIGHT) await Promise.race(this.inFlight);
-      if (this.failure !== null) throw this.failure;
+    for (const producer of this.producers) {
+      for (const m of messages) {
+        const key = typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? Buffer.alloc(0));
+        await producer.send(key, m.value as Buffer);
+      }
     }
   }
 
   async close(): Promise<void> {
-    try {
-      await Promise.all(this.inFlight);
-      if (this.failure !== null) throw this.failure;
-    } finally {
-      await this.producer.disconnect();
-    }
+    const results = await Promise.allSettled(this.producers.map((p) => p.close()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
   }
 }
 
