@@ -22,7 +22,10 @@ import { migrateToLatest } from '../warehouse/migrate';
  * against a raw COPY of the same rows into an unindexed UNLOGGED table on the same database as the baseline.
  * Runs in a database of its own, dropped afterwards (--keep keeps it).
  *
- * Usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--keep]
+ * --day2 also generates the next day (the same simulated users, N events more) and loads it on top of the first
+ * day after the re-load, to compare day 2 with day 1 (SPEC section 8: cost linear in the day's events).
+ *
+ * Usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--day2] [--keep]
  */
 
 interface Options {
@@ -31,18 +34,20 @@ interface Options {
   seed: number;
   partitions: number;
   keep: boolean;
+  day2: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { events: 1_000_000, date: '2024-12-17', seed: 7, partitions: 4, keep: false };
+  const o: Options = { events: 1_000_000, date: '2024-12-17', seed: 7, partitions: 4, keep: false, day2: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--keep') o.keep = true;
+    else if (flag === '--day2') o.day2 = true;
     else if (flag === '--events') (o.events = Number(value)), i++;
     else if (flag === '--date') (o.date = value), i++;
     else if (flag === '--seed') (o.seed = Number(value)), i++;
     else if (flag === '--partitions') (o.partitions = Number(value)), i++;
-    else throw new Error(`unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --keep`);
+    else throw new Error(`unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --day2 --keep`);
   }
   if (!Number.isInteger(o.events) || o.events < 1) throw new Error(`--events must be a whole number >= 1, got ${o.events}`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(o.date)) throw new Error(`--date must be YYYY-MM-DD, got ${o.date}`);
@@ -52,7 +57,7 @@ function parseArgs(argv: string[]): Options {
 const MAX_ROWS_PER_FILE = 250_000;
 
 /** Writes the events of one generated day into the lake and ops.lake_files, as the landing would. */
-async function writeLake(config: Config, pool: pg.Pool, o: Options): Promise<{ rows: number; files: number; bytes: number }> {
+async function writeLake(config: Config, pool: pg.Pool, o: Options, dates: string[]): Promise<{ rows: number[]; files: number; bytes: number }> {
   const topic = 'measure';
   const { rows } = await pool.query(
     `insert into ops.landings (topic, started_at, records_read, records_landed, records_dead_lettered)
@@ -60,39 +65,42 @@ async function writeLake(config: Config, pool: pg.Pool, o: Options): Promise<{ r
     [topic, o.events],
   );
   const landingId = rows[0].landing_id;
-  const buffers = Array.from({ length: o.partitions }, (_, p) => new EventRows(topic, p));
+  const buffers = dates.map(() => Array.from({ length: o.partitions }, (_, p) => new EventRows(topic, p)));
   const offsets = new Array<number>(o.partitions).fill(0);
   let files = 0;
   let bytes = 0;
-  let total = 0;
-  const flush = async (p: number) => {
-    const buf = buffers[p];
+  const totals = dates.map(() => 0);
+  const flush = async (d: number, p: number) => {
+    const buf = buffers[d][p];
     if (buf.length === 0) return;
-    const relPath = lakeFilePath('events', o.date, p, buf.firstOffset, buf.lastOffset);
+    const relPath = lakeFilePath('events', dates[d], p, buf.firstOffset, buf.lastOffset);
     const parquet = toParquet(buf.toTable());
     await writeLakeFile(config.lakeDir, relPath, parquet);
     await pool.query(
       `insert into ops.lake_files (landing_id, path, area, dt, topic, partition, first_offset, last_offset, row_count, bytes)
        values ($1, $2, 'events', $3, $4, $5, $6, $7, $8, $9)`,
-      [landingId, relPath, o.date, topic, p, buf.firstOffset, buf.lastOffset, buf.length, parquet.length],
+      [landingId, relPath, dates[d], topic, p, buf.firstOffset, buf.lastOffset, buf.length, parquet.length],
     );
     files++;
     bytes += parquet.length;
-    buffers[p] = new EventRows(topic, p);
+    buffers[d][p] = new EventRows(topic, p);
   };
-  const now = new Date(`${o.date}T23:59:59Z`);
-  for (const record of generateEvents({ events: o.events, days: 1, start: o.date, seed: o.seed, badRate: 0 })) {
+  const now = new Date(`${dates[dates.length - 1]}T23:59:59Z`);
+  const events = o.events * dates.length;
+  for (const record of generateEvents({ events, days: dates.length, start: o.date, seed: o.seed, badRate: 0 })) {
     const parsed = parseEvent(record.value, now);
-    if (!parsed.ok || utcDateOfUs(parsed.event.event_time_us) !== o.date) continue;
+    if (!parsed.ok) continue;
+    const d = dates.indexOf(utcDateOfUs(parsed.event.event_time_us));
+    if (d < 0) continue;
     let h = 0;
     for (let i = 0; i < record.key.length; i++) h = (h * 31 + record.key.charCodeAt(i)) | 0;
     const p = Math.abs(h) % o.partitions;
-    buffers[p].push(parsed.event, offsets[p]++, Date.now());
-    total++;
-    if (buffers[p].length >= MAX_ROWS_PER_FILE) await flush(p);
+    buffers[d][p].push(parsed.event, offsets[p]++, Date.now());
+    totals[d]++;
+    if (buffers[d][p].length >= MAX_ROWS_PER_FILE) await flush(d, p);
   }
-  for (let p = 0; p < o.partitions; p++) await flush(p);
-  return { rows: total, files, bytes };
+  for (let d = 0; d < dates.length; d++) for (let p = 0; p < o.partitions; p++) await flush(d, p);
+  return { rows: totals, files, bytes };
 }
 
 /** The baseline: the same rows, as COPY text, into an unindexed UNLOGGED table. Returns seconds. */
@@ -146,16 +154,17 @@ async function main(): Promise<void> {
   try {
     await migrateToLatest(db);
     console.log(`database ${database}, lake ${lakeDir}`);
-    const lake = await timed(() => writeLake(config, pool, o));
-    const n = lake.result.rows;
-    console.log(`lake: ${n} events of ${o.date} in ${lake.result.files} files, ${(lake.result.bytes / 1e6).toFixed(1)} MB (written in ${lake.seconds.toFixed(1)} s)`);
+    const dates = o.day2 ? [o.date, new Date(Date.parse(`${o.date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)] : [o.date];
+    const lake = await timed(() => writeLake(config, pool, o, dates));
+    const n = lake.result.rows[0];
+    console.log(`lake: ${lake.result.rows.join(' + ')} events of ${dates.join(', ')} in ${lake.result.files} files, ${(lake.result.bytes / 1e6).toFixed(1)} MB (written in ${lake.seconds.toFixed(1)} s)`);
 
     const deps = { config, pool, db };
     const stage = createStageActivities(deps);
     const dims = createDimensionActivities(deps);
     const facts = createFactActivities(deps);
-    const loadOnce = async (label: string) => {
-      const input = { date: o.date, run: { workflowId: 'measure-load', runId: `${database}-${label}` } };
+    const loadOnce = async (label: string, date = o.date) => {
+      const input = { date, run: { workflowId: 'measure-load', runId: `${database}-${label}` } };
       const s = await timed(() => stage.stageEvents(input));
       const d = await timed(() => dims.loadDimensions(input));
       const f = await timed(() => facts.loadFacts(input));
@@ -164,6 +173,7 @@ async function main(): Promise<void> {
     const first = await loadOnce('first');
     const baseline = await rawCopySeconds(pool, o.date);
     const reload = await loadOnce('reload');
+    const day2 = o.day2 ? await loadOnce('day2', dates[1]) : undefined;
     const { rows: users } = await pool.query(`select count(distinct user_id)::int as users, count(*)::int as versions from warehouse.dim_user`);
 
     const rate = (seconds: number) => Math.round(n / seconds);
@@ -182,6 +192,16 @@ async function main(): Promise<void> {
     line('reload: dimensions', reload.dims.seconds);
     line('reload: facts', reload.facts.seconds);
     line('reload: total', reload.total, `  (target <= first: ${first.total.toFixed(2)} s)`);
+    if (day2) {
+      const n2 = lake.result.rows[1];
+      const ratio = (label: string, s2: number, s1: number) =>
+        console.log(`${label.padEnd(22)} ${s2.toFixed(2).padStart(7)} s  ${n2} events  ${(s2 / s1).toFixed(2)} x day 1`);
+      ratio('day 2: stage', day2.stage.seconds, first.stage.seconds);
+      ratio('day 2: dimensions', day2.dims.seconds, first.dims.seconds);
+      ratio('day 2: facts', day2.facts.seconds, first.facts.seconds);
+      ratio('day 2: total', day2.total, first.total);
+      console.log('day 2       users:', JSON.stringify(day2.dims.result.user));
+    }
     console.log('\nfirst load  facts:', JSON.stringify(first.facts.result));
     console.log('first load  users:', JSON.stringify(first.dims.result.user));
     console.log('reload      facts:', JSON.stringify(reload.facts.result));
