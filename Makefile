@@ -24,7 +24,8 @@ status: ## report each service's health
 migrate: ## apply database migrations
 	@$(NODE_RUN) scripts/migrate.ts
 
-test: up ## run the whole test suite against the real services
+test: up ## lint, then run the whole test suite against the real services
+	@$(MAKE) --no-print-directory lint
 	@npx vitest run
 
 lint: ## type-check, lint and check formatting

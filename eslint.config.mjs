@@ -18,7 +18,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['node:*', 'fs', 'path', 'os', 'crypto', 'http', 'pg', 'kafkajs'], message: 'Workflows hold no I/O: move this into an activity.' }] },
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'crypto', 'http', 'pg', 'kafkajs'],
+              message: 'Workflows hold no I/O: move this into an activity.',
+            },
+          ],
+        },
       ],
     },
   },

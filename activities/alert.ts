@@ -109,7 +109,14 @@ function defaultLogger(): Logger {
 const toNumber = (v: string | null): number | null => (v === null ? null : Number(v));
 
 function toChecked(r: ResultRow): AlertedCheck {
-  return { check: r.check_name, table: r.table_name, status: r.status, observed: toNumber(r.observed), threshold: r.threshold, details: r.details };
+  return {
+    check: r.check_name,
+    table: r.table_name,
+    status: r.status,
+    observed: toNumber(r.observed),
+    threshold: r.threshold,
+    details: r.details,
+  };
 }
 
 /** What the results of one date call for, given the latest alert of each of its checks. */
@@ -119,7 +126,11 @@ function decide(results: ResultRow[], priors: PriorAlert[], config: AlertConfig)
     const prior = priors.find((p) => p.check_name === r.check_name);
     const open = prior?.kind === 'alert';
     if (r.status === 'warn' || r.status === 'fail') {
-      if (open && prior!.status === r.status && !isMaterialChange(toNumber(prior!.observed), toNumber(r.observed), config.materialChange)) {
+      if (
+        open &&
+        prior!.status === r.status &&
+        !isMaterialChange(toNumber(prior!.observed), toNumber(r.observed), config.materialChange)
+      ) {
         decision.stillFailing.push(r.check_name);
       } else {
         decision.alerts.push(toChecked(r));
@@ -162,7 +173,14 @@ async function insertAlertRows(
       runId,
       JSON.stringify(message),
       lastError,
-      JSON.stringify(checks.map((c, i) => ({ fingerprint: fingerprints[i], check_name: c.check, status: c.status, observed: c.observed }))),
+      JSON.stringify(
+        checks.map((c, i) => ({
+          fingerprint: fingerprints[i],
+          check_name: c.check,
+          status: c.status,
+          observed: c.observed,
+        })),
+      ),
     ],
   );
   return fingerprints;
@@ -212,7 +230,12 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
       // one deliverer at a time, or two activities could post the same pending message
       await client.query('select pg_advisory_lock(hashtext($1), 0)', [DELIVERY_LOCK_CLASS]);
       try {
-        const { rows: groups } = await client.query<{ ids: string[]; payload: SlackMessage; run_id: string; attempts: number }>(
+        const { rows: groups } = await client.query<{
+          ids: string[];
+          payload: SlackMessage;
+          run_id: string;
+          attempts: number;
+        }>(
           `select array_agg(a.alert_id order by a.alert_id) as ids, a.run_id, min(a.attempts) as attempts,
                   (array_agg(a.payload order by a.alert_id))[1] as payload
            from ops.alerts as a
@@ -226,8 +249,14 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         for (const group of groups) {
           if (!webhookUrl) {
             if (group.attempts === 0) {
-              log('Slack alert (no SLACK_WEBHOOK_URL configured, recorded in ops.alerts as undelivered)', { run_id: group.run_id, text: group.payload.text });
-              await client.query(`update ops.alerts set attempts = 1, last_error = $2 where alert_id = any ($1::bigint[])`, [group.ids, NO_WEBHOOK]);
+              log('Slack alert (no SLACK_WEBHOOK_URL configured, recorded in ops.alerts as undelivered)', {
+                run_id: group.run_id,
+                text: group.payload.text,
+              });
+              await client.query(
+                `update ops.alerts set attempts = 1, last_error = $2 where alert_id = any ($1::bigint[])`,
+                [group.ids, NO_WEBHOOK],
+              );
             }
             continue;
           }
@@ -242,7 +271,11 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           if (outcome.delivered) delivered += 1;
           else {
             slackDown = true;
-            log('Slack alert not delivered; recorded in ops.alerts, retried by the next alert run', { run_id: group.run_id, error: outcome.error, attempts: outcome.attempts });
+            log('Slack alert not delivered; recorded in ops.alerts, retried by the next alert run', {
+              run_id: group.run_id,
+              error: outcome.error,
+              attempts: outcome.attempts,
+            });
           }
         }
         return { delivered, undelivered: groups.length - delivered };
@@ -263,9 +296,16 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
      */
     async sendAlerts(input: SendAlertsInput): Promise<SendAlertsOutput> {
       const problem = dateProblem(input?.date);
-      if (problem) throw ApplicationFailure.nonRetryable(`sendAlerts: bad date: ${problem}; pass the date as YYYY-MM-DD`, 'InvalidInput');
+      if (problem)
+        throw ApplicationFailure.nonRetryable(
+          `sendAlerts: bad date: ${problem}; pass the date as YYYY-MM-DD`,
+          'InvalidInput',
+        );
       if (!input.run?.runId || !input.run?.workflowId) {
-        throw ApplicationFailure.nonRetryable('sendAlerts: run {workflowId, runId} is required (the message links to it)', 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(
+          'sendAlerts: run {workflowId, runId} is required (the message links to it)',
+          'InvalidInput',
+        );
       }
       const empty = { date: input.date, alerted: [], recovered: [], messagesDelivered: 0, messagesUndelivered: 0 };
       if (input.suppressAlerts) return { ...empty, suppressed: true };
@@ -284,17 +324,37 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           const d = decide(results, await latestAlerts(client, [input.date]), alertConfig);
           const lastError = webhookUrl ? null : NO_WEBHOOK;
           const alerted = d.alerts.length
-            ? await insertAlertRows(client, input.run.runId, 'alert', input.date, d.alerts,
-                buildAlertMessage({ date: input.date, checks: d.alerts, stillFailing: d.stillFailing, link }), lastError)
+            ? await insertAlertRows(
+                client,
+                input.run.runId,
+                'alert',
+                input.date,
+                d.alerts,
+                buildAlertMessage({ date: input.date, checks: d.alerts, stillFailing: d.stillFailing, link }),
+                lastError,
+              )
             : [];
           const recovered = d.recovered.length
-            ? await insertAlertRows(client, input.run.runId, 'recovered', input.date, d.recovered,
-                buildRecoveredMessage({ date: input.date, checks: d.recovered, link }), lastError)
+            ? await insertAlertRows(
+                client,
+                input.run.runId,
+                'recovered',
+                input.date,
+                d.recovered,
+                buildRecoveredMessage({ date: input.date, checks: d.recovered, link }),
+                lastError,
+              )
             : [];
           return { alerted, recovered };
         });
         const delivery = await deliverPending();
-        const output = { ...empty, ...decided, suppressed: false, messagesDelivered: delivery.delivered, messagesUndelivered: delivery.undelivered };
+        const output = {
+          ...empty,
+          ...decided,
+          suppressed: false,
+          messagesDelivered: delivery.delivered,
+          messagesUndelivered: delivery.undelivered,
+        };
         await finishStep(db, key, { rowsInserted: decided.alerted.length + decided.recovered.length, details: output });
         return output;
       } catch (err) {
@@ -312,12 +372,17 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
       const problem = rangeProblem(input?.from, input?.to);
       if (problem) throw ApplicationFailure.nonRetryable(`sendBackfillSummary: bad range: ${problem}`, 'InvalidInput');
       if (!input.run?.runId || !input.run?.workflowId) {
-        throw ApplicationFailure.nonRetryable('sendBackfillSummary: run {workflowId, runId} is required (the message links to it)', 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(
+          'sendBackfillSummary: run {workflowId, runId} is required (the message links to it)',
+          'InvalidInput',
+        );
       }
       const dates = dateRange(input.from, input.to);
       const fingerprint = `backfill:${input.from}:${input.to}:${input.run.runId}`;
       const decided = await inDecisionTransaction(pool, async (client) => {
-        const { rows: existing } = await client.query('select 1 from ops.alerts where fingerprint = $1 limit 1', [fingerprint]);
+        const { rows: existing } = await client.query('select 1 from ops.alerts where fingerprint = $1 limit 1', [
+          fingerprint,
+        ]);
         if (existing.length) return null;
         const { rows: results } = await client.query<ResultRow>(
           `select distinct on (r.dt, r.check_name)
@@ -330,16 +395,54 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         const priors = await latestAlerts(client, dates);
         const summaries: DateDecision[] = dates.map((date) => {
           const own = results.filter((r) => r.dt === date);
-          const d = decide(own, priors.filter((p) => p.dt === date), alertConfig);
-          return { date, alerts: d.alerts, stillFailing: d.stillFailing, recovered: d.recovered.map((c) => c.check), checked: own.length > 0, decision: d };
+          const d = decide(
+            own,
+            priors.filter((p) => p.dt === date),
+            alertConfig,
+          );
+          return {
+            date,
+            alerts: d.alerts,
+            stillFailing: d.stillFailing,
+            recovered: d.recovered.map((c) => c.check),
+            checked: own.length > 0,
+            decision: d,
+          };
         });
-        const message = buildBackfillSummary({ from: input.from, to: input.to, dates: summaries, link: linkFor(input.run) });
+        const message = buildBackfillSummary({
+          from: input.from,
+          to: input.to,
+          dates: summaries,
+          link: linkFor(input.run),
+        });
         const lastError = webhookUrl ? null : NO_WEBHOOK;
         const alerted: string[] = [];
         const recovered: string[] = [];
         for (const s of summaries) {
-          if (s.decision.alerts.length) alerted.push(...(await insertAlertRows(client, input.run.runId, 'alert', s.date, s.decision.alerts, message, lastError)));
-          if (s.decision.recovered.length) recovered.push(...(await insertAlertRows(client, input.run.runId, 'recovered', s.date, s.decision.recovered, message, lastError)));
+          if (s.decision.alerts.length)
+            alerted.push(
+              ...(await insertAlertRows(
+                client,
+                input.run.runId,
+                'alert',
+                s.date,
+                s.decision.alerts,
+                message,
+                lastError,
+              )),
+            );
+          if (s.decision.recovered.length)
+            recovered.push(
+              ...(await insertAlertRows(
+                client,
+                input.run.runId,
+                'recovered',
+                s.date,
+                s.decision.recovered,
+                message,
+                lastError,
+              )),
+            );
         }
         const bad = summaries.filter((s) => s.checked && (s.alerts.length || s.stillFailing.length)).length;
         await client.query(

@@ -1,6 +1,14 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityDeps, RunRef } from './deps';
-import { CHECKS, type CheckDefinition, type CheckResult, type DqConfig, dateKeyOf, evaluateChecks, loadDqConfig } from '../lib/checks';
+import {
+  CHECKS,
+  type CheckDefinition,
+  type CheckResult,
+  type DqConfig,
+  dateKeyOf,
+  evaluateChecks,
+  loadDqConfig,
+} from '../lib/checks';
 import { failStep, finishStep, startStep } from '../lib/runs';
 import { dateProblem } from '../lib/temporal';
 
@@ -47,12 +55,23 @@ export function createCheckActivities({ pool, db }: ActivityDeps, options: Check
      */
     async runChecks(input: RunChecksInput): Promise<RunChecksOutput> {
       const problem = dateProblem(input?.date);
-      if (problem) throw ApplicationFailure.nonRetryable(`runChecks: bad date: ${problem}; pass the date as YYYY-MM-DD`, 'InvalidInput');
+      if (problem)
+        throw ApplicationFailure.nonRetryable(
+          `runChecks: bad date: ${problem}; pass the date as YYYY-MM-DD`,
+          'InvalidInput',
+        );
       if (!input.run?.runId || !input.run?.workflowId) {
-        throw ApplicationFailure.nonRetryable('runChecks: run {workflowId, runId} is required to record the results', 'InvalidInput');
+        throw ApplicationFailure.nonRetryable(
+          'runChecks: run {workflowId, runId} is required to record the results',
+          'InvalidInput',
+        );
       }
       const now = input.now ? new Date(input.now) : new Date();
-      if (Number.isNaN(now.getTime())) throw ApplicationFailure.nonRetryable(`runChecks: bad now ${JSON.stringify(input.now)}: use ISO-8601`, 'InvalidInput');
+      if (Number.isNaN(now.getTime()))
+        throw ApplicationFailure.nonRetryable(
+          `runChecks: bad now ${JSON.stringify(input.now)}: use ISO-8601`,
+          'InvalidInput',
+        );
       const key = { ...input.run, date: input.date, step: CHECKS_STEP };
       if (record) await startStep(db, key);
       try {
@@ -65,7 +84,10 @@ export function createCheckActivities({ pool, db }: ActivityDeps, options: Check
             checks,
           );
           await client.query('begin');
-          await client.query('delete from ops.dq_results where run_id = $1 and dt = $2::date', [input.run.runId, input.date]);
+          await client.query('delete from ops.dq_results where run_id = $1 and dt = $2::date', [
+            input.run.runId,
+            input.date,
+          ]);
           await client.query(
             `insert into ops.dq_results (run_id, dt, check_name, table_name, observed, threshold, status, details)
              select $1, $2::date, r.check_name, r.table_name, r.observed, r.threshold, r.status, r.details
@@ -100,7 +122,10 @@ export function createCheckActivities({ pool, db }: ActivityDeps, options: Check
           date: input.date,
           runId: input.run.runId,
           counts,
-          results: results.map((r) => ({ ...r, details: r.details.length > MAX_DETAILS ? `${r.details.slice(0, MAX_DETAILS)}…` : r.details })),
+          results: results.map((r) => ({
+            ...r,
+            details: r.details.length > MAX_DETAILS ? `${r.details.slice(0, MAX_DETAILS)}…` : r.details,
+          })),
         };
       } catch (err) {
         if (record) await failStep(db, key, err).catch(() => undefined);

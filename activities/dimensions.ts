@@ -42,9 +42,10 @@ export async function setLoadSession(client: pg.ClientBase): Promise<void> {
 /** Fails without retry when the date has no staging table: the stage step has to run first. */
 export async function requireStaged(client: pg.ClientBase, date: string): Promise<string> {
   const table = stagingEventsTable(date);
-  const { rows } = await client.query<{ found: boolean }>(`select to_regclass(format('staging.%I', $1::text)) is not null as found`, [
-    table,
-  ]);
+  const { rows } = await client.query<{ found: boolean }>(
+    `select to_regclass(format('staging.%I', $1::text)) is not null as found`,
+    [table],
+  );
   if (!rows[0].found) {
     throw ApplicationFailure.create({
       message: `staging.${table} does not exist: run stageEvents for ${date} before loading dimensions or facts`,
@@ -119,7 +120,11 @@ export function createDimensionActivities(deps: ActivityDeps) {
     let result!: LoadDeviceDimensionOutput;
     await recordStep(db, { ...input.run, date: input.date, step: 'dim_device' }, async () => {
       const r = (result = await deviceDimension(input.date));
-      return { rowsRead: r.devicesRead, rowsInserted: r.devicesInserted, rowsUnchanged: r.devicesRead - r.devicesInserted };
+      return {
+        rowsRead: r.devicesRead,
+        rowsInserted: r.devicesInserted,
+        rowsUnchanged: r.devicesRead - r.devicesInserted,
+      };
     });
     return result;
   }
@@ -141,7 +146,12 @@ export function createDimensionActivities(deps: ActivityDeps) {
         rowsInserted: r.versionsInserted,
         rowsUpdated: r.versionsUpdated,
         rowsUnchanged: r.versionsUnchanged,
-        details: { changesRead: r.changesRead, changesInserted: r.changesInserted, versionsDeleted: r.versionsDeleted, factsRepointed: r.factsRepointed },
+        details: {
+          changesRead: r.changesRead,
+          changesInserted: r.changesInserted,
+          versionsDeleted: r.versionsDeleted,
+          factsRepointed: r.factsRepointed,
+        },
       };
     });
     return result;

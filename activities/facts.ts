@@ -79,9 +79,10 @@ export function createFactActivities(deps: ActivityDeps) {
       );
       const read = [{ n: files[0].records }];
       await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: (files[0].ids ?? []).map(Number) } });
-      const { rows: marked } = await client.query<{ needs_reload: boolean }>('select needs_reload from ops.date_loads where dt = $1::date', [
-        date,
-      ]);
+      const { rows: marked } = await client.query<{ needs_reload: boolean }>(
+        'select needs_reload from ops.date_loads where dt = $1::date',
+        [date],
+      );
       const rowsInserted = inserted.rowCount ?? 0;
       const rowsUpdated = updated.rowCount ?? 0;
       return {
@@ -113,7 +114,12 @@ export function createFactActivities(deps: ActivityDeps) {
         rowsInserted: r.rowsInserted,
         rowsUpdated: r.rowsUpdated,
         rowsUnchanged: r.rowsUnchanged,
-        details: { distinct: r.rowsDistinct, duplicates: r.duplicates, crossDateDuplicates: r.crossDateDuplicates, needsReload: r.needsReload },
+        details: {
+          distinct: r.rowsDistinct,
+          duplicates: r.duplicates,
+          crossDateDuplicates: r.crossDateDuplicates,
+          needsReload: r.needsReload,
+        },
       };
     });
     return result;

@@ -8,7 +8,15 @@ import { sql } from 'kysely';
 import type pg from 'pg';
 import { MAX_FUTURE_MS, parseEvent } from '../lib/events';
 import { type FetchedPartition, PartitionReader } from '../lib/kafka-wire';
-import { DeadLetterRows, EventRows, LAKE_AREAS, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
+import {
+  DeadLetterRows,
+  EventRows,
+  LAKE_AREAS,
+  type LakeArea,
+  lakeFilePath,
+  toParquet,
+  writeLakeFile,
+} from '../lib/lake';
 import { recordStep } from '../lib/runs';
 import type { Db } from '../warehouse/db';
 import type { ActivityDeps, RunRef } from './deps';
@@ -104,7 +112,9 @@ async function acquireLandingLock(pool: pg.Pool, topic: string, onWait: () => vo
   const client = await pool.connect();
   try {
     for (;;) {
-      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [LOCK_NAME + topic]);
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [
+        LOCK_NAME + topic,
+      ]);
       if (rows[0].locked) return client;
       onWait();
       await new Promise((r) => setTimeout(r, 1000));
@@ -137,7 +147,11 @@ export async function removeDebris(db: Db, lakeDir: string): Promise<number> {
   }
   const known = new Set<string>();
   for (let i = 0; i < found.length; i += 5000) {
-    const rows = await db.selectFrom('ops.lake_files').select('path').where('path', 'in', found.slice(i, i + 5000)).execute();
+    const rows = await db
+      .selectFrom('ops.lake_files')
+      .select('path')
+      .where('path', 'in', found.slice(i, i + 5000))
+      .execute();
     for (const r of rows) known.add(r.path);
   }
   const debris = found.filter((f) => !known.has(f));
@@ -146,7 +160,11 @@ export async function removeDebris(db: Db, lakeDir: string): Promise<number> {
 }
 
 async function committedOffsets(db: Db, topic: string): Promise<Map<number, number>> {
-  const rows = await db.selectFrom('ops.kafka_offsets').select(['partition', 'next_offset']).where('topic', '=', topic).execute();
+  const rows = await db
+    .selectFrom('ops.kafka_offsets')
+    .select(['partition', 'next_offset'])
+    .where('topic', '=', topic)
+    .execute();
   return new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
 }
 
@@ -165,9 +183,12 @@ async function planPartitions(kafka: Kafka, topic: string, committed: Map<number
   try {
     offsets = await admin.fetchTopicOffsets(topic);
   } catch (err) {
-    throw new Error(`cannot read the offsets of Kafka topic "${topic}": does it exist (make up creates "events"), and is KAFKA_BROKERS right?`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot read the offsets of Kafka topic "${topic}": does it exist (make up creates "events"), and is KAFKA_BROKERS right?`,
+      {
+        cause: err,
+      },
+    );
   } finally {
     await admin.disconnect();
   }
@@ -326,9 +347,17 @@ export class Landing {
    */
   async commit(ends: Map<number, number> = new Map()): Promise<void> {
     for (const b of [...this.buffers.values()]) await this.flush(b.rows);
-    const advanced = [...this.next].map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as [number, number]).filter(([p, n]) => n > (this.committed.get(p) ?? 0));
+    const advanced = [...this.next]
+      .map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as [number, number])
+      .filter(([p, n]) => n > (this.committed.get(p) ?? 0));
     if (advanced.length === 0) return;
-    await this.commitChunk({ files: this.pending, advanced, read: this.chunkRead, landed: this.chunkLanded, dead: this.chunkDead });
+    await this.commitChunk({
+      files: this.pending,
+      advanced,
+      read: this.chunkRead,
+      landed: this.chunkLanded,
+      dead: this.chunkDead,
+    });
     for (const [p, n] of advanced) this.committed.set(p, n);
     this.pending = [];
     this.chunkRead = this.chunkLanded = this.chunkDead = 0;
@@ -377,7 +406,11 @@ class Committer {
     await this.beforeCommit?.(chunk.files);
     const marked = await this.db.transaction().execute(async (trx) => {
       const landingId = await this.recordLanding(trx, chunk);
-      if (chunk.files.length > 0) await trx.insertInto('ops.lake_files').values(chunk.files.map((f) => this.manifestRow(f, landingId))).execute();
+      if (chunk.files.length > 0)
+        await trx
+          .insertInto('ops.lake_files')
+          .values(chunk.files.map((f) => this.manifestRow(f, landingId)))
+          .execute();
       for (const [partition, nextOffset] of chunk.advanced) await this.advanceOffset(trx, partition, nextOffset);
       return this.markReloads(trx, landingId, chunk.files);
     });
@@ -528,7 +561,9 @@ export async function consume(args: ConsumeArgs): Promise<void> {
   try {
     const leaders = reader.groups([...open]).map((g) => ({ ...g, next: null as Promise<FetchedPartition[]> | null }));
     const fire = (g: (typeof leaders)[number]): void => {
-      const positions = g.partitions.filter((p) => open.has(p)).map((p) => ({ partition: p, offset: position.get(p) ?? 0 }));
+      const positions = g.partitions
+        .filter((p) => open.has(p))
+        .map((p) => ({ partition: p, offset: position.get(p) ?? 0 }));
       if (positions.length === 0) {
         g.next = null;
         return;
@@ -601,7 +636,10 @@ function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: numbe
   const open = plans.filter((p) => p.start < p.end).sort((a, b) => b.end - b.start - (a.end - a.start));
   const total = open.reduce((n, p) => n + p.end - p.start, 0);
   if (workers <= 1 || open.length < 2 || Number.isFinite(maxRecords) || total < MIN_PARALLEL_RECORDS) return null;
-  const groups = Array.from({ length: Math.min(workers, open.length) }, () => ({ records: 0, plans: [] as PartitionPlan[] }));
+  const groups = Array.from({ length: Math.min(workers, open.length) }, () => ({
+    records: 0,
+    plans: [] as PartitionPlan[],
+  }));
   for (const p of open) {
     const g = groups.reduce((a, b) => (b.records < a.records ? b : a));
     g.plans.push(p);
@@ -649,7 +687,9 @@ async function landInWorkers(
         if (++done === groups.length) resolve();
       };
       // the first group lands in this thread (one heap and one Parquet writer fewer), the others in workers
-      const landing = new Landing(shared.lakeDir, shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) => committer.commit(chunk));
+      const landing = new Landing(shared.lakeDir, shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) =>
+        committer.commit(chunk),
+      );
       local = consume({
         brokers: shared.brokers,
         topic: shared.topic,
@@ -687,7 +727,12 @@ async function landInWorkers(
         });
         w.on('error', fail);
         w.on('exit', (code) => {
-          if (code !== 0) fail(new Error(`landing worker for partitions ${plans.map((p) => p.partition).join(',')} exited with code ${code}`));
+          if (code !== 0)
+            fail(
+              new Error(
+                `landing worker for partitions ${plans.map((p) => p.partition).join(',')} exited with code ${code}`,
+              ),
+            );
         });
       });
     });
@@ -723,9 +768,16 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
         ctx.heartbeat({ recordsCommitted: committer.out.recordsRead, recordsUncommitted: uncommitted });
       };
       const groups = workerGroups(plans, settings.workers, maxRecords);
-      const tuned: LandingTuning = { commitEvery: settings.commitEvery, maxRowsPerFile: settings.maxRowsPerFile, maxBufferedRows: settings.maxBufferedRows, workers: settings.workers };
+      const tuned: LandingTuning = {
+        commitEvery: settings.commitEvery,
+        maxRowsPerFile: settings.maxRowsPerFile,
+        maxBufferedRows: settings.maxBufferedRows,
+        workers: settings.workers,
+      };
       if (groups === null) {
-        const landing = new Landing(config.lakeDir, topic, plans, tuned, now.getTime(), (chunk) => committer.commit(chunk));
+        const landing = new Landing(config.lakeDir, topic, plans, tuned, now.getTime(), (chunk) =>
+          committer.commit(chunk),
+        );
         await consume({
           brokers: config.kafkaBrokers,
           topic,
@@ -745,12 +797,20 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
           ...tuned,
           commitEvery: Math.max(1, Math.ceil(settings.commitEvery / groups.length)),
           maxBufferedRows: Math.max(1, Math.ceil(settings.maxBufferedRows / groups.length)),
-          maxRowsPerFile: Math.max(1, Math.min(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length))),
+          maxRowsPerFile: Math.max(
+            1,
+            Math.min(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length)),
+          ),
         };
-        await landInWorkers(groups, { brokers: config.kafkaBrokers, topic, lakeDir: config.lakeDir, tuning: share, nowMs: now.getTime() }, committer, (n) => {
-          uncommitted = n;
-          onProgress();
-        });
+        await landInWorkers(
+          groups,
+          { brokers: config.kafkaBrokers, topic, lakeDir: config.lakeDir, tuning: share, nowMs: now.getTime() },
+          committer,
+          (n) => {
+            uncommitted = n;
+            onProgress();
+          },
+        );
       }
       return committer.out;
     } finally {
@@ -773,7 +833,12 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
         return {
           rowsRead: output.recordsRead,
           rowsInserted: output.recordsLanded,
-          details: { deadLettered: output.recordsDeadLettered, files: output.files, bytes: output.bytes, reloadDates: output.reloadDates },
+          details: {
+            deadLettered: output.recordsDeadLettered,
+            files: output.files,
+            bytes: output.bytes,
+            reloadDates: output.reloadDates,
+          },
           output,
         };
       });

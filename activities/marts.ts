@@ -40,14 +40,23 @@ const COLUMNS: Record<MartName, string[]> = {
   revenue_daily: ['date', 'plan', 'country', 'currency', 'orders', 'revenue', 'avg_order_value', 'paying_users'],
   funnel_daily: ['date', 'step', 'step_order', 'users', 'conversion_from_previous', 'conversion_from_first'],
   revenue_per_user: [
-    'user_id', 'currency', 'plan', 'lifetime_revenue', 'orders', 'avg_order_value', 'first_purchase_at', 'last_purchase_at',
+    'user_id',
+    'currency',
+    'plan',
+    'lifetime_revenue',
+    'orders',
+    'avg_order_value',
+    'first_purchase_at',
+    'last_purchase_at',
   ],
   churn_risk: ['user_id', 'plan', 'last_seen_at', 'days_inactive', 'risk_bucket', 'as_of_date'],
 };
 
 /** The repo's own SQL file, without its trailing semicolon; read once. */
 function martSql(name: string): string {
-  return readFileSync(path.join(MARTS_DIR, `${name}.sql`), 'utf8').trim().replace(/;\s*$/, '');
+  return readFileSync(path.join(MARTS_DIR, `${name}.sql`), 'utf8')
+    .trim()
+    .replace(/;\s*$/, '');
 }
 
 const SQL = {
@@ -67,17 +76,27 @@ function insertFrom(mart: MartName): string {
 /** Validates and de-duplicates the dates, ascending; invalid input is non-retryable. */
 export function validDates(dates: unknown): string[] {
   if (!Array.isArray(dates)) {
-    throw ApplicationFailure.nonRetryable(`refreshMarts: dates must be an array of YYYY-MM-DD, got ${JSON.stringify(dates)}`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(
+      `refreshMarts: dates must be an array of YYYY-MM-DD, got ${JSON.stringify(dates)}`,
+      'InvalidInput',
+    );
   }
   for (const d of dates) {
     const problem = dateProblem(d);
-    if (problem) throw ApplicationFailure.nonRetryable(`refreshMarts: bad date: ${problem}; pass dates as YYYY-MM-DD`, 'InvalidInput');
+    if (problem)
+      throw ApplicationFailure.nonRetryable(
+        `refreshMarts: bad date: ${problem}; pass dates as YYYY-MM-DD`,
+        'InvalidInput',
+      );
   }
   return [...new Set(dates as string[])].sort();
 }
 
 /** The whole refresh on one connection, in one repeatable-read transaction (one snapshot for every mart). */
-export async function refreshMartsOn(client: pg.ClientBase, dates: string[]): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
+export async function refreshMartsOn(
+  client: pg.ClientBase,
+  dates: string[],
+): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
   await client.query('select pg_advisory_lock(hashtext($1), 0)', [MARTS_LOCK_CLASS]);
   try {
     await client.query('begin isolation level repeatable read');
@@ -89,7 +108,8 @@ export async function refreshMartsOn(client: pg.ClientBase, dates: string[]): Pr
 
       const rows = {} as Record<MartName, number>;
       await client.query('delete from marts.daily_active_users where date = any($1::date[])', [dauDates]);
-      rows.daily_active_users = (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
+      rows.daily_active_users =
+        (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
 
       await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
       rows.revenue_daily = (await client.query(insertFrom('revenue_daily'), [keys])).rowCount ?? 0;
@@ -143,7 +163,15 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
         const output = { ...result, durationMs: Date.now() - started };
         const written = Object.values(output.rows).reduce((a, b) => a + b, 0);
         for (const key of keys) {
-          await finishStep(db, key, { rowsInserted: written, details: { ...output.rows, laterDates: output.laterDates, usersRefreshed: output.usersRefreshed, durationMs: output.durationMs } });
+          await finishStep(db, key, {
+            rowsInserted: written,
+            details: {
+              ...output.rows,
+              laterDates: output.laterDates,
+              usersRefreshed: output.usersRefreshed,
+              durationMs: output.durationMs,
+            },
+          });
         }
         return output;
       } catch (err) {

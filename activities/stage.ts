@@ -23,12 +23,41 @@ export function stagingFilesTable(date: string): string {
 
 /** The columns of staging.events, in COPY order; all but lake_file_id come from the lake file's column of the same name. */
 export const STAGING_COLUMNS = [
-  'event_id', 'schema_version', 'event_type', 'event_time', 'user_id', 'session_id', 'device_type', 'device_os',
-  'device_browser', 'country', 'page', 'referrer', 'user_email', 'user_plan', 'user_country', 'order_id', 'product_id',
-  'amount', 'currency', 'kafka_topic', 'kafka_partition', 'kafka_offset', 'lake_file_id',
+  'event_id',
+  'schema_version',
+  'event_type',
+  'event_time',
+  'user_id',
+  'session_id',
+  'device_type',
+  'device_os',
+  'device_browser',
+  'country',
+  'page',
+  'referrer',
+  'user_email',
+  'user_plan',
+  'user_country',
+  'order_id',
+  'product_id',
+  'amount',
+  'currency',
+  'kafka_topic',
+  'kafka_partition',
+  'kafka_offset',
+  'lake_file_id',
 ] as const;
 
-const REQUIRED_COLUMNS = new Set(['event_id', 'schema_version', 'event_type', 'event_time', 'user_id', 'kafka_topic', 'kafka_partition', 'kafka_offset']);
+const REQUIRED_COLUMNS = new Set([
+  'event_id',
+  'schema_version',
+  'event_type',
+  'event_time',
+  'user_id',
+  'kafka_topic',
+  'kafka_partition',
+  'kafka_offset',
+]);
 
 export interface StageEventsOutput {
   date: string;
@@ -197,7 +226,13 @@ function fieldWriter(out: CopyTextBuffer, data: Data, writeTimestamp: (us: numbe
       const values = data.values as BigInt64Array;
       const unit = (type as unknown as { unit: TimeUnit }).unit;
       const toMicros =
-        unit === TimeUnit.MICROSECOND ? 1 : unit === TimeUnit.MILLISECOND ? 1_000 : unit === TimeUnit.SECOND ? 1_000_000 : 0.001;
+        unit === TimeUnit.MICROSECOND
+          ? 1
+          : unit === TimeUnit.MILLISECOND
+            ? 1_000
+            : unit === TimeUnit.SECOND
+              ? 1_000_000
+              : 0.001;
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
         else writeTimestamp(Math.floor(Number(values[row]) * toMicros));
@@ -240,7 +275,12 @@ function checkColumns(table: Table, filePath: string): void {
 }
 
 /** Encodes the rows of one record batch as COPY text rows, with the file's lake_file_id as the last column. */
-function encodeBatch(out: CopyTextBuffer, batch: RecordBatch, lakeFileId: Uint8Array, writeTimestamp: (us: number) => void): number {
+function encodeBatch(
+  out: CopyTextBuffer,
+  batch: RecordBatch,
+  lakeFileId: Uint8Array,
+  writeTimestamp: (us: number) => void,
+): number {
   const names = batch.schema.fields.map((f) => f.name);
   const writers: (FieldWriter | null)[] = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id').map((column) => {
     const index = names.indexOf(column);
@@ -376,7 +416,11 @@ export function createStageActivities(deps: ActivityDeps) {
     let result!: StageEventsOutput;
     await recordStep(db, { ...input.run, date: input.date, step: 'stage' }, async () => {
       const r = (result = await run());
-      return { rowsRead: r.rowsRead, rowsInserted: r.rowsStaged, details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates } };
+      return {
+        rowsRead: r.rowsRead,
+        rowsInserted: r.rowsStaged,
+        details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates },
+      };
     });
     return result;
   }

@@ -167,7 +167,12 @@ export const CHECKS: CheckDefinition[] = [
       }
       const limit = ctx.config.freshnessLastHours;
       if (row.date_newest_at === null) {
-        return { ok: false, observed: null, threshold: `data within ${limit} h of the end of ${ctx.date}`, details: `no facts for ${ctx.date}` };
+        return {
+          ok: false,
+          observed: null,
+          threshold: `data within ${limit} h of the end of ${ctx.date}`,
+          details: `no facts for ${ctx.date}`,
+        };
       }
       const short = round(num(row.hours_short), 2);
       return {
@@ -240,7 +245,9 @@ export const CHECKS: CheckDefinition[] = [
       const rows = num(row.rows);
       const bad = num(row.rows_with_nulls);
       const ratio = rows ? bad / rows : 0;
-      const columns = ['event_id', 'event_time', 'user_key', 'event_type', 'purchase_amount'].filter((c) => num(row[c]) > 0);
+      const columns = ['event_id', 'event_time', 'user_key', 'event_type', 'purchase_amount'].filter(
+        (c) => num(row[c]) > 0,
+      );
       return {
         ok: ratio <= ctx.config.nullMaxRatio,
         observed: round(ratio, 6),
@@ -276,7 +283,9 @@ export const CHECKS: CheckDefinition[] = [
         ok: extra === 0,
         observed: extra,
         threshold: '0 duplicate event_id rows',
-        details: extra ? `${num(row.duplicated_ids)} event_ids appear more than once, e.g. ${(row.examples ?? []).join(', ')}` : 'every event_id once',
+        details: extra
+          ? `${num(row.duplicated_ids)} event_ids appear more than once, e.g. ${(row.examples ?? []).join(', ')}`
+          : 'every event_id once',
       };
     },
   },
@@ -344,7 +353,9 @@ export const CHECKS: CheckDefinition[] = [
         ok: total === 0,
         observed: total,
         threshold: '0 orphan facts, 0 overlapping or gapped SCD2 versions, 1 current version per user',
-        details: found.length ? found.map(([what, n]) => `${n} ${what}`).join('; ') : 'no orphans; SCD2 ranges well-formed',
+        details: found.length
+          ? found.map(([what, n]) => `${n} ${what}`).join('; ')
+          : 'no orphans; SCD2 ranges well-formed',
       };
     },
   },
@@ -364,7 +375,13 @@ export const CHECKS: CheckDefinition[] = [
       const dead = num(row.dead);
       const total = dead + num(row.landed);
       const limit = ctx.config.deadLetterMaxRatio;
-      if (total === 0) return { ok: 'skip', observed: null, threshold: `< ${pct(limit)} of the date's records`, details: 'no records landed for the date' };
+      if (total === 0)
+        return {
+          ok: 'skip',
+          observed: null,
+          threshold: `< ${pct(limit)} of the date's records`,
+          details: 'no records landed for the date',
+        };
       const ratio = dead / total;
       return {
         ok: ratio < limit,
@@ -395,9 +412,17 @@ export const CHECKS: CheckDefinition[] = [
       const expected = num(row.landed) - num(row.duplicates ?? 0);
       const facts = num(row.facts);
       const tolerance = ctx.config.reconciliationTolerance;
-      const dup = row.duplicates === undefined ? 'staging table gone: no duplicates subtracted' : `${num(row.duplicates)} repeated event_ids subtracted`;
+      const dup =
+        row.duplicates === undefined
+          ? 'staging table gone: no duplicates subtracted'
+          : `${num(row.duplicates)} repeated event_ids subtracted`;
       if (num(row.landed) === 0 && facts === 0) {
-        return { ok: 'skip', observed: 0, threshold: 'facts = distinct records landed', details: 'nothing landed and nothing loaded for the date' };
+        return {
+          ok: 'skip',
+          observed: 0,
+          threshold: 'facts = distinct records landed',
+          details: 'nothing landed and nothing loaded for the date',
+        };
       }
       return {
         ok: Math.abs(facts - expected) <= tolerance,
@@ -505,7 +530,10 @@ function round(value: number, digits: number): number {
 
 /** Repeated event_ids among the lake records of the date's staging table, when it exists (a transient table). */
 async function stagingDuplicates(client: Queryable, dateKey: number): Promise<number | undefined> {
-  const { rows } = await client.query<{ name: string | null }>(`select to_regclass('staging.events_' || $1::text)::text as name`, [dateKey]);
+  const { rows } = await client.query<{ name: string | null }>(
+    `select to_regclass('staging.events_' || $1::text)::text as name`,
+    [dateKey],
+  );
   const name = rows[0]?.name;
   if (!name) return undefined;
   // an identifier, not a value: the name to_regclass found for an integer date key, checked and quoted
@@ -521,7 +549,11 @@ function quoteIdent(name: string): string {
 }
 
 /** Evaluates every check for the context; the SQL errors of a check propagate (a retry handles transient ones). */
-export async function evaluateChecks(client: Queryable, ctx: CheckContext, checks: CheckDefinition[] = CHECKS): Promise<CheckResult[]> {
+export async function evaluateChecks(
+  client: Queryable,
+  ctx: CheckContext,
+  checks: CheckDefinition[] = CHECKS,
+): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   for (const check of checks) {
     let row: any;

@@ -71,8 +71,7 @@ export interface LakeEvent {
 }
 
 export type ParseResult =
-  | { ok: true; event: LakeEvent }
-  | { ok: false; reason: string; eventId?: string; eventTime?: Date };
+  { ok: true; event: LakeEvent } | { ok: false; reason: string; eventId?: string; eventTime?: Date };
 
 const EVENT_TYPE_SET = new Set<string>(EVENT_TYPES);
 const DEVICE_TYPE_SET = new Set<string>(DEVICE_TYPES);
@@ -83,7 +82,8 @@ const PURCHASE_TYPES = new Set<string>(PURCHASE_EVENT_TYPES);
 /** The specification of uuidKind (kept for reference and tests). */
 export const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** The specification of parseIsoTimeUs's hand-rolled scan (kept for reference and tests). */
-export const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))$/;
+export const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const COUNTRY = /^[A-Z]{2}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
@@ -119,7 +119,13 @@ export function parseIsoTimeUs(text: string): number | null {
   const hour = digits(text, 11, 2);
   const minute = digits(text, 14, 2);
   if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0) return null;
-  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58) return null;
+  if (
+    text.charCodeAt(4) !== 45 ||
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 ||
+    text.charCodeAt(13) !== 58
+  )
+    return null;
   let i = 16;
   let second = 0;
   let micros = 0;
@@ -231,7 +237,9 @@ function readEventTime(obj: Record<string, unknown>, nowMs: number): number {
   const text = requireString(obj, 'event_time', 'event_time');
   const us = parseIsoTimeUs(text);
   if (us === null) {
-    throw new Reject(`field "event_time" must be ISO-8601 with an offset like "2024-12-17T09:30:00Z", got ${show(text)}`);
+    throw new Reject(
+      `field "event_time" must be ISO-8601 with an offset like "2024-12-17T09:30:00Z", got ${show(text)}`,
+    );
   }
   if (us / 1000 > nowMs + MAX_FUTURE_MS) throw new Reject(`event_time ${text} is more than 1 day in the future`);
   return us;
@@ -275,7 +283,8 @@ function readUser(obj: Record<string, unknown>, event: LakeEvent): void {
 function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
   const purchase = optionalObject(obj, 'purchase');
   if (purchase === null) {
-    if (PURCHASE_TYPES.has(event.event_type)) throw new Reject(`missing required field "purchase" on ${event.event_type}`);
+    if (PURCHASE_TYPES.has(event.event_type))
+      throw new Reject(`missing required field "purchase" on ${event.event_type}`);
     return;
   }
   event.order_id = requireString(purchase, 'order_id', 'purchase.order_id');
@@ -288,7 +297,9 @@ function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
   event.amount = amount;
   const currency = requireString(purchase, 'currency', 'purchase.currency');
   if (!CURRENCY.test(currency)) {
-    throw new Reject(`field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got ${show(currency)}`);
+    throw new Reject(
+      `field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got ${show(currency)}`,
+    );
   }
   event.currency = currency;
 }

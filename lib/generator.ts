@@ -108,9 +108,19 @@ const DEVICES = [
 ] as const;
 type Device = (typeof DEVICES)[number];
 
-const REFERRERS = ['https://www.google.com/', 'https://www.bing.com/', 'https://t.co/', 'https://news.ycombinator.com/', 'newsletter', 'direct'];
+const REFERRERS = [
+  'https://www.google.com/',
+  'https://www.bing.com/',
+  'https://t.co/',
+  'https://news.ycombinator.com/',
+  'newsletter',
+  'direct',
+];
 const CONTENT_PAGES = ['/', '/pricing', '/about', '/blog', '/blog/release-notes', '/help', '/search'];
-const PRODUCTS = Array.from({ length: 40 }, (_, i) => ({ id: `p-${100 + i}`, price: Math.round((5 + ((i * 37) % 95)) * 100 - 1) / 100 }));
+const PRODUCTS = Array.from({ length: 40 }, (_, i) => ({
+  id: `p-${100 + i}`,
+  price: Math.round((5 + ((i * 37) % 95)) * 100 - 1) / 100,
+}));
 /** Rough exchange rates from USD, so amounts look local. */
 const FX: Record<string, number> = { USD: 1, EUR: 0.92, GBP: 0.79, INR: 83, BRL: 5, JPY: 150, CAD: 1.36, AUD: 1.52 };
 const PLAN_UP: Record<Plan, Plan> = { free: 'pro', pro: 'enterprise', enterprise: 'enterprise' };
@@ -178,9 +188,12 @@ function clientTime(ms: number, country: Country): string {
 export function eventJson(e: RawEventV1): string {
   let json = `{"schema_version":"${e.schema_version}","event_id":"${e.event_id}","event_type":"${e.event_type}","event_time":"${e.event_time}","user_id":"${e.user_id}"`;
   if (e.session_id !== undefined) json += `,"session_id":"${e.session_id}"`;
-  if (e.device !== undefined) json += `,"device":{"type":"${e.device.type}","os":"${e.device.os}","browser":"${e.device.browser}"}`;
-  if (e.context !== undefined) json += `,"context":{"country":"${e.context.country}","page":"${e.context.page}","referrer":"${e.context.referrer}"}`;
-  if (e.user !== undefined) json += `,"user":{"email":"${e.user.email}","plan":"${e.user.plan}","country":"${e.user.country}"}`;
+  if (e.device !== undefined)
+    json += `,"device":{"type":"${e.device.type}","os":"${e.device.os}","browser":"${e.device.browser}"}`;
+  if (e.context !== undefined)
+    json += `,"context":{"country":"${e.context.country}","page":"${e.context.page}","referrer":"${e.context.referrer}"}`;
+  if (e.user !== undefined)
+    json += `,"user":{"email":"${e.user.email}","plan":"${e.user.plan}","country":"${e.user.country}"}`;
   if (e.purchase !== undefined) {
     const p = e.purchase;
     json += `,"purchase":{"order_id":"${p.order_id}","product_id":"${p.product_id}","amount":${p.amount},"currency":"${p.currency}"}`;
@@ -229,7 +242,13 @@ class World {
     const country = pickWeighted(COUNTRIES, rand);
     const devices: Device[] = [pickWeighted(DEVICES, rand)];
     if (rand() < 0.35) devices.push(pickWeighted(DEVICES, rand));
-    const user: User = { id: `u-${n.toString().padStart(6, '0')}`, email: `user${n}@example.com`, plan: 'free', country, devices };
+    const user: User = {
+      id: `u-${n.toString().padStart(6, '0')}`,
+      email: `user${n}@example.com`,
+      plan: 'free',
+      country,
+      devices,
+    };
     if (rand() < 0.1) user.plan = 'pro';
     this.users.push(user);
     return user;
@@ -243,7 +262,14 @@ class World {
     return { user: this.users[Math.floor(r * r * this.users.length)], isNew: false };
   }
 
-  private base(user: User, type: EventType, sessionId: string, device: Device, page: string, referrer: string): RawEventV1 {
+  private base(
+    user: User,
+    type: EventType,
+    sessionId: string,
+    device: Device,
+    page: string,
+    referrer: string,
+  ): RawEventV1 {
     return {
       schema_version: SCHEMA_VERSION,
       event_id: uuidFrom(this.rand),
@@ -303,7 +329,12 @@ class World {
     const currency = user.country.currency;
     const quantity = 1 + Math.floor(rand() * 3);
     const amount = Math.round(product.price * quantity * FX[currency] * 100) / 100;
-    const purchase = { order_id: `o-${(++this.orderSeq).toString().padStart(8, '0')}`, product_id: product.id, amount, currency };
+    const purchase = {
+      order_id: `o-${(++this.orderSeq).toString().padStart(8, '0')}`,
+      product_id: product.id,
+      amount,
+      currency,
+    };
     if (rand() < 0.12) {
       emit('payment_failed', '/checkout', { purchase });
       if (rand() < 0.5) return;
@@ -361,10 +392,10 @@ function corrupt(event: RawEventV1, kind: BadKind, rand: () => number): { value:
   }
 }
 
-
 /** Validates generator options; throws naming the bad value and the fix. */
 export function checkGenerateOptions(o: GenerateOptions): void {
-  if (!Number.isInteger(o.events) || o.events < 0) throw new Error(`events must be a whole number >= 0, got ${o.events}`);
+  if (!Number.isInteger(o.events) || o.events < 0)
+    throw new Error(`events must be a whole number >= 0, got ${o.events}`);
   if (!Number.isInteger(o.days) || o.days < 1) throw new Error(`days must be a whole number >= 1, got ${o.days}`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(o.start) || Number.isNaN(Date.parse(`${o.start}T00:00:00Z`))) {
     throw new Error(`start must be a date YYYY-MM-DD, got ${JSON.stringify(o.start)}`);

@@ -127,7 +127,15 @@ class BatchBuilder {
   /** Appends a record with timestamp delta 0 and no headers. */
   append(key: Uint8Array, value: Uint8Array): void {
     const offsetDelta = this.count;
-    const bodySize = 1 + 1 + varintSize(offsetDelta * 2) + varintSize(key.length * 2) + key.length + varintSize(value.length * 2) + value.length + 1;
+    const bodySize =
+      1 +
+      1 +
+      varintSize(offsetDelta * 2) +
+      varintSize(key.length * 2) +
+      key.length +
+      varintSize(value.length * 2) +
+      value.length +
+      1;
     const need = this.pos + 5 + bodySize;
     if (need > this.buf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
@@ -315,14 +323,20 @@ export class FastProducer {
 
   /** Reads the topic's partition leaders through kafkajs's admin client and connects to them. */
   static async connect(options: FastProducerOptions): Promise<FastProducer> {
-    const admin = new Kafka({ clientId: options.clientId ?? 'nightshift-produce', brokers: options.brokers, logLevel: logLevel.ERROR }).admin();
+    const admin = new Kafka({
+      clientId: options.clientId ?? 'nightshift-produce',
+      brokers: options.brokers,
+      logLevel: logLevel.ERROR,
+    }).admin();
     await admin.connect();
     let brokers: { nodeId: number; host: string; port: number }[];
     let partitions: { partitionId: number; leader: number }[];
     try {
       const topics = await admin.listTopics();
       if (!topics.includes(options.topic)) {
-        throw new Error(`Kafka topic "${options.topic}" does not exist on ${options.brokers.join(',')}: run \`make up\` (it creates "events") or create the topic first`);
+        throw new Error(
+          `Kafka topic "${options.topic}" does not exist on ${options.brokers.join(',')}: run \`make up\` (it creates "events") or create the topic first`,
+        );
       }
       brokers = (await admin.describeCluster()).brokers;
       partitions = (await admin.fetchTopicMetadata({ topics: [options.topic] })).topics[0].partitions;
@@ -336,7 +350,8 @@ export class FastProducer {
         let c = byNode.get(p.leader);
         if (c === undefined) {
           const b = brokers.find((x) => x.nodeId === p.leader);
-          if (b === undefined) throw new Error(`partition ${p.partitionId} of "${options.topic}" has no live leader (broker ${p.leader})`);
+          if (b === undefined)
+            throw new Error(`partition ${p.partitionId} of "${options.topic}" has no live leader (broker ${p.leader})`);
           c = await Connection.open(b.host, b.port);
           byNode.set(p.leader, c);
         }
@@ -386,7 +401,10 @@ export class FastProducer {
     if (this.failure !== null) throw this.failure;
   }
 
-  private async produce(connection: Connection, batches: { partition: number; batch: Buffer; records: number }[]): Promise<void> {
+  private async produce(
+    connection: Connection,
+    batches: { partition: number; batch: Buffer; records: number }[],
+  ): Promise<void> {
     const head = Buffer.allocUnsafe(2 + 2 + 4 + 4 + 2 + this.topicName.length + 4);
     let o = head.writeInt16BE(-1, 0); // transactional id: null
     o = head.writeInt16BE(1, o); // acks
@@ -416,7 +434,9 @@ export class FastProducer {
         const code = res.readInt16BE(r + 4);
         r += 4 + 2 + 8 + 8;
         if (code !== 0) {
-          throw new Error(`Kafka rejected the records for partition ${partition} of "${this.options.topic}": error ${code} ${ERROR_NAMES[code] ?? ''}`.trim());
+          throw new Error(
+            `Kafka rejected the records for partition ${partition} of "${this.options.topic}": error ${code} ${ERROR_NAMES[code] ?? ''}`.trim(),
+          );
         }
       }
     }
@@ -480,7 +500,12 @@ export class PartitionReader {
     private readonly connections: Connection[],
   ) {}
 
-  static async connect(brokers: string[], topic: string, partitions: number[], clientId = 'nightshift-land'): Promise<PartitionReader> {
+  static async connect(
+    brokers: string[],
+    topic: string,
+    partitions: number[],
+    clientId = 'nightshift-land',
+  ): Promise<PartitionReader> {
     const admin = new Kafka({ clientId, brokers, logLevel: logLevel.ERROR }).admin();
     await admin.connect();
     let nodes: { nodeId: number; host: string; port: number }[];
@@ -497,7 +522,8 @@ export class PartitionReader {
       for (const partition of partitions) {
         const m = meta.find((x) => x.partitionId === partition);
         const node = m === undefined ? undefined : nodes.find((x) => x.nodeId === m.leader);
-        if (m === undefined || node === undefined) throw new Error(`partition ${partition} of "${topic}" has no live leader`);
+        if (m === undefined || node === undefined)
+          throw new Error(`partition ${partition} of "${topic}" has no live leader`);
         let c = byNode.get(node.nodeId);
         if (c === undefined) {
           c = await Connection.open(node.host, node.port);
@@ -570,7 +596,9 @@ export class PartitionReader {
         const records = size > 0 ? res.subarray(r, r + size) : Buffer.alloc(0);
         r += Math.max(size, 0);
         if (code !== 0) {
-          throw new Error(`Kafka refused to fetch partition ${partition} of "${this.topic}" at offset ${wanted.get(partition)}: error ${code} ${ERROR_NAMES[code] ?? ''}`.trim());
+          throw new Error(
+            `Kafka refused to fetch partition ${partition} of "${this.topic}" at offset ${wanted.get(partition)}: error ${code} ${ERROR_NAMES[code] ?? ''}`.trim(),
+          );
         }
         out.push(decodeBatches(partition, records, wanted.get(partition) ?? 0, aborted));
       }
@@ -584,7 +612,12 @@ export class PartitionReader {
 }
 
 /** Decodes the record batches of one partition's fetch response, skipping control and aborted batches. */
-function decodeBatches(partition: number, buf: Buffer, from: number, abortedList: { producerId: bigint; firstOffset: number }[]): FetchedPartition {
+function decodeBatches(
+  partition: number,
+  buf: Buffer,
+  from: number,
+  abortedList: { producerId: bigint; firstOffset: number }[],
+): FetchedPartition {
   const records: FetchedRecord[] = [];
   let nextOffset = from;
   const active = new Set<bigint>();
@@ -595,7 +628,10 @@ function decodeBatches(partition: number, buf: Buffer, from: number, abortedList
     const end = b + 12 + batchLength;
     if (end > buf.length) break; // a partial batch at the end of the response: fetched again next time
     const magic = buf.readInt8(b + 16);
-    if (magic !== 2) throw new Error(`partition ${partition}: record batch at offset ${baseOffset} has magic ${magic}; only v2 batches (Kafka >= 0.11) are read`);
+    if (magic !== 2)
+      throw new Error(
+        `partition ${partition}: record batch at offset ${baseOffset} has magic ${magic}; only v2 batches (Kafka >= 0.11) are read`,
+      );
     const attributes = buf.readInt16BE(b + 21);
     const lastOffset = baseOffset + buf.readInt32BE(b + 23);
     const firstTimestamp = Number(buf.readBigInt64BE(b + 27));
@@ -611,7 +647,10 @@ function decodeBatches(partition: number, buf: Buffer, from: number, abortedList
       let body = buf.subarray(b + 61, end);
       const codec = attributes & 0x07;
       if (codec === 1) body = gunzipSync(body);
-      else if (codec !== 0) throw new Error(`partition ${partition}: record batch at offset ${baseOffset} uses compression codec ${codec}; only none and gzip are read`);
+      else if (codec !== 0)
+        throw new Error(
+          `partition ${partition}: record batch at offset ${baseOffset} uses compression codec ${codec}; only none and gzip are read`,
+        );
       const logAppend = (attributes & 0x08) !== 0;
       const pos = { p: 0 };
       for (let i = 0; i < count; i++) {
@@ -625,7 +664,8 @@ function decodeBatches(partition: number, buf: Buffer, from: number, abortedList
         const valueLen = readVarint(body, pos);
         const value = valueLen < 0 ? null : body.subarray(pos.p, pos.p + valueLen);
         pos.p = recordEnd; // headers are not read
-        if (offset >= from) records.push({ offset, timestampMs: logAppend ? maxTimestamp : firstTimestamp + tsDelta, value });
+        if (offset >= from)
+          records.push({ offset, timestampMs: logAppend ? maxTimestamp : firstTimestamp + tsDelta, value });
       }
     }
     nextOffset = Math.max(nextOffset, lastOffset + 1);

@@ -82,14 +82,23 @@ export function partitionPath(lakeDir: string, area: LakeArea, dt: string): stri
 }
 
 /** A file's path relative to LAKE_DIR, as recorded in ops.lake_files; deterministic for its offsets. */
-export function lakeFilePath(area: LakeArea, dt: string, partition: number, firstOffset: number, lastOffset: number): string {
+export function lakeFilePath(
+  area: LakeArea,
+  dt: string,
+  partition: number,
+  firstOffset: number,
+  lastOffset: number,
+): string {
   return `${area}/dt=${dt}/p${partition}-${firstOffset}-${lastOffset}.parquet`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Arrow column builders
 
-function validityBitmap(isValid: (i: number) => boolean, n: number): { bitmap: Uint8Array | undefined; nullCount: number } {
+function validityBitmap(
+  isValid: (i: number) => boolean,
+  n: number,
+): { bitmap: Uint8Array | undefined; nullCount: number } {
   const bitmap = new Uint8Array((n + 7) >> 3);
   let nullCount = 0;
   for (let i = 0; i < n; i++) {
@@ -129,7 +138,10 @@ function binaryData(values: Uint8Array[]): Data<Binary> {
   return makeData({ type: new Binary(), length: n, nullCount: 0, valueOffsets: offsets, data: bytes });
 }
 
-function bigIntData<T extends Int64 | TimestampMicrosecond | TimestampMillisecond>(type: T, values: (number | null)[]): Data<T> {
+function bigIntData<T extends Int64 | TimestampMicrosecond | TimestampMillisecond>(
+  type: T,
+  values: (number | null)[],
+): Data<T> {
   const n = values.length;
   const { bitmap, nullCount } = validityBitmap((i) => values[i] !== null, n);
   const data = new BigInt64Array(n);
@@ -275,7 +287,14 @@ export class DeadLetterRows {
   }
 
   /** `raw` is copied: a slice of a fetch response would keep the whole response alive. */
-  push(reason: string, raw: Buffer, offset: number, timestampMs: number, eventId: string | null, eventTimeMs: number | null): void {
+  push(
+    reason: string,
+    raw: Buffer,
+    offset: number,
+    timestampMs: number,
+    eventId: string | null,
+    eventTimeMs: number | null,
+  ): void {
     this.reason.push(reason);
     this.offset.push(offset);
     this.kafkaTs.push(timestampMs);
@@ -357,9 +376,12 @@ export async function readEventFile(absPath: string): Promise<Table> {
   try {
     bytes = await readFile(absPath);
   } catch (err) {
-    throw new Error(`cannot read lake file ${absPath}: is LAKE_DIR right, and was the file removed outside the landing?`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot read lake file ${absPath}: is LAKE_DIR right, and was the file removed outside the landing?`,
+      {
+        cause: err,
+      },
+    );
   }
   return tableFromIPC(readParquet(bytes).intoIPCStream());
 }

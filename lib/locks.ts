@@ -31,10 +31,10 @@ export async function lockDate(client: Queryable, date: string): Promise<void> {
 
 /** Takes the date lock only if it is free; false when another load of the date holds it. Inside a transaction. */
 export async function tryLockDate(client: Queryable, date: string): Promise<boolean> {
-  const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_xact_lock(hashtext($1), $2) as locked', [
-    DATE_LOCK_CLASS,
-    dateLockId(date),
-  ]);
+  const { rows } = await client.query<{ locked: boolean }>(
+    'select pg_try_advisory_xact_lock(hashtext($1), $2) as locked',
+    [DATE_LOCK_CLASS, dateLockId(date)],
+  );
   return rows[0].locked;
 }
 
@@ -65,7 +65,11 @@ export async function isDateLocked(client: Queryable, date: string): Promise<boo
  * Runs `fn` in one transaction on its own connection while holding the date lock: the helper for any step that
  * must not interleave with a load of the same date. Commits when `fn` resolves, rolls back when it throws.
  */
-export async function withDateLock<T>(pool: pg.Pool, date: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withDateLock<T>(
+  pool: pg.Pool,
+  date: string,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   dateLockId(date);
   const client = await pool.connect();
   let broken: Error | undefined;

@@ -53,7 +53,9 @@ export function loadAlertConfig(env: Record<string, string | undefined> = proces
     if (!raw) continue;
     const value = Number(raw);
     if (!Number.isFinite(value) || value < min || value > max) {
-      throw new AlertConfigError(`Invalid ${name}=${JSON.stringify(raw)}: expected a number from ${min} to ${max} (default ${ALERT_DEFAULTS[key]}); fix or unset it`);
+      throw new AlertConfigError(
+        `Invalid ${name}=${JSON.stringify(raw)}: expected a number from ${min} to ${max} (default ${ALERT_DEFAULTS[key]}); fix or unset it`,
+      );
     }
     config[key] = value;
   }
@@ -87,7 +89,11 @@ export interface RunLink {
   label: string;
 }
 
-const ICON: Record<string, string> = { fail: ':red_circle:', warn: ':large_yellow_circle:', pass: ':large_green_circle:' };
+const ICON: Record<string, string> = {
+  fail: ':red_circle:',
+  warn: ':large_yellow_circle:',
+  pass: ':large_green_circle:',
+};
 const MAX_CHECK_BLOCKS = 20;
 
 function clip(text: string, max: number): string {
@@ -108,7 +114,12 @@ function plural(n: number, word: string): string {
 }
 
 /** The one message of a run with warnings or failures: date, each check with observed vs expected, the run link. */
-export function buildAlertMessage(input: { date: string; checks: AlertedCheck[]; stillFailing: string[]; link: RunLink }): SlackMessage {
+export function buildAlertMessage(input: {
+  date: string;
+  checks: AlertedCheck[];
+  stillFailing: string[];
+  link: RunLink;
+}): SlackMessage {
   const fails = input.checks.filter((c) => c.status === 'fail').length;
   const warns = input.checks.length - fails;
   const counts = [fails && plural(fails, 'failure'), warns && plural(warns, 'warning')].filter(Boolean).join(', ');
@@ -136,9 +147,11 @@ export function buildAlertMessage(input: { date: string; checks: AlertedCheck[];
     });
   }
   const notes: string[] = [];
-  if (input.checks.length > MAX_CHECK_BLOCKS) notes.push(`${input.checks.length - MAX_CHECK_BLOCKS} more checks not shown`);
+  if (input.checks.length > MAX_CHECK_BLOCKS)
+    notes.push(`${input.checks.length - MAX_CHECK_BLOCKS} more checks not shown`);
   if (input.stillFailing.length) notes.push(`Still failing, alerted before: ${input.stillFailing.map(esc).join(', ')}`);
-  if (notes.length) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(notes.join(' · '), 3000) }] });
+  if (notes.length)
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: clip(notes.join(' · '), 3000) }] });
   const text = `${title} — ${input.checks.map((c) => `${c.check} ${c.status} (observed ${fmt(c.observed)}, expected ${c.threshold ?? '—'})`).join('; ')} — ${input.link.url}`;
   return { text: clip(text, 3000), blocks };
 }
@@ -175,7 +188,12 @@ export interface BackfillDateSummary {
 }
 
 /** The one message of a whole backfill range. */
-export function buildBackfillSummary(input: { from: string; to: string; dates: BackfillDateSummary[]; link: RunLink }): SlackMessage {
+export function buildBackfillSummary(input: {
+  from: string;
+  to: string;
+  dates: BackfillDateSummary[];
+  link: RunLink;
+}): SlackMessage {
   const checked = input.dates.filter((d) => d.checked);
   const bad = checked.filter((d) => d.alerts.length || d.stillFailing.length);
   const recovered = checked.reduce((n, d) => n + d.recovered.length, 0);
@@ -183,17 +201,30 @@ export function buildBackfillSummary(input: { from: string; to: string; dates: B
   const head = `Backfill ${input.from} → ${input.to}: ${plural(checked.length, 'date')} checked, ${checked.length - bad.length} clean, ${bad.length} with warnings or failures`;
   const lines = bad.slice(0, 30).map((d) => {
     const items = [
-      ...d.alerts.map((c) => `${ICON[c.status] ?? ''} ${esc(c.check)} ${c.status} (observed ${fmt(c.observed)}, expected ${esc(c.threshold ?? '—')})`),
+      ...d.alerts.map(
+        (c) =>
+          `${ICON[c.status] ?? ''} ${esc(c.check)} ${c.status} (observed ${fmt(c.observed)}, expected ${esc(c.threshold ?? '—')})`,
+      ),
       ...d.stillFailing.map((name) => `${esc(name)} (alerted before)`),
     ];
     return `• *${d.date}*: ${items.join('; ')}`;
   });
   if (bad.length > 30) lines.push(`… and ${bad.length - 30} more dates`);
-  const extra = [recovered && `${plural(recovered, 'check')} recovered`, unchecked && `${plural(unchecked, 'date')} without check results`]
+  const extra = [
+    recovered && `${plural(recovered, 'check')} recovered`,
+    unchecked && `${plural(unchecked, 'date')} without check results`,
+  ]
     .filter(Boolean)
     .join(' · ');
   const blocks: KnownBlock[] = [
-    { type: 'header', text: { type: 'plain_text', text: clip(`${bad.length ? ':warning:' : ':white_check_mark:'} ${head}`, 150), emoji: true } },
+    {
+      type: 'header',
+      text: {
+        type: 'plain_text',
+        text: clip(`${bad.length ? ':warning:' : ':white_check_mark:'} ${head}`, 150),
+        emoji: true,
+      },
+    },
     { type: 'section', text: { type: 'mrkdwn', text: `*Run:* <${input.link.url}|${esc(input.link.label)}>` } },
   ];
   if (lines.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(lines.join('\n'), 3000) } });

@@ -26,7 +26,11 @@ function parse(argv: string[]): { date: string; scheduled: boolean } | 'help' {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { date: { type: 'string' }, scheduled: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        date: { type: 'string' },
+        scheduled: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }));
   } catch (err) {
@@ -41,7 +45,14 @@ function parse(argv: string[]): { date: string; scheduled: boolean } | 'help' {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 async function main(): Promise<number> {
@@ -66,10 +77,21 @@ async function main(): Promise<number> {
   try {
     const runId = `manual-${new Date().toISOString().replace(/[-:.]/g, '').replace('T', '-').replace('Z', '')}`;
     const { runChecks } = createCheckActivities({ config, pool, db }, { config: dqConfig, recordStep: false });
-    const out = await runChecks({ date: args.date, run: { workflowId: 'manual-check', runId }, scheduled: args.scheduled });
+    const out = await runChecks({
+      date: args.date,
+      run: { workflowId: 'manual-check', runId },
+      scheduled: args.scheduled,
+    });
     const rows = [['check', 'table', 'status', 'observed', 'threshold', 'details']];
     for (const r of out.results) {
-      rows.push([r.check, r.table, r.status.toUpperCase(), r.observed === null ? '-' : String(r.observed), r.threshold, r.details]);
+      rows.push([
+        r.check,
+        r.table,
+        r.status.toUpperCase(),
+        r.observed === null ? '-' : String(r.observed),
+        r.threshold,
+        r.details,
+      ]);
     }
     console.log(`Data-quality checks for ${args.date} (run ${runId}, recorded in ops.dq_results)\n`);
     console.log(table(rows));

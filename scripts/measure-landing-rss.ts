@@ -67,7 +67,8 @@ async function main(): Promise<void> {
   if (args.includes(CHILD_FLAG)) return child();
   const eventsAt = args.indexOf('--events');
   const events = eventsAt >= 0 ? Number(args[eventsAt + 1]) : 1_000_000;
-  if (!Number.isSafeInteger(events) || events < 1) throw new Error(`--events must be a whole number >= 1, got ${args[eventsAt + 1]}`);
+  if (!Number.isSafeInteger(events) || events < 1)
+    throw new Error(`--events must be a whole number >= 1, got ${args[eventsAt + 1]}`);
   const keep = args.includes('--keep');
 
   const base = loadConfig();
@@ -75,19 +76,36 @@ async function main(): Promise<void> {
   const database = `ns_measure_${suffix}`;
   const url = new URL(base.databaseUrl);
   url.pathname = `/${database}`;
-  const config: Config = { ...base, databaseUrl: url.toString(), kafkaTopic: `measure_landing_${suffix}`, lakeDir: mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-')) };
+  const config: Config = {
+    ...base,
+    databaseUrl: url.toString(),
+    kafkaTopic: `measure_landing_${suffix}`,
+    lakeDir: mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-')),
+  };
 
   await adminQuery(base, `create database ${database}`);
-  await withAdmin(config, (a) => a.createTopics({ topics: [{ topic: config.kafkaTopic, numPartitions: 4, replicationFactor: 1 }], waitForLeaders: true }));
+  await withAdmin(config, (a) =>
+    a.createTopics({
+      topics: [{ topic: config.kafkaTopic, numPartitions: 4, replicationFactor: 1 }],
+      waitForLeaders: true,
+    }),
+  );
   try {
     const db = createDb(createPool(config.databaseUrl, 1));
     await migrateToLatest(db).finally(() => db.destroy());
 
     const produced = await produceEvents(config, { events, days: 3, start: '2024-12-01', seed: 42, badRate: 0.01 });
-    console.log(`produced ${produced.events} events (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s: ${Math.round(produced.eventsPerSecond)} events/s`);
+    console.log(
+      `produced ${produced.events} events (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s: ${Math.round(produced.eventsPerSecond)} events/s`,
+    );
 
     const run = spawnSync(process.execPath, [...process.execArgv, __filename, CHILD_FLAG], {
-      env: { ...process.env, DATABASE_URL: config.databaseUrl, KAFKA_TOPIC: config.kafkaTopic, LAKE_DIR: config.lakeDir },
+      env: {
+        ...process.env,
+        DATABASE_URL: config.databaseUrl,
+        KAFKA_TOPIC: config.kafkaTopic,
+        LAKE_DIR: config.lakeDir,
+      },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 16 << 20,
@@ -97,10 +115,14 @@ async function main(): Promise<void> {
     console.log(
       `landed ${r.output.recordsRead} records (${r.output.recordsLanded} events, ${r.output.recordsDeadLettered} dead letters) into ${r.output.files} files, ${(r.output.bytes / 2 ** 20).toFixed(1)} MiB`,
     );
-    console.log(`landing: ${r.seconds.toFixed(1)} s, ${Math.round(r.output.recordsRead / r.seconds)} events/s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+    console.log(
+      `landing: ${r.seconds.toFixed(1)} s, ${Math.round(r.output.recordsRead / r.seconds)} events/s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+    );
   } finally {
     if (keep) {
-      console.log(`kept: DATABASE_URL=${config.databaseUrl} KAFKA_TOPIC=${config.kafkaTopic} LAKE_DIR=${config.lakeDir}`);
+      console.log(
+        `kept: DATABASE_URL=${config.databaseUrl} KAFKA_TOPIC=${config.kafkaTopic} LAKE_DIR=${config.lakeDir}`,
+      );
     } else {
       rmSync(config.lakeDir, { recursive: true, force: true });
       await withAdmin(config, (a) => a.deleteTopics({ topics: [config.kafkaTopic] })).catch(() => undefined);

@@ -43,13 +43,25 @@ function parseArgs(argv: string[]): Options {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--keep') o.keep = true;
     else if (flag === '--day2') o.day2 = true;
-    else if (flag === '--events') (o.events = Number(value)), i++;
-    else if (flag === '--date') (o.date = value), i++;
-    else if (flag === '--seed') (o.seed = Number(value)), i++;
-    else if (flag === '--partitions') (o.partitions = Number(value)), i++;
-    else throw new Error(`unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --day2 --keep`);
+    else if (flag === '--events') {
+      o.events = Number(value);
+      i++;
+    } else if (flag === '--date') {
+      o.date = value;
+      i++;
+    } else if (flag === '--seed') {
+      o.seed = Number(value);
+      i++;
+    } else if (flag === '--partitions') {
+      o.partitions = Number(value);
+      i++;
+    } else
+      throw new Error(
+        `unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --day2 --keep`,
+      );
   }
-  if (!Number.isInteger(o.events) || o.events < 1) throw new Error(`--events must be a whole number >= 1, got ${o.events}`);
+  if (!Number.isInteger(o.events) || o.events < 1)
+    throw new Error(`--events must be a whole number >= 1, got ${o.events}`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(o.date)) throw new Error(`--date must be YYYY-MM-DD, got ${o.date}`);
   return o;
 }
@@ -57,7 +69,12 @@ function parseArgs(argv: string[]): Options {
 const MAX_ROWS_PER_FILE = 250_000;
 
 /** Writes the events of one generated day into the lake and ops.lake_files, as the landing would. */
-async function writeLake(config: Config, pool: pg.Pool, o: Options, dates: string[]): Promise<{ rows: number[]; files: number; bytes: number }> {
+async function writeLake(
+  config: Config,
+  pool: pg.Pool,
+  o: Options,
+  dates: string[],
+): Promise<{ rows: number[]; files: number; bytes: number }> {
   const topic = 'measure';
   const { rows } = await pool.query(
     `insert into ops.landings (topic, started_at, records_read, records_landed, records_dead_lettered)
@@ -154,10 +171,14 @@ async function main(): Promise<void> {
   try {
     await migrateToLatest(db);
     console.log(`database ${database}, lake ${lakeDir}`);
-    const dates = o.day2 ? [o.date, new Date(Date.parse(`${o.date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)] : [o.date];
+    const dates = o.day2
+      ? [o.date, new Date(Date.parse(`${o.date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)]
+      : [o.date];
     const lake = await timed(() => writeLake(config, pool, o, dates));
     const n = lake.result.rows[0];
-    console.log(`lake: ${lake.result.rows.join(' + ')} events of ${dates.join(', ')} in ${lake.result.files} files, ${(lake.result.bytes / 1e6).toFixed(1)} MB (written in ${lake.seconds.toFixed(1)} s)`);
+    console.log(
+      `lake: ${lake.result.rows.join(' + ')} events of ${dates.join(', ')} in ${lake.result.files} files, ${(lake.result.bytes / 1e6).toFixed(1)} MB (written in ${lake.seconds.toFixed(1)} s)`,
+    );
 
     const deps = { config, pool, db };
     const stage = createStageActivities(deps);
@@ -174,7 +195,9 @@ async function main(): Promise<void> {
     const baseline = await rawCopySeconds(pool, o.date);
     const reload = await loadOnce('reload');
     const day2 = o.day2 ? await loadOnce('day2', dates[1]) : undefined;
-    const { rows: users } = await pool.query(`select count(distinct user_id)::int as users, count(*)::int as versions from warehouse.dim_user`);
+    const { rows: users } = await pool.query(
+      `select count(distinct user_id)::int as users, count(*)::int as versions from warehouse.dim_user`,
+    );
 
     const rate = (seconds: number) => Math.round(n / seconds);
     const rawRate = rate(baseline);
@@ -185,7 +208,11 @@ async function main(): Promise<void> {
     console.log(`\n${n} events, ${users[0].users} users, ${users[0].versions} dim_user versions`);
     line('raw COPY (baseline)', baseline);
     line('first: stage', first.stage.seconds);
-    line('first: dimensions', first.dims.seconds, `  (budget 2 x N / R = ${((2 * n) / rawRate).toFixed(2)} s, dims + marts)`);
+    line(
+      'first: dimensions',
+      first.dims.seconds,
+      `  (budget 2 x N / R = ${((2 * n) / rawRate).toFixed(2)} s, dims + marts)`,
+    );
     line('first: facts', first.facts.seconds, '  (target >= 0.40 x raw)');
     line('first: total', first.total);
     line('reload: stage', reload.stage.seconds);
@@ -195,7 +222,9 @@ async function main(): Promise<void> {
     if (day2) {
       const n2 = lake.result.rows[1];
       const ratio = (label: string, s2: number, s1: number) =>
-        console.log(`${label.padEnd(22)} ${s2.toFixed(2).padStart(7)} s  ${n2} events  ${(s2 / s1).toFixed(2)} x day 1`);
+        console.log(
+          `${label.padEnd(22)} ${s2.toFixed(2).padStart(7)} s  ${n2} events  ${(s2 / s1).toFixed(2)} x day 1`,
+        );
       ratio('day 2: stage', day2.stage.seconds, first.stage.seconds);
       ratio('day 2: dimensions', day2.dims.seconds, first.dims.seconds);
       ratio('day 2: facts', day2.facts.seconds, first.facts.seconds);

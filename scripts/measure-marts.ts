@@ -51,7 +51,9 @@ async function main(): Promise<void> {
     const all = await time(dates);
     const latest = await time([dates[DAYS - 1]]);
     const old = await time([dates[5]]);
-    console.log(`facts ${FACTS}, 100k users, ${DAYS} days: all dates ${all.toFixed(1)} s, latest date ${latest.toFixed(1)} s, an old date ${old.toFixed(1)} s`);
+    console.log(
+      `facts ${FACTS}, 100k users, ${DAYS} days: all dates ${all.toFixed(1)} s, latest date ${latest.toFixed(1)} s, an old date ${old.toFixed(1)} s`,
+    );
   } finally {
     await db.destroy();
     await admin.query(`drop database if exists ${database}`);

@@ -66,7 +66,16 @@ export async function produceEvents(config: Config, options: ProduceOptions): Pr
     await producer.close();
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { topic, events: options.events, bad, days: options.days, seconds, eventsPerSecond: options.events / seconds, byDate, undated };
+  return {
+    topic,
+    events: options.events,
+    bad,
+    days: options.days,
+    seconds,
+    eventsPerSecond: options.events / seconds,
+    byDate,
+    undated,
+  };
 }
 
 // --- command line --------------------------------------------------------------------------------
@@ -98,7 +107,9 @@ function flagValue(args: string[], i: number, flag: string): string {
 function wholeNumber(flag: string, value: string, min: number): number {
   const n = Number(value);
   if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`${flag} ${JSON.stringify(value)} is not a whole number >= ${min}; use e.g. ${flag} ${Math.max(min, 10)}`);
+    throw new UsageError(
+      `${flag} ${JSON.stringify(value)} is not a whole number >= ${min}; use e.g. ${flag} ${Math.max(min, 10)}`,
+    );
   }
   return n;
 }
@@ -127,21 +138,27 @@ export function parseArgs(args: string[]): (GenerateOptions & { topic?: string }
         break;
       case '--start':
         if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
-          throw new UsageError(`--start ${JSON.stringify(value)} is not a valid date; use YYYY-MM-DD, e.g. --start 2024-12-01`);
+          throw new UsageError(
+            `--start ${JSON.stringify(value)} is not a valid date; use YYYY-MM-DD, e.g. --start 2024-12-01`,
+          );
         }
         o.start = value;
         break;
       case '--bad-rate': {
         const r = Number(value);
         if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r > 1) {
-          throw new UsageError(`--bad-rate ${JSON.stringify(value)} is not a share between 0 and 1; use e.g. --bad-rate 0.01`);
+          throw new UsageError(
+            `--bad-rate ${JSON.stringify(value)} is not a share between 0 and 1; use e.g. --bad-rate 0.01`,
+          );
         }
         o.badRate = r;
         break;
       }
       case '--topic':
         if (!/^[A-Za-z0-9._-]{1,249}$/.test(value)) {
-          throw new UsageError(`--topic ${JSON.stringify(value)} is not a Kafka topic name; use letters, digits, ".", "_" or "-"`);
+          throw new UsageError(
+            `--topic ${JSON.stringify(value)} is not a Kafka topic name; use letters, digits, ".", "_" or "-"`,
+          );
         }
         o.topic = value;
         break;
@@ -150,7 +167,14 @@ export function parseArgs(args: string[]): (GenerateOptions & { topic?: string }
     }
   }
   const days = o.days ?? 3;
-  return { events: o.events ?? 10_000, days, start: o.start ?? defaultStart(days), seed: o.seed ?? 42, badRate: o.badRate ?? 0.01, topic: o.topic };
+  return {
+    events: o.events ?? 10_000,
+    days,
+    start: o.start ?? defaultStart(days),
+    seed: o.seed ?? 42,
+    badRate: o.badRate ?? 0.01,
+    topic: o.topic,
+  };
 }
 
 /** A progress bar on a terminal; a plain line every 10 % otherwise (CI logs). */

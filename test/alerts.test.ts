@@ -48,8 +48,20 @@ describe('Slack alerts', () => {
   beforeEach(async () => {
     env = await createTestEnv({ topic: false });
     slack = await startFakeSlack();
-    env.config = { ...env.config, slackWebhookUrl: slack.url, temporalUiUrl: 'http://temporal.example:8233', temporalNamespace: 'default' };
-    seeded = await seedWarehouse(env.pool, { start: '2024-12-01', days: 10, users: 120, churn: 0, steady: true, seed: 5 });
+    env.config = {
+      ...env.config,
+      slackWebhookUrl: slack.url,
+      temporalUiUrl: 'http://temporal.example:8233',
+      temporalNamespace: 'default',
+    };
+    seeded = await seedWarehouse(env.pool, {
+      start: '2024-12-01',
+      days: 10,
+      users: 120,
+      churn: 0,
+      steady: true,
+      seed: 5,
+    });
     last = seeded.dates[seeded.dates.length - 1];
   });
   afterEach(async () => {
@@ -60,13 +72,22 @@ describe('Slack alerts', () => {
   let removed: unknown[] = [];
   /** Removes half of the last date's facts (kept, so repairVolume can put exactly them back). */
   const breakVolume = async () => {
-    const { rows } = await env.pool.query('delete from warehouse.fact_events where date_key = $1 and source_offset % 2 = 0 returning *', [dateKey(last)]);
+    const { rows } = await env.pool.query(
+      'delete from warehouse.fact_events where date_key = $1 and source_offset % 2 = 0 returning *',
+      [dateKey(last)],
+    );
     removed = rows;
   };
   const repairVolume = () =>
-    env.pool.query('insert into warehouse.fact_events select * from jsonb_populate_recordset(null::warehouse.fact_events, $1::jsonb)', [JSON.stringify(removed)]);
+    env.pool.query(
+      'insert into warehouse.fact_events select * from jsonb_populate_recordset(null::warehouse.fact_events, $1::jsonb)',
+      [JSON.stringify(removed)],
+    );
 
-  async function pipelineRun(runId: string, options: { alerts?: ReturnType<typeof createAlertActivities>; suppress?: boolean; date?: string } = {}) {
+  async function pipelineRun(
+    runId: string,
+    options: { alerts?: ReturnType<typeof createAlertActivities>; suppress?: boolean; date?: string } = {},
+  ) {
     const date = options.date ?? last;
     const run = { workflowId: `daily-${date}`, runId };
     await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks({ date, run });
@@ -107,7 +128,9 @@ describe('Slack alerts', () => {
     await alerts.sendAlerts({ date: last, run: { workflowId: `daily-${last}`, runId: 'run-c' } });
     expect(slack.received).toHaveLength(2);
 
-    const { rows } = await env.pool.query(`select kind, fingerprint, delivered, attempts from ops.alerts order by alert_id`);
+    const { rows } = await env.pool.query(
+      `select kind, fingerprint, delivered, attempts from ops.alerts order by alert_id`,
+    );
     expect(rows.every((r) => r.delivered && r.attempts === 1)).toBe(true);
   });
 
@@ -137,9 +160,13 @@ describe('Slack alerts', () => {
     const down = await pipelineRun('run-down');
     expect(Date.now() - started).toBeLessThan(FAST.retryBudgetMs + 8000);
     expect(down).toMatchObject({ messagesDelivered: 0, messagesUndelivered: 1 });
-    const { rows } = await env.pool.query(`select delivered, attempts, last_error from ops.alerts where run_id = 'run-down'`);
+    const { rows } = await env.pool.query(
+      `select delivered, attempts, last_error from ops.alerts where run_id = 'run-down'`,
+    );
     expect(rows.length).toBeGreaterThan(0);
-    expect(rows.every((r) => !r.delivered && r.attempts === FAST.maxAttempts && /HTTP 500/.test(r.last_error))).toBe(true);
+    expect(rows.every((r) => !r.delivered && r.attempts === FAST.maxAttempts && /HTTP 500/.test(r.last_error))).toBe(
+      true,
+    );
     expect(slack.received).toHaveLength(0);
 
     // Slack is back; a later run for another (clean) date retries the undelivered message first
@@ -157,7 +184,10 @@ describe('Slack alerts', () => {
     await breakVolume();
     env.config = { ...env.config, slackWebhookUrl: null };
     const logged: string[] = [];
-    const alerts = createAlertActivities(env, { alertConfig: FAST, log: (msg, meta) => logged.push(`${msg} ${JSON.stringify(meta)}`) });
+    const alerts = createAlertActivities(env, {
+      alertConfig: FAST,
+      log: (msg, meta) => logged.push(`${msg} ${JSON.stringify(meta)}`),
+    });
     const out = await pipelineRun('run-nourl', { alerts });
     expect(out.alerted.length).toBeGreaterThan(0);
     expect(logged).toHaveLength(1);
@@ -202,8 +232,12 @@ describe('Slack alerts', () => {
     // retried: nothing new
     await alerts.sendBackfillSummary({ from: seeded.dates[3], to: last, run });
     expect(slack.received).toHaveLength(1);
-    expect(slack.received[0].text).toContain(`Backfill ${seeded.dates[3]} → ${last}: 7 dates checked, 6 clean, 1 with warnings or failures`);
-    expect(JSON.stringify(slack.received[0].blocks)).toContain(`/workflows/backfill-${seeded.dates[3]}-${last}/bf-run/history`);
+    expect(slack.received[0].text).toContain(
+      `Backfill ${seeded.dates[3]} → ${last}: 7 dates checked, 6 clean, 1 with warnings or failures`,
+    );
+    expect(JSON.stringify(slack.received[0].blocks)).toContain(
+      `/workflows/backfill-${seeded.dates[3]}-${last}/bf-run/history`,
+    );
     // the fingerprints the summary covered are not posted again by a later daily re-run
     await pipelineRun('after-backfill');
     expect(slack.received).toHaveLength(1);
@@ -211,7 +245,10 @@ describe('Slack alerts', () => {
 
   it('alert settings come from the environment, bad values named', () => {
     expect(loadAlertConfig({})).toEqual(ALERT_DEFAULTS);
-    expect(loadAlertConfig({ SLACK_RETRY_BUDGET_MS: '1000', ALERT_MATERIAL_CHANGE: '0.25' })).toMatchObject({ retryBudgetMs: 1000, materialChange: 0.25 });
+    expect(loadAlertConfig({ SLACK_RETRY_BUDGET_MS: '1000', ALERT_MATERIAL_CHANGE: '0.25' })).toMatchObject({
+      retryBudgetMs: 1000,
+      materialChange: 0.25,
+    });
     expect(() => loadAlertConfig({ SLACK_MAX_ATTEMPTS: '0' })).toThrow(/SLACK_MAX_ATTEMPTS="0"/);
   });
 });

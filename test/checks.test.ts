@@ -19,7 +19,14 @@ describe('data-quality checks', () => {
 
   beforeEach(async () => {
     env = await createTestEnv({ topic: false });
-    seeded = await seedWarehouse(env.pool, { start: '2024-12-01', days: 10, users: 150, churn: 0, steady: true, seed: 11 });
+    seeded = await seedWarehouse(env.pool, {
+      start: '2024-12-01',
+      days: 10,
+      users: 150,
+      churn: 0,
+      steady: true,
+      seed: 11,
+    });
     last = seeded.dates[seeded.dates.length - 1];
     lastKey = dateKey(last);
   });
@@ -117,7 +124,10 @@ describe('data-quality checks', () => {
     expect(by.nulls.details).toContain('purchase_amount 1');
 
     await env.pool.query('alter table warehouse.fact_events alter column user_key drop not null');
-    await env.pool.query(`update warehouse.fact_events set user_key = null where date_key = $1 and event_type = 'page_view'`, [lastKey]);
+    await env.pool.query(
+      `update warehouse.fact_events set user_key = null where date_key = $1 and event_type = 'page_view'`,
+      [lastKey],
+    );
     ({ by } = await check(last));
     expect(by.nulls.details).toMatch(/user_key \d+/);
     expect(Number(by.nulls.observed)).toBeGreaterThan(0.1);
@@ -159,7 +169,10 @@ describe('data-quality checks', () => {
   });
 
   it('freshness: a stale date fails, for a backfill (data stops at noon) and for the scheduled run (3 days old)', async () => {
-    await env.pool.query(`delete from warehouse.fact_events where date_key = $1 and event_time >= $2::date + interval '12 hours'`, [lastKey, last]);
+    await env.pool.query(
+      `delete from warehouse.fact_events where date_key = $1 and event_time >= $2::date + interval '12 hours'`,
+      [lastKey, last],
+    );
     const backfill = await check(last);
     expect(backfill.by.freshness.status).toBe('fail');
     expect(Number(backfill.by.freshness.observed)).toBeGreaterThan(11);
@@ -168,8 +181,11 @@ describe('data-quality checks', () => {
     expect(scheduled.by.freshness.details).toMatch(/is \d+(\.\d+)? h old/);
   });
 
-  it('dead letters: 5 % of the date\'s records dead-lettered fails', async () => {
-    const { rows } = await env.pool.query(`select sum(row_count)::int as n from ops.lake_files where dt = $1 and area = 'events'`, [last]);
+  it("dead letters: 5 % of the date's records dead-lettered fails", async () => {
+    const { rows } = await env.pool.query(
+      `select sum(row_count)::int as n from ops.lake_files where dt = $1 and area = 'events'`,
+      [last],
+    );
     await env.pool.query(`delete from ops.lake_files where dt = $1 and area = 'dead_letter'`, [last]);
     const dead = Math.round((rows[0].n * 0.05) / 0.95);
     await env.pool.query(
@@ -183,7 +199,10 @@ describe('data-quality checks', () => {
   });
 
   it('reconciliation: facts missing against the records landed fail; repeated event_ids in staging count once', async () => {
-    await env.pool.query(`delete from warehouse.fact_events where event_id in (select event_id from warehouse.fact_events where date_key = $1 limit 3)`, [lastKey]);
+    await env.pool.query(
+      `delete from warehouse.fact_events where event_id in (select event_id from warehouse.fact_events where date_key = $1 limit 3)`,
+      [lastKey],
+    );
     let { by } = await check(last);
     expect(by.reconciliation.status).toBe('fail');
     expect(by.reconciliation.details).toContain('difference -3');
@@ -196,9 +215,7 @@ describe('data-quality checks', () => {
        from warehouse.fact_events as f join warehouse.dim_user as du using (user_key) where f.date_key = $1`,
       [lastKey],
     );
-    await env.pool.query(
-      `insert into staging.events_${lastKey} select * from staging.events_${lastKey} limit 3`,
-    );
+    await env.pool.query(`insert into staging.events_${lastKey} select * from staging.events_${lastKey} limit 3`);
     ({ by } = await check(last));
     expect(by.reconciliation.status).toBe('pass');
     expect(by.reconciliation.details).toContain('3 repeated event_ids subtracted');
@@ -214,9 +231,19 @@ describe('data-quality checks', () => {
 
   it('thresholds come from the environment with the SPEC defaults, and bad values are named', () => {
     expect(loadDqConfig({})).toEqual(DQ_DEFAULTS);
-    expect(DQ_DEFAULTS).toMatchObject({ volumeTolerance: 0.2, deadLetterMaxRatio: 0.01, freshnessMaxAgeHours: 24, nullMaxRatio: 0 });
-    expect(loadDqConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' })).toMatchObject({ deadLetterMaxRatio: 0.06, volumeTolerance: 0.5 });
-    expect(() => loadDqConfig({ DQ_VOLUME_TOLERANCE: 'twenty' })).toThrow(/DQ_VOLUME_TOLERANCE="twenty".*number from 0/);
+    expect(DQ_DEFAULTS).toMatchObject({
+      volumeTolerance: 0.2,
+      deadLetterMaxRatio: 0.01,
+      freshnessMaxAgeHours: 24,
+      nullMaxRatio: 0,
+    });
+    expect(loadDqConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' })).toMatchObject({
+      deadLetterMaxRatio: 0.06,
+      volumeTolerance: 0.5,
+    });
+    expect(() => loadDqConfig({ DQ_VOLUME_TOLERANCE: 'twenty' })).toThrow(
+      /DQ_VOLUME_TOLERANCE="twenty".*number from 0/,
+    );
     expect(() => loadDqConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' })).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
   });
 
@@ -250,7 +277,9 @@ describe('data-quality checks', () => {
     expect(clean.stdout).toContain(`${CHECKS.length} pass, 0 warn, 0 fail`);
 
     // a warning alone keeps exit code 0
-    await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [seeded.dates[3]]);
+    await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [
+      seeded.dates[3],
+    ]);
     const warned = await run(['--date', last]);
     expect(warned.code).toBe(0);
     expect(warned.stdout).toMatch(/schedule_gaps\s+ops\.pipeline_runs\s+WARN/);
@@ -259,7 +288,9 @@ describe('data-quality checks', () => {
     const broken = await run(['--date', last]);
     expect(broken.code).toBe(1);
     expect(broken.stdout).toMatch(/volume\s+warehouse\.fact_events\s+FAIL/);
-    const { rows } = await env.pool.query(`select count(distinct run_id)::int as n from ops.dq_results where run_id like 'manual-%'`);
+    const { rows } = await env.pool.query(
+      `select count(distinct run_id)::int as n from ops.dq_results where run_id like 'manual-%'`,
+    );
     expect(rows[0].n).toBe(3);
 
     const bad = await run(['--date', '2024-13-01']);

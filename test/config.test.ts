@@ -26,7 +26,9 @@ describe('configuration', () => {
     ['TEMPORAL_UI_URL', 'ftp://x'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
-    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=.*${value.split(',').pop()!.replace(/[.:/]/g, '.')}`));
+    expect(() => loadConfig({ [name]: value })).toThrow(
+      new RegExp(`${name}=.*${value.split(',').pop()!.replace(/[.:/]/g, '.')}`),
+    );
   });
 
   it('.env.example documents every variable the configuration reads', () => {
@@ -46,14 +48,33 @@ describe('docker-compose.yml', () => {
       expect.arrayContaining(['postgres', 'kafka', 'temporal', 'temporal-ui', 'worker']),
     );
     const ports = Object.values<{ ports?: string[] }>(compose.services).flatMap((s) => s.ports ?? []);
-    expect(ports).toEqual(expect.arrayContaining(['127.0.0.1:5432:5432', '127.0.0.1:9092:9092', '127.0.0.1:7233:7233', '127.0.0.1:8233:8233']));
+    expect(ports).toEqual(
+      expect.arrayContaining([
+        '127.0.0.1:5432:5432',
+        '127.0.0.1:9092:9092',
+        '127.0.0.1:7233:7233',
+        '127.0.0.1:8233:8233',
+      ]),
+    );
   });
 
   it('gives the worker the same environment variables as the native stack', () => {
     const env = compose.services.worker.environment;
-    for (const name of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_TASK_QUEUE', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'LAKE_DIR', 'SLACK_WEBHOOK_URL', 'TEMPORAL_UI_URL']) {
+    for (const name of [
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+      'TEMPORAL_TASK_QUEUE',
+      'KAFKA_BROKERS',
+      'KAFKA_TOPIC',
+      'LAKE_DIR',
+      'SLACK_WEBHOOK_URL',
+      'TEMPORAL_UI_URL',
+    ]) {
       expect(env, name).toHaveProperty(name);
     }
-    expect(() => loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{.*\}/, '')])))).not.toThrow();
+    expect(() =>
+      loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{.*\}/, '')]))),
+    ).not.toThrow();
   });
 });

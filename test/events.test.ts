@@ -50,7 +50,9 @@ describe('event contract v1', () => {
   });
 
   it('keeps microseconds and handles negative and compact offsets', () => {
-    expect(parseIsoTimeUs('2024-12-31T23:30:00.123456-02:00')).toBe(Date.parse('2025-01-01T01:30:00.123Z') * 1000 + 456);
+    expect(parseIsoTimeUs('2024-12-31T23:30:00.123456-02:00')).toBe(
+      Date.parse('2025-01-01T01:30:00.123Z') * 1000 + 456,
+    );
     expect(parseIsoTimeUs('2024-12-17T09:30:00+0530')).toBe(Date.parse('2024-12-17T04:00:00Z') * 1000);
     expect(parseIsoTimeUs('2024-02-29T00:00:00Z')).not.toBeNull();
     expect(parseIsoTimeUs('2023-02-29T00:00:00Z')).toBeNull();
@@ -58,7 +60,9 @@ describe('event contract v1', () => {
   });
 
   it('requires the user attributes on user events and the purchase on purchase events', () => {
-    expect(reasonOf(valid({ event_type: 'user_signup', purchase: undefined }))).toBe('missing required field "user" on user_signup');
+    expect(reasonOf(valid({ event_type: 'user_signup', purchase: undefined }))).toBe(
+      'missing required field "user" on user_signup',
+    );
     const user = { email: 'a@example.com', plan: 'pro', country: 'FR' };
     expect(parse(valid({ event_type: 'plan_change', purchase: undefined, user })).ok).toBe(true);
     expect(reasonOf(valid({ event_type: 'plan_change', user: { ...user, plan: 'gold' } }))).toBe(
@@ -67,7 +71,9 @@ describe('event contract v1', () => {
     expect(reasonOf(valid({ event_type: 'profile_update', user: { email: 'a@example.com', plan: 'pro' } }))).toBe(
       'missing required field "user.country"',
     );
-    expect(reasonOf(valid({ event_type: 'payment_failed', purchase: undefined }))).toBe('missing required field "purchase" on payment_failed');
+    expect(reasonOf(valid({ event_type: 'payment_failed', purchase: undefined }))).toBe(
+      'missing required field "purchase" on payment_failed',
+    );
     expect(reasonOf(valid({ purchase: { order_id: 'o', product_id: 'p', amount: 1, currency: 'eur' } }))).toBe(
       'field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got "eur"',
     );
@@ -80,13 +86,29 @@ describe('event contract v1', () => {
     ['not JSON', '{"schema_version":"v1",', /^not valid JSON: /],
     ['not an object', '[1,2]', /^record must be a JSON object, got an array$/],
     ['missing field', valid({ user_id: undefined }), /^missing required field "user_id"$/],
-    ['wrong type', valid({ purchase: { order_id: 'o', product_id: 'p', amount: 'abc', currency: 'EUR' } }), /^field "purchase.amount" must be a number >= 0, got "abc"$/],
+    [
+      'wrong type',
+      valid({ purchase: { order_id: 'o', product_id: 'p', amount: 'abc', currency: 'EUR' } }),
+      /^field "purchase.amount" must be a number >= 0, got "abc"$/,
+    ],
     ['wrong type of user_id', valid({ user_id: 12345 }), /^field "user_id" must be a string, got 12345$/],
     ['unknown event_type', valid({ event_type: 'foo' }), /^unknown event_type "foo"$/],
     ['unknown schema_version', valid({ schema_version: 'v2' }), /^unknown schema_version "v2"$/],
-    ['event_time without offset', valid({ event_time: '2024-12-17T09:30:00' }), /^field "event_time" must be ISO-8601 with an offset/],
-    ['far-future event_time', valid({ event_time: '2030-01-01T00:00:00Z' }), /^event_time 2030-01-01T00:00:00Z is more than 1 day in the future$/],
-    ['bad device type', valid({ device: { type: 'watch' } }), /^field "device.type" must be one of desktop\|mobile\|tablet, got "watch"$/],
+    [
+      'event_time without offset',
+      valid({ event_time: '2024-12-17T09:30:00' }),
+      /^field "event_time" must be ISO-8601 with an offset/,
+    ],
+    [
+      'far-future event_time',
+      valid({ event_time: '2030-01-01T00:00:00Z' }),
+      /^event_time 2030-01-01T00:00:00Z is more than 1 day in the future$/,
+    ],
+    [
+      'bad device type',
+      valid({ device: { type: 'watch' } }),
+      /^field "device.type" must be one of desktop\|mobile\|tablet, got "watch"$/,
+    ],
     ['bad event_id', valid({ event_id: 'abc' }), /^field "event_id" must be a UUID, got "abc"$/],
   ])('rejects %s with a precise reason', (_kind, value, reason) => {
     expect(reasonOf(value)).toMatch(reason);
@@ -94,7 +116,11 @@ describe('event contract v1', () => {
 
   it('tells the id and time of a rejected record when they are readable', () => {
     const r = parse(valid({ schema_version: 'v2' }));
-    expect(r).toMatchObject({ ok: false, eventId: '7d213b2e-2391-46bd-a75b-d1223f5db9e0', eventTime: new Date('2024-12-17T08:30:00.123Z') });
+    expect(r).toMatchObject({
+      ok: false,
+      eventId: '7d213b2e-2391-46bd-a75b-d1223f5db9e0',
+      eventTime: new Date('2024-12-17T08:30:00.123Z'),
+    });
   });
 
   it('accepts an event up to 1 day ahead of the clock', () => {
@@ -103,7 +129,9 @@ describe('event contract v1', () => {
   });
 
   it('validates fast enough for the landing (>= 60k records/s with room to spare)', () => {
-    const raws = [...generateEvents({ events: 20_000, days: 1, start: '2024-12-01', seed: 1, badRate: 0 })].map((r) => r.value);
+    const raws = [...generateEvents({ events: 20_000, days: 1, start: '2024-12-01', seed: 1, badRate: 0 })].map(
+      (r) => r.value,
+    );
     let best = 0;
     for (let round = 0; round < 4; round++) {
       const started = performance.now();
@@ -116,7 +144,10 @@ describe('event contract v1', () => {
 
 describe('event generator', () => {
   it('is deterministic for a seed and different across seeds', () => {
-    const run = (seed: number) => [...generateEvents({ events: 2_000, days: 2, start: '2024-12-01', seed, badRate: 0.05 })].map((r) => r.value.toString());
+    const run = (seed: number) =>
+      [...generateEvents({ events: 2_000, days: 2, start: '2024-12-01', seed, badRate: 0.05 })].map((r) =>
+        r.value.toString(),
+      );
     expect(run(1)).toEqual(run(1));
     expect(run(1)).not.toEqual(run(2));
   });

@@ -13,10 +13,12 @@ const config = loadConfig();
 
 function httpStatus(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .on('error', reject);
   });
 }
 
@@ -37,7 +39,9 @@ describe('the local stack', () => {
   it('PostgreSQL answers', async () => {
     const client = new pg.Client({ connectionString: config.databaseUrl });
     await client.connect();
-    const { rows } = await client.query<{ version: number }>(`select current_setting('server_version_num')::int as version`);
+    const { rows } = await client.query<{ version: number }>(
+      `select current_setting('server_version_num')::int as version`,
+    );
     await client.end();
     expect(rows[0].version).toBeGreaterThanOrEqual(150000);
   });
@@ -61,7 +65,9 @@ describe('the local stack', () => {
       const info = await connection.workflowService.getSystemInfo({});
       expect(info.serverVersion).toMatch(/\d+\.\d+/);
       const attributes = await connection.operatorService.listSearchAttributes({ namespace: config.temporalNamespace });
-      expect(Object.keys(attributes.customAttributes)).toEqual(expect.arrayContaining(['PipelineDate', 'PipelineStep']));
+      expect(Object.keys(attributes.customAttributes)).toEqual(
+        expect.arrayContaining(['PipelineDate', 'PipelineStep']),
+      );
     } finally {
       await connection.close();
     }
@@ -126,9 +132,13 @@ describe('migrations and the migrated schema', () => {
   it('keeps analyst from writing anywhere or reading staging', async () => {
     await pool.query('create table staging.probe (id int)');
     expect(await pgErrorCode(analyst, 'select * from staging.probe')).toBe('42501');
-    expect(await pgErrorCode(analyst, `insert into warehouse.dim_device (device_type, os, browser) values ('a', 'b', 'c')`)).toBe('25006');
+    expect(
+      await pgErrorCode(analyst, `insert into warehouse.dim_device (device_type, os, browser) values ('a', 'b', 'c')`),
+    ).toBe('25006');
     await analyst.query('set default_transaction_read_only = off');
-    expect(await pgErrorCode(analyst, `insert into warehouse.dim_device (device_type, os, browser) values ('a', 'b', 'c')`)).toBe('42501');
+    expect(
+      await pgErrorCode(analyst, `insert into warehouse.dim_device (device_type, os, browser) values ('a', 'b', 'c')`),
+    ).toBe('42501');
     expect(await pgErrorCode(analyst, 'delete from ops.pipeline_runs')).toBe('42501');
     expect(await pgErrorCode(analyst, 'create table public.mine (id int)')).toBe('42501');
     expect(await pgErrorCode(analyst, 'create table warehouse.mine (id int)')).toBe('42501');
@@ -148,7 +158,9 @@ describe('migrations and the migrated schema', () => {
     }
     await pool.query(insert, ['u2', 'free', '2024-01-01T00:00:00Z', '2024-01-10T00:00:00Z', false]);
     await pool.query(insert, ['u2', 'pro', '2024-01-10T00:00:00Z', null, true]);
-    const { rows } = await pool.query(`select count(*)::int as n from warehouse.dim_user where user_id in ('u1', 'u2')`);
+    const { rows } = await pool.query(
+      `select count(*)::int as n from warehouse.dim_user where user_id in ('u1', 'u2')`,
+    );
     expect(rows[0].n).toBe(2);
   });
 

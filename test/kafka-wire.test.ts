@@ -12,11 +12,19 @@ const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur
 describe('kafka-wire', () => {
   it('hashes keys with the murmur2 of kafkajs, so keys land in the same partitions', () => {
     const partitioner = Partitioners.DefaultPartitioner();
-    const partitionMetadata = [0, 1, 2, 3].map((partitionId) => ({ partitionId, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+    const partitionMetadata = [0, 1, 2, 3].map((partitionId) => ({
+      partitionId,
+      leader: 1,
+      replicas: [1],
+      isr: [1],
+      partitionErrorCode: 0,
+    }));
     for (let i = 0; i < 5000; i++) {
       const key = i % 2 === 0 ? Buffer.from(`user_${i}`) : randomBytes(i % 41);
       expect(murmur2(key)).toBe(kafkajsMurmur2(key));
-      expect(partitionForKey(key, 4)).toBe(partitioner({ topic: 't', partitionMetadata, message: { key, value: null } }));
+      expect(partitionForKey(key, 4)).toBe(
+        partitioner({ topic: 't', partitionMetadata, message: { key, value: null } }),
+      );
     }
   });
 

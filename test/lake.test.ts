@@ -5,7 +5,16 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLandActivities } from '../activities/land';
 import { parseEvent } from '../lib/events';
-import { DeadLetterRows, EventRows, lakeFilePath, partitionPath, readEventFile, readLakeFiles, toParquet, writeLakeFile } from '../lib/lake';
+import {
+  DeadLetterRows,
+  EventRows,
+  lakeFilePath,
+  partitionPath,
+  readEventFile,
+  readLakeFiles,
+  toParquet,
+  writeLakeFile,
+} from '../lib/lake';
 import { produceEvents } from '../scripts/produce';
 import { createTestEnv, type TestEnv } from './support';
 
@@ -37,7 +46,8 @@ for area in ('events', 'dead_letter'):
 print(json.dumps(out))
 `;
   const run = spawnSync(PYTHON, ['-c', code, lakeDir], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`DuckDB failed (is duckdb installed in .tools/venv?): ${run.stderr || run.error}`);
+  if (run.status !== 0)
+    throw new Error(`DuckDB failed (is duckdb installed in .tools/venv?): ${run.stderr || run.error}`);
   return JSON.parse(run.stdout);
 }
 
@@ -95,8 +105,20 @@ describe('lake files', () => {
     const now = new Date('2024-12-18T00:00:00Z');
     const rows = new EventRows('events', 3);
     const raw = (o: object) => Buffer.from(JSON.stringify(o));
-    const base = { schema_version: 'v1', event_type: 'page_view', user_id: 'u-1', event_time: '2024-12-17T10:00:00.000123+01:00' };
-    const a = parseEvent(raw({ ...base, event_id: '00000000-0000-4000-8000-000000000001', context: { page: '/städte/zürich 🚲', country: 'CH' } }), now);
+    const base = {
+      schema_version: 'v1',
+      event_type: 'page_view',
+      user_id: 'u-1',
+      event_time: '2024-12-17T10:00:00.000123+01:00',
+    };
+    const a = parseEvent(
+      raw({
+        ...base,
+        event_id: '00000000-0000-4000-8000-000000000001',
+        context: { page: '/städte/zürich 🚲', country: 'CH' },
+      }),
+      now,
+    );
     const b = parseEvent(raw({ ...base, event_id: '00000000-0000-4000-8000-000000000002' }), now);
     if (!a.ok || !b.ok) throw new Error('fixture events must be valid');
     rows.push(a.event, 10, 1_734_426_000_000);
@@ -120,7 +142,9 @@ describe('lake files', () => {
         expect(table.getChild('page')!.toArray()).toEqual(['/städte/zürich 🚲', null]);
         expect(table.getChild('country')!.toArray()).toEqual(['CH', null]);
         expect(table.getChild('event_time')!.type.toString()).toBe('Timestamp<MICROSECOND, UTC>');
-        expect(Number(table.getChild('event_time')!.data[0].values[0])).toBe(Date.parse('2024-12-17T09:00:00Z') * 1000 + 123);
+        expect(Number(table.getChild('event_time')!.data[0].values[0])).toBe(
+          Date.parse('2024-12-17T09:00:00Z') * 1000 + 123,
+        );
         expect(Array.from(table.getChild('kafka_offset')!.toArray() as BigInt64Array, Number)).toEqual([10, 11]);
       } else {
         expect(table.getChild('reason')!.get(0)).toBe('not valid JSON: Unexpected end of JSON input');
@@ -130,6 +154,8 @@ describe('lake files', () => {
     }
     expect(seen).toEqual([1, 2]);
     expect(partitionPath(lakeDir, 'events', '2024-12-17')).toBe(path.join(lakeDir, 'events', 'dt=2024-12-17'));
-    await expect(readEventFile(path.join(lakeDir, 'events/dt=2024-12-17/missing.parquet'))).rejects.toThrow(/cannot read lake file/);
+    await expect(readEventFile(path.join(lakeDir, 'events/dt=2024-12-17/missing.parquet'))).rejects.toThrow(
+      /cannot read lake file/,
+    );
   });
 });

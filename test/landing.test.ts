@@ -65,7 +65,13 @@ async function lakeRows(e: TestEnv) {
     const offsets = table.getChild('kafka_offset')!.toArray() as BigInt64Array;
     const reasons = f.area === 'dead_letter' ? table.getChild('reason')!.toArray() : null;
     for (let i = 0; i < table.numRows; i++) {
-      rows.push({ area: f.area, dt: f.dt, partition: partitions[i], offset: Number(offsets[i]), reason: reasons ? reasons[i] : null });
+      rows.push({
+        area: f.area,
+        dt: f.dt,
+        partition: partitions[i],
+        offset: Number(offsets[i]),
+        reason: reasons ? reasons[i] : null,
+      });
     }
   }
   return rows;
@@ -73,7 +79,10 @@ async function lakeRows(e: TestEnv) {
 
 function expectExactlyOnce(rows: { partition: number; offset: number }[], hw: Map<number, number>): void {
   for (const [partition, high] of hw) {
-    const offsets = rows.filter((r) => r.partition === partition).map((r) => r.offset).sort((a, b) => a - b);
+    const offsets = rows
+      .filter((r) => r.partition === partition)
+      .map((r) => r.offset)
+      .sort((a, b) => a - b);
     expect(offsets.length, `partition ${partition}`).toBe(high);
     offsets.forEach((o, i) => expect(o).toBe(i));
   }
@@ -82,7 +91,13 @@ function expectExactlyOnce(rows: { partition: number; offset: number }[], hw: Ma
 describe('landing', () => {
   it('lands every record once: per date, lake rows + dead letters = records produced; total = what the broker holds', async () => {
     const e = await env();
-    const produced = await produceEvents(e.config, { events: 50_000, days: 3, start: '2024-12-01', seed: 7, badRate: 0.02 });
+    const produced = await produceEvents(e.config, {
+      events: 50_000,
+      days: 3,
+      start: '2024-12-01',
+      seed: 7,
+      badRate: 0.02,
+    });
     const out = await land(e);
     const hw = await highWatermarks(e);
     const total = [...hw.values()].reduce((a, b) => a + b, 0);
@@ -107,9 +122,15 @@ describe('landing', () => {
 
     const landings = await e.db.selectFrom('ops.landings').selectAll().execute();
     expect(landings).toHaveLength(1);
-    expect(Number(landings[0].records_read)).toBe(Number(landings[0].records_landed) + Number(landings[0].records_dead_lettered));
+    expect(Number(landings[0].records_read)).toBe(
+      Number(landings[0].records_landed) + Number(landings[0].records_dead_lettered),
+    );
     expect(Number(landings[0].records_read)).toBe(total);
-    const offsets = await e.db.selectFrom('ops.kafka_offsets').selectAll().where('topic', '=', e.config.kafkaTopic).execute();
+    const offsets = await e.db
+      .selectFrom('ops.kafka_offsets')
+      .selectAll()
+      .where('topic', '=', e.config.kafkaTopic)
+      .execute();
     for (const o of offsets) expect(Number(o.next_offset)).toBe(hw.get(o.partition));
   });
 
@@ -122,7 +143,15 @@ describe('landing', () => {
     const manifestBefore = await manifest(e);
 
     const second = await land(e);
-    expect(second).toEqual({ recordsRead: 0, recordsLanded: 0, recordsDeadLettered: 0, files: 0, bytes: 0, perDate: [], reloadDates: [] });
+    expect(second).toEqual({
+      recordsRead: 0,
+      recordsLanded: 0,
+      recordsDeadLettered: 0,
+      files: 0,
+      bytes: 0,
+      perDate: [],
+      reloadDates: [],
+    });
     expect(lakeFiles(e)).toEqual(filesBefore);
     expect(await manifest(e)).toEqual(manifestBefore);
     expect(await e.db.selectFrom('ops.landings').selectAll().execute()).toHaveLength(1);
@@ -160,7 +189,10 @@ describe('landing', () => {
     await produceEvents(e.config, { events: 4_000, days: 2, start: '2024-12-01', seed: 5, badRate: 0 });
     const first = await land(e);
     expect(first.reloadDates).toEqual([]);
-    await e.db.insertInto('ops.date_loads').values({ dt: '2024-12-01', first_loaded_at: new Date(), last_loaded_at: new Date() }).execute();
+    await e.db
+      .insertInto('ops.date_loads')
+      .values({ dt: '2024-12-01', first_loaded_at: new Date(), last_loaded_at: new Date() })
+      .execute();
     const filesBefore = new Set((await manifest(e)).map((f) => f.path));
 
     const late = await produceEvents(e.config, { events: 300, days: 1, start: '2024-12-01', seed: 99, badRate: 0 });
@@ -170,7 +202,11 @@ describe('landing', () => {
     const newFiles = (await manifest(e)).filter((f) => !filesBefore.has(f.path));
     expect(newFiles.every((f) => f.dt === '2024-12-01' && f.path.startsWith('events/dt=2024-12-01/'))).toBe(true);
     expect(newFiles.reduce((a, f) => a + f.row_count, 0)).toBe(late.byDate['2024-12-01']);
-    const mark = await e.db.selectFrom('ops.date_loads').selectAll().where('dt', '=', '2024-12-01').executeTakeFirstOrThrow();
+    const mark = await e.db
+      .selectFrom('ops.date_loads')
+      .selectAll()
+      .where('dt', '=', '2024-12-01')
+      .executeTakeFirstOrThrow();
     expect(mark.needs_reload).toBe(true);
     expect(mark.reload_reason).toMatch(/^300 late records landed/);
     const other = await e.db.selectFrom('ops.date_loads').selectAll().where('dt', '=', '2024-12-02').execute();

@@ -28,7 +28,12 @@ const DEVICES = [
   { type: 'tablet', os: 'iPadOS' },
 ] as const;
 
-function event(type: RawEventV1['event_type'], userId: string, time: string, extra: Partial<RawEventV1> = {}): RawEventV1 {
+function event(
+  type: RawEventV1['event_type'],
+  userId: string,
+  time: string,
+  extra: Partial<RawEventV1> = {},
+): RawEventV1 {
   return {
     schema_version: 'v1',
     event_id: randomUUID(),
@@ -44,7 +49,8 @@ function event(type: RawEventV1['event_type'], userId: string, time: string, ext
 
 const signup = (userId: string, time: string, user: Attributes) => event('user_signup', userId, time, { user });
 const planChange = (userId: string, time: string, user: Attributes) => event('plan_change', userId, time, { user });
-const profileUpdate = (userId: string, time: string, user: Attributes) => event('profile_update', userId, time, { user });
+const profileUpdate = (userId: string, time: string, user: Attributes) =>
+  event('profile_update', userId, time, { user });
 const pageView = (userId: string, time: string, page = '/pricing') =>
   event('page_view', userId, time, { context: { country: 'DE', page, referrer: 'https://example.com/' } });
 const purchase = (userId: string, time: string, amount: number) =>
@@ -62,7 +68,11 @@ interface LoadFeed {
 
 /** The real landing path: JSON records produced to the test's topic (keyed by user_id), then landEvents. */
 async function landingFeed(env: TestEnv): Promise<LoadFeed & { close(): Promise<void> }> {
-  const producer = new Kafka({ clientId: 'loads-test', brokers: env.config.kafkaBrokers, logLevel: logLevel.NOTHING }).producer();
+  const producer = new Kafka({
+    clientId: 'loads-test',
+    brokers: env.config.kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+  }).producer();
   await producer.connect();
   const land = createLandActivities({ config: env.config, pool: env.pool, db: env.db });
   return {
@@ -72,7 +82,11 @@ async function landingFeed(env: TestEnv): Promise<LoadFeed & { close(): Promise<
         messages: events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
       });
       const landed = await land.landEvents({});
-      expect(landed).toMatchObject({ recordsRead: events.length, recordsLanded: events.length, recordsDeadLettered: 0 });
+      expect(landed).toMatchObject({
+        recordsRead: events.length,
+        recordsLanded: events.length,
+        recordsDeadLettered: 0,
+      });
     },
     close: () => producer.disconnect(),
   };
@@ -148,7 +162,13 @@ async function integrity(env: TestEnv) {
   return rows[0];
 }
 
-const CLEAN = { orphan_users: 0, orphan_devices: 0, facts_outside_version: 0, users_without_one_current: 0, gaps_or_overlaps: 0 };
+const CLEAN = {
+  orphan_users: 0,
+  orphan_devices: 0,
+  facts_outside_version: 0,
+  users_without_one_current: 0,
+  gaps_or_overlaps: 0,
+};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -195,7 +215,12 @@ function busyDay(date: string): RawEventV1[] {
     if (i % 3 === 0) events.push(planChange(user, `${date}T1${i % 10}:30:00.000Z`, { ...attrs, plan: 'pro' }));
     if (i % 2 === 0) events.push(purchase(user, `${date}T2${i % 4}:15:00.123456Z`, 19.99 + i));
   }
-  events.push({ ...pageView('anonymous-1', `${date}T12:00:00Z`), device: undefined, context: undefined, session_id: undefined });
+  events.push({
+    ...pageView('anonymous-1', `${date}T12:00:00Z`),
+    device: undefined,
+    context: undefined,
+    session_id: undefined,
+  });
   return events;
 }
 
@@ -214,7 +239,12 @@ describe('warehouse loads', () => {
     const second = await load('2024-12-17');
     expect(await tableHashes(env)).toEqual(after1);
     expect(second.loaded).toMatchObject({ rowsInserted: 0, rowsUpdated: 0, rowsUnchanged: day.length });
-    expect(second.dimensions.user).toMatchObject({ versionsInserted: 0, versionsUpdated: 0, versionsDeleted: 0, factsRepointed: 0 });
+    expect(second.dimensions.user).toMatchObject({
+      versionsInserted: 0,
+      versionsUpdated: 0,
+      versionsDeleted: 0,
+      factsRepointed: 0,
+    });
     expect(second.dimensions.device.devicesInserted).toBe(0);
     for (let i = 0; i < 8; i++) await load('2024-12-17');
     expect(await tableHashes(env)).toEqual(after1);
@@ -224,10 +254,26 @@ describe('warehouse loads', () => {
     );
     expect(rows).toEqual([
       { step: 'dimensions', status: 'succeeded', rows_read: 21, rows_inserted: 0, rows_updated: 0, rows_unchanged: 28 },
-      { step: 'facts', status: 'succeeded', rows_read: day.length + 1, rows_inserted: 0, rows_updated: 0, rows_unchanged: day.length },
-      { step: 'stage', status: 'succeeded', rows_read: day.length + 1, rows_inserted: day.length, rows_updated: null, rows_unchanged: null },
+      {
+        step: 'facts',
+        status: 'succeeded',
+        rows_read: day.length + 1,
+        rows_inserted: 0,
+        rows_updated: 0,
+        rows_unchanged: day.length,
+      },
+      {
+        step: 'stage',
+        status: 'succeeded',
+        rows_read: day.length + 1,
+        rows_inserted: day.length,
+        rows_updated: null,
+        rows_unchanged: null,
+      },
     ]);
-    const { rows: loads } = await env.pool.query(`select needs_reload, first_loaded_at < last_loaded_at as reloaded from ops.date_loads`);
+    const { rows: loads } = await env.pool.query(
+      `select needs_reload, first_loaded_at < last_loaded_at as reloaded from ops.date_loads`,
+    );
     expect(loads).toEqual([{ needs_reload: false, reloaded: true }]);
   });
 
@@ -236,7 +282,10 @@ describe('warehouse loads', () => {
     const u = 'alice';
     await feed.send([signup(u, '2024-12-01T09:00:00Z', alice), purchase(u, '2024-12-01T10:00:00Z', 10)]);
     await load('2024-12-01');
-    await feed.send([planChange(u, '2024-12-02T08:00:00Z', { ...alice, plan: 'pro' }), purchase(u, '2024-12-02T12:00:00Z', 20)]);
+    await feed.send([
+      planChange(u, '2024-12-02T08:00:00Z', { ...alice, plan: 'pro' }),
+      purchase(u, '2024-12-02T12:00:00Z', 20),
+    ]);
     await load('2024-12-02');
     await feed.send([
       purchase(u, '2024-12-03T05:59:59.999999Z', 30),
@@ -314,7 +363,12 @@ describe('warehouse loads', () => {
     }
     expect(results[1]).toEqual(results[0]);
     expect(results[2]).toEqual(results[0]);
-    expect(results[0].users.filter((u) => u.user_id === 'alice').map((u) => u.plan)).toEqual(['free', 'pro', 'enterprise', 'pro']);
+    expect(results[0].users.filter((u) => u.user_id === 'alice').map((u) => u.plan)).toEqual([
+      'free',
+      'pro',
+      'enterprise',
+      'pro',
+    ]);
     expect(results[0].users.filter((u) => u.user_id === 'bob').map((u) => u.email)).toEqual([
       'bob@example.com',
       'bob@new.example.com',
@@ -344,16 +398,22 @@ describe('warehouse loads', () => {
     expect(await factKey('dave')).toEqual([inferred.user_key]);
 
     // dave signs up the next day; erin's signup happened the day before her purchase but is loaded after it
-    await feed.send([signup('dave', '2024-12-02T08:00:00Z', { email: 'dave@example.com', plan: 'pro', country: 'SE' })]);
+    await feed.send([
+      signup('dave', '2024-12-02T08:00:00Z', { email: 'dave@example.com', plan: 'pro', country: 'SE' }),
+    ]);
     await load('2024-12-02');
-    await feed.send([signup('erin', '2024-11-30T08:00:00Z', { email: 'erin@example.com', plan: 'free', country: 'IT' })]);
+    await feed.send([
+      signup('erin', '2024-11-30T08:00:00Z', { email: 'erin@example.com', plan: 'free', country: 'IT' }),
+    ]);
     await load('2024-11-30');
 
     expect(await versionsOf(env, 'dave')).toEqual([
       { ...inferred, plan: 'pro', email: 'dave@example.com', country: 'SE', is_inferred: false },
     ]);
     const erin = await versionsOf(env, 'erin');
-    expect(erin).toMatchObject([{ plan: 'free', is_inferred: false, is_current: true, valid_from: new Date('2024-11-30T08:00:00Z') }]);
+    expect(erin).toMatchObject([
+      { plan: 'free', is_inferred: false, is_current: true, valid_from: new Date('2024-11-30T08:00:00Z') },
+    ]);
     expect(await factKey('dave')).toEqual([inferred.user_key]);
     expect(await factKey('erin')).toEqual([erin[0].user_key]);
     expect(await integrity(env)).toEqual(CLEAN);
@@ -386,7 +446,12 @@ describe('warehouse loads', () => {
     const marked = await env.pool.query(`select dt, needs_reload from ops.date_loads where needs_reload`);
     expect(marked.rows).toEqual([{ dt: '2024-12-02', needs_reload: true }]);
     const late = await load('2024-12-02');
-    expect(late.dimensions.user).toMatchObject({ versionsInserted: 1, versionsUpdated: 1, versionsDeleted: 0, factsRepointed: 2 });
+    expect(late.dimensions.user).toMatchObject({
+      versionsInserted: 1,
+      versionsUpdated: 1,
+      versionsDeleted: 0,
+      factsRepointed: 2,
+    });
     expect(late.loaded).toMatchObject({ rowsInserted: 1, rowsUpdated: 0, needsReload: false });
     const after = await versionsOf(env, u);
     expect(after.map((v) => [v.plan, v.valid_from.toISOString(), v.valid_to?.toISOString() ?? null])).toEqual([
@@ -417,9 +482,11 @@ describe('warehouse loads', () => {
     await feed.send([signup('gina', '2024-12-07T09:00:00Z', alice), signup('hank', '2024-12-08T09:00:00Z', alice)]);
     await load('2024-12-07');
     const stagingTables = async () =>
-      (await env.pool.query(`select table_name from information_schema.tables where table_schema = 'staging' order by 1`)).rows.map(
-        (r) => r.table_name,
-      );
+      (
+        await env.pool.query(
+          `select table_name from information_schema.tables where table_schema = 'staging' order by 1`,
+        )
+      ).rows.map((r) => r.table_name);
     expect(await stagingTables()).toEqual(['event_files_20241207', 'events', 'events_20241207']);
     await env.pool.query(`update ops.date_loads set last_loaded_at = now() - interval '25 hours'`);
     await load('2024-12-08');

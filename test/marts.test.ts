@@ -31,8 +31,16 @@ interface VersionRow {
 }
 
 async function load(pool: pg.Pool) {
-  const facts = (await pool.query<FactRow>('select event_id, event_time, date_key, user_key::text, event_type, amount, currency from warehouse.fact_events')).rows;
-  const versions = (await pool.query<VersionRow>('select user_key::text, user_id, plan, country, valid_from, valid_to, is_current from warehouse.dim_user')).rows;
+  const facts = (
+    await pool.query<FactRow>(
+      'select event_id, event_time, date_key, user_key::text, event_type, amount, currency from warehouse.fact_events',
+    )
+  ).rows;
+  const versions = (
+    await pool.query<VersionRow>(
+      'select user_key::text, user_id, plan, country, valid_from, valid_to, is_current from warehouse.dim_user',
+    )
+  ).rows;
   const byKey = new Map(versions.map((v) => [v.user_key, v]));
   const byUser = new Map<string, VersionRow[]>();
   for (const v of versions) byUser.set(v.user_id, [...(byUser.get(v.user_id) ?? []), v]);
@@ -64,7 +72,12 @@ function expectedDau(m: Model) {
   const out: Record<string, { dau: number; new_users: number; returning_users: number; events: number }> = {};
   for (const [key, d] of days) {
     const newUsers = [...d.users].filter((u) => firstDay.get(u) === key).length;
-    out[dateOfKey(key)] = { dau: d.users.size, new_users: newUsers, returning_users: d.users.size - newUsers, events: d.events };
+    out[dateOfKey(key)] = {
+      dau: d.users.size,
+      new_users: newUsers,
+      returning_users: d.users.size - newUsers,
+      events: d.events,
+    };
   }
   return out;
 }
@@ -81,7 +94,15 @@ function expectedRevenueDaily(m: Model) {
     g.users.add(u);
   }
   return Object.fromEntries(
-    Object.entries(out).map(([k, g]) => [k, { orders: g.orders, revenue: g.revenue / 100, paying_users: g.users.size, avg_order_value: Math.round(g.revenue / g.orders) / 100 }]),
+    Object.entries(out).map(([k, g]) => [
+      k,
+      {
+        orders: g.orders,
+        revenue: g.revenue / 100,
+        paying_users: g.users.size,
+        avg_order_value: Math.round(g.revenue / g.orders) / 100,
+      },
+    ]),
   );
 }
 
@@ -94,7 +115,10 @@ function expectedFunnel(m: Model) {
     day.set(u, (day.get(u) ?? new Set()).add(f.event_type));
     perDay.set(dateOfKey(f.date_key), day);
   }
-  const out: Record<string, { users: number; conversion_from_previous: number | null; conversion_from_first: number | null }> = {};
+  const out: Record<
+    string,
+    { users: number; conversion_from_previous: number | null; conversion_from_first: number | null }
+  > = {};
   for (const [date, users] of perDay) {
     const sets = [...users.values()];
     const n1 = sets.filter((s) => s.has('page_view')).length;
@@ -102,8 +126,16 @@ function expectedFunnel(m: Model) {
     const n3 = sets.filter((s) => s.has('page_view') && s.has('add_to_cart') && s.has('purchase')).length;
     const ratio = (a: number, b: number) => (b === 0 ? null : r4(a / b));
     out[`${date}|page_view`] = { users: n1, conversion_from_previous: null, conversion_from_first: ratio(n1, n1) };
-    out[`${date}|add_to_cart`] = { users: n2, conversion_from_previous: ratio(n2, n1), conversion_from_first: ratio(n2, n1) };
-    out[`${date}|purchase`] = { users: n3, conversion_from_previous: ratio(n3, n2), conversion_from_first: ratio(n3, n1) };
+    out[`${date}|add_to_cart`] = {
+      users: n2,
+      conversion_from_previous: ratio(n2, n1),
+      conversion_from_first: ratio(n2, n1),
+    };
+    out[`${date}|purchase`] = {
+      users: n3,
+      conversion_from_previous: ratio(n3, n2),
+      conversion_from_first: ratio(n3, n1),
+    };
   }
   return out;
 }
@@ -120,16 +152,28 @@ function expectedChurn(m: Model) {
   for (const [u, t] of last) {
     const lastDayMs = Date.parse(`${t.toISOString().slice(0, 10)}T00:00:00Z`);
     const days = Math.round((asOfMs - lastDayMs) / 86_400_000);
-    if (days >= 7) out[u] = { days_inactive: days, risk_bucket: days >= 30 ? 'high' : days >= 14 ? 'medium' : 'low', plan: m.current(u).plan ?? 'unknown' };
+    if (days >= 7)
+      out[u] = {
+        days_inactive: days,
+        risk_bucket: days >= 30 ? 'high' : days >= 14 ? 'medium' : 'low',
+        plan: m.current(u).plan ?? 'unknown',
+      };
   }
   return out;
 }
 
 function expectedRevenuePerUser(m: Model) {
-  const out: Record<string, { lifetime_revenue: number; orders: number; first: number; last: number; plan: string }> = {};
+  const out: Record<string, { lifetime_revenue: number; orders: number; first: number; last: number; plan: string }> =
+    {};
   for (const f of m.facts.filter((x) => x.event_type === 'purchase')) {
     const u = m.userOf(f);
-    const g = (out[`${u}|${f.currency ?? 'XXX'}`] ??= { lifetime_revenue: 0, orders: 0, first: Infinity, last: -Infinity, plan: m.current(u).plan ?? 'unknown' });
+    const g = (out[`${u}|${f.currency ?? 'XXX'}`] ??= {
+      lifetime_revenue: 0,
+      orders: 0,
+      first: Infinity,
+      last: -Infinity,
+      plan: m.current(u).plan ?? 'unknown',
+    });
     g.lifetime_revenue = cents(g.lifetime_revenue + Number(f.amount ?? 0));
     g.orders += 1;
     g.first = Math.min(g.first, f.event_time.getTime());
@@ -142,12 +186,20 @@ async function marts(pool: pg.Pool) {
   const q = async (text: string) => (await pool.query(text)).rows;
   return {
     dau: Object.fromEntries(
-      (await q('select * from marts.daily_active_users')).map((r) => [r.date, { dau: r.dau, new_users: r.new_users, returning_users: r.returning_users, events: Number(r.events) }]),
+      (await q('select * from marts.daily_active_users')).map((r) => [
+        r.date,
+        { dau: r.dau, new_users: r.new_users, returning_users: r.returning_users, events: Number(r.events) },
+      ]),
     ),
     revenue: Object.fromEntries(
       (await q('select * from marts.revenue_daily')).map((r) => [
         [r.date, r.plan, r.country, r.currency].join('|'),
-        { orders: r.orders, revenue: Number(r.revenue), paying_users: r.paying_users, avg_order_value: Number(r.avg_order_value) },
+        {
+          orders: r.orders,
+          revenue: Number(r.revenue),
+          paying_users: r.paying_users,
+          avg_order_value: Number(r.avg_order_value),
+        },
       ]),
     ),
     funnel: Object.fromEntries(
@@ -161,12 +213,21 @@ async function marts(pool: pg.Pool) {
       ]),
     ),
     churn: Object.fromEntries(
-      (await q('select * from marts.churn_risk')).map((r) => [r.user_id, { days_inactive: r.days_inactive, risk_bucket: r.risk_bucket, plan: r.plan }]),
+      (await q('select * from marts.churn_risk')).map((r) => [
+        r.user_id,
+        { days_inactive: r.days_inactive, risk_bucket: r.risk_bucket, plan: r.plan },
+      ]),
     ),
     perUser: Object.fromEntries(
       (await q('select * from marts.revenue_per_user')).map((r) => [
         `${r.user_id}|${r.currency}`,
-        { lifetime_revenue: Number(r.lifetime_revenue), orders: r.orders, first: r.first_purchase_at.getTime(), last: r.last_purchase_at.getTime(), plan: r.plan },
+        {
+          lifetime_revenue: Number(r.lifetime_revenue),
+          orders: r.orders,
+          first: r.first_purchase_at.getTime(),
+          last: r.last_purchase_at.getTime(),
+          plan: r.plan,
+        },
       ]),
     ),
   };
@@ -200,14 +261,18 @@ describe('marts', () => {
     expect(got.perUser).toEqual(expectedRevenuePerUser(m));
 
     // the data set exercises what the marts distinguish
-    expect(new Set(Object.values(got.churn).map((c: any) => c.risk_bucket))).toEqual(new Set(['low', 'medium', 'high']));
+    expect(new Set(Object.values(got.churn).map((c: any) => c.risk_bucket))).toEqual(
+      new Set(['low', 'medium', 'high']),
+    );
     expect(Object.keys(got.revenue).some((k) => k.endsWith('|EUR'))).toBe(true);
     const planChangers = seeded.versions.filter((v) => !v.is_current).map((v) => v.user_id);
     expect(planChangers.length).toBeGreaterThan(10);
     expect(Object.values(got.dau).some((d: any) => d.new_users > 0 && d.returning_users > 0)).toBe(true);
 
     // the run's dates are recorded as a 'marts' step
-    const { rows } = await env.pool.query(`select count(*)::int as n from ops.pipeline_runs where step = 'marts' and status = 'succeeded'`);
+    const { rows } = await env.pool.query(
+      `select count(*)::int as n from ops.pipeline_runs where step = 'marts' and status = 'succeeded'`,
+    );
     expect(rows[0].n).toBe(seeded.dates.length);
   });
 
@@ -228,16 +293,31 @@ describe('marts', () => {
     const churned = Object.keys(before.churn).find((u) => before.churn[u].risk_bucket === 'high')!;
     const version = seeded.versions.find((v) => v.user_id === churned && v.is_current)!;
     const untouched = Object.keys(before.perUser).find((k) => !k.startsWith(`${churned}|`))!;
-    const { rows: stamp } = await env.pool.query('select refreshed_at from marts.revenue_per_user where user_id || $2 || currency = $1', [untouched, '|']);
+    const { rows: stamp } = await env.pool.query(
+      'select refreshed_at from marts.revenue_per_user where user_id || $2 || currency = $1',
+      [untouched, '|'],
+    );
 
     // late records of the last date arrive: the churned user comes back and buys
     const late = [
       { type: 'page_view', amount: null },
       { type: 'purchase', amount: 1234.5 },
     ].map((e, i) => ({
-      event_id: randomUUID(), event_time: `${last}T12:0${i}:00Z`, date_key: dateKey(last), user_key: version.user_key, device_key: 0,
-      event_type: e.type, session_id: 's-late', page: null, country: 'US', order_id: e.amount ? 'o-late' : null, product_id: null,
-      amount: e.amount, currency: e.amount ? 'USD' : null, lake_file_id: seeded.lakeFileIds[last], source_offset: 999_999 + i,
+      event_id: randomUUID(),
+      event_time: `${last}T12:0${i}:00Z`,
+      date_key: dateKey(last),
+      user_key: version.user_key,
+      device_key: 0,
+      event_type: e.type,
+      session_id: 's-late',
+      page: null,
+      country: 'US',
+      order_id: e.amount ? 'o-late' : null,
+      product_id: null,
+      amount: e.amount,
+      currency: e.amount ? 'USD' : null,
+      lake_file_id: seeded.lakeFileIds[last],
+      source_offset: 999_999 + i,
     }));
     await insertFacts(env.pool, late);
     const out = await refreshMarts({ dates: [last] });
@@ -250,9 +330,14 @@ describe('marts', () => {
     expect(after.perUser[key].lifetime_revenue).toBe(cents((before.perUser[key]?.lifetime_revenue ?? 0) + 1234.5));
     expect(after.perUser[key].last).toBe(Date.parse(`${last}T12:01:00Z`));
     // users the date did not touch keep their rows as they were
-    const { rows: stampAfter } = await env.pool.query('select refreshed_at from marts.revenue_per_user where user_id || $2 || currency = $1', [untouched, '|']);
+    const { rows: stampAfter } = await env.pool.query(
+      'select refreshed_at from marts.revenue_per_user where user_id || $2 || currency = $1',
+      [untouched, '|'],
+    );
     const touchedOnLast = new Set(seeded.facts.filter((f) => f.date_key === dateKey(last)).map((f) => f.user_key));
-    if (!seeded.versions.filter((v) => untouched.startsWith(`${v.user_id}|`)).some((v) => touchedOnLast.has(v.user_key))) {
+    if (
+      !seeded.versions.filter((v) => untouched.startsWith(`${v.user_id}|`)).some((v) => touchedOnLast.has(v.user_key))
+    ) {
       expect(stampAfter[0].refreshed_at).toEqual(stamp[0].refreshed_at);
     }
     // and everything still agrees with the independent computation
@@ -279,7 +364,10 @@ describe('marts', () => {
 
   it('rejects a bad date with a non-retryable error naming it', async () => {
     const { refreshMarts } = createMartActivities(env);
-    await expect(refreshMarts({ dates: ['2024-13-01'] })).rejects.toMatchObject({ nonRetryable: true, message: expect.stringContaining('2024-13-01') });
+    await expect(refreshMarts({ dates: ['2024-13-01'] })).rejects.toMatchObject({
+      nonRetryable: true,
+      message: expect.stringContaining('2024-13-01'),
+    });
   });
 
   it('documents every mart table and column, and the analyst role can read them', async () => {
@@ -288,7 +376,9 @@ describe('marts', () => {
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
       join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
       where n.nspname = 'marts' and c.relkind in ('r', 'p')`);
-    expect(new Set(rows.map((r) => r.relname))).toEqual(new Set(['daily_active_users', 'revenue_daily', 'revenue_per_user', 'churn_risk', 'funnel_daily']));
+    expect(new Set(rows.map((r) => r.relname))).toEqual(
+      new Set(['daily_active_users', 'revenue_daily', 'revenue_per_user', 'churn_risk', 'funnel_daily']),
+    );
     expect(rows.filter((r) => !r.col_comment || !r.table_comment)).toEqual([]);
 
     await createMartActivities(env).refreshMarts({ dates: seeded.dates.slice(-2) });

@@ -85,7 +85,9 @@ function at(date: string, seconds: number): string {
 }
 
 /** Generates the rows (no database). */
-export function generate(options: SeedOptions): Omit<Seeded, 'lakeFileIds'> & { lakeFileIndex: Record<string, number> } {
+export function generate(
+  options: SeedOptions,
+): Omit<Seeded, 'lakeFileIds'> & { lakeFileIndex: Record<string, number> } {
   const random = rng(options.seed ?? 42);
   const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)];
   const dates = dateRange(options.start, addDays(options.start, options.days - 1));
@@ -101,11 +103,22 @@ export function generate(options: SeedOptions): Omit<Seeded, 'lakeFileIds'> & { 
     const country = pick(COUNTRIES);
     const first = { plan: pick(PLANS), country, email: `${userId}@example.com` };
     // joined before the range or on one of its days; some change plan (and country) once inside the range
-    const joinedAt = rangeStart + Math.floor((options.steady ? -random() * 0.5 - 0.01 : random() * 1.5 - 0.5) * options.days * dayMs);
-    const changeAt = random() < 0.35 ? Math.max(joinedAt, rangeStart) + Math.floor(random() * options.days * dayMs * 0.8) + 3_600_000 : null;
+    const joinedAt =
+      rangeStart + Math.floor((options.steady ? -random() * 0.5 - 0.01 : random() * 1.5 - 0.5) * options.days * dayMs);
+    const changeAt =
+      random() < 0.35
+        ? Math.max(joinedAt, rangeStart) + Math.floor(random() * options.days * dayMs * 0.8) + 3_600_000
+        : null;
     const own: SeededVersion[] = [];
     const k1 = userKey++;
-    own.push({ user_key: k1, user_id: userId, ...first, valid_from: new Date(joinedAt).toISOString(), valid_to: null, is_current: true });
+    own.push({
+      user_key: k1,
+      user_id: userId,
+      ...first,
+      valid_from: new Date(joinedAt).toISOString(),
+      valid_to: null,
+      is_current: true,
+    });
     if (changeAt !== null && changeAt < rangeStart + options.days * dayMs) {
       own[0].valid_to = new Date(changeAt).toISOString();
       own[0].is_current = false;
@@ -169,7 +182,12 @@ export function generate(options: SeedOptions): Omit<Seeded, 'lakeFileIds'> & { 
           const amount = Math.round((5 + random() * 200) * 100) / 100;
           const currency = random() < 0.15 ? 'EUR' : 'USD';
           const orderId = `o-${offset}`;
-          add('purchase', next(), { order_id: orderId, product_id: `sku-${Math.floor(random() * 50)}`, amount, currency });
+          add('purchase', next(), {
+            order_id: orderId,
+            product_id: `sku-${Math.floor(random() * 50)}`,
+            amount,
+            currency,
+          });
         }
       } else if (random() < 0.03) {
         add('purchase', next(), { order_id: `o-${offset}`, product_id: 'sku-1', amount: 9.99, currency: 'USD' });
@@ -181,9 +199,21 @@ export function generate(options: SeedOptions): Omit<Seeded, 'lakeFileIds'> & { 
   if (keeper) {
     for (const date of dates) {
       facts.push({
-        event_id: randomUUID(), event_time: at(date, 23 * 3600 + 1800), date_key: dateKey(date), user_key: keeper.user_key, device_key: 0,
-        event_type: 'session_start', session_id: `${keeper.user_id}-${date}-late`, page: null, country: keeper.country, order_id: null,
-        product_id: null, amount: null, currency: null, lake_file_id: lakeFileIndex[date], source_offset: offset++,
+        event_id: randomUUID(),
+        event_time: at(date, 23 * 3600 + 1800),
+        date_key: dateKey(date),
+        user_key: keeper.user_key,
+        device_key: 0,
+        event_type: 'session_start',
+        session_id: `${keeper.user_id}-${date}-late`,
+        page: null,
+        country: keeper.country,
+        order_id: null,
+        product_id: null,
+        amount: null,
+        currency: null,
+        lake_file_id: lakeFileIndex[date],
+        source_offset: offset++,
       });
     }
   }

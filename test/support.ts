@@ -14,7 +14,8 @@ export const TEMPLATE_DATABASE_ENV = 'NIGHTSHIFT_TEST_TEMPLATE';
 
 function templateDatabase(): string {
   const name = process.env[TEMPLATE_DATABASE_ENV];
-  if (!name) throw new Error(`${TEMPLATE_DATABASE_ENV} is not set: run tests through vitest (test/global-setup.ts builds it)`);
+  if (!name)
+    throw new Error(`${TEMPLATE_DATABASE_ENV} is not set: run tests through vitest (test/global-setup.ts builds it)`);
   return name;
 }
 
@@ -107,7 +108,10 @@ export async function createTopic(brokers: string[], topic: string, partitions: 
   const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
   } finally {
     await admin.disconnect();
   }

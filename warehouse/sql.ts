@@ -39,7 +39,12 @@ function splitStatements(text: string): string[] {
     current.push(line);
     const code = line.trim();
     if (!code.startsWith('--') && /;\s*(--.*)?$/.test(code)) {
-      statements.push(current.join('\n').trim().replace(/;\s*(--.*)?$/, ''));
+      statements.push(
+        current
+          .join('\n')
+          .trim()
+          .replace(/;\s*(--.*)?$/, ''),
+      );
       current = [];
     }
   }
@@ -55,7 +60,11 @@ export interface SqlVariables {
 }
 
 /** Turns one statement with psql variables into a parameterized query. */
-export function bindStatement(statement: string, vars: SqlVariables, escapeIdentifier: (id: string) => string): pg.QueryConfig {
+export function bindStatement(
+  statement: string,
+  vars: SqlVariables,
+  escapeIdentifier: (id: string) => string,
+): pg.QueryConfig {
   const values: unknown[] = [];
   const positions = new Map<string, number>();
   const text = statement
@@ -78,7 +87,11 @@ export function bindStatement(statement: string, vars: SqlVariables, escapeIdent
 }
 
 /** Runs every statement of warehouse/sql/<name>.sql in order on one client; returns each statement's result. */
-export async function runSqlFile(client: pg.ClientBase, name: string, vars: SqlVariables = {}): Promise<pg.QueryResult[]> {
+export async function runSqlFile(
+  client: pg.ClientBase,
+  name: string,
+  vars: SqlVariables = {},
+): Promise<pg.QueryResult[]> {
   const results: pg.QueryResult[] = [];
   for (const statement of sqlStatements(name)) {
     results.push(await client.query(bindStatement(statement, vars, (id) => client.escapeIdentifier(id))));

@@ -28,7 +28,10 @@ class BatchSender {
   static async connect(config: Config, topics: string[]): Promise<BatchSender> {
     const producers: FastProducer[] = [];
     try {
-      for (const topic of topics) producers.push(await FastProducer.connect({ brokers: config.kafkaBrokers, topic, clientId: 'nightshift-bench' }));
+      for (const topic of topics)
+        producers.push(
+          await FastProducer.connect({ brokers: config.kafkaBrokers, topic, clientId: 'nightshift-bench' }),
+        );
     } catch (err) {
       await Promise.all(producers.map((p) => p.close().catch(() => undefined)));
       throw err;
