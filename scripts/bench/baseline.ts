@@ -2,27 +2,10 @@ import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { TABLE_COLUMNS } from '../../warehouse/database';
 
 /** The columns of warehouse.fact_events, in table order. */
-const FACT_COLUMNS = [
-  'event_id',
-  'event_time',
-  'date_key',
-  'user_key',
-  'device_key',
-  'event_type',
-  'session_id',
-  'page',
-  'referrer',
-  'country',
-  'order_id',
-  'product_id',
-  'amount',
-  'currency',
-  'lake_file_id',
-  'source_offset',
-  'loaded_at',
-];
+const FACT_COLUMNS = TABLE_COLUMNS['warehouse.fact_events'];
 
 /**
  * Writes the fact rows of one date as COPY text to `file`: the baseline's input, the very rows the facts stage
