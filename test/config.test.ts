@@ -33,9 +33,13 @@ describe('configuration', () => {
 
   it('.env.example documents every variable the configuration reads', () => {
     const example = readFileSync(path.join(root, '.env.example'), 'utf8');
-    const source = readFileSync(path.join(root, 'lib/config.ts'), 'utf8');
-    const read = new Set([...source.matchAll(/(?:env\.|^\s+)([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b/gm)].map((m) => m[1]));
-    expect(read.size).toBeGreaterThanOrEqual(9);
+    const config = readFileSync(path.join(root, 'lib/config.ts'), 'utf8');
+    const read = new Set([...config.matchAll(/(?:env\.|^\s+)([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b/gm)].map((m) => m[1]));
+    for (const file of ['lib/checks.ts', 'lib/slack.ts']) {
+      const source = readFileSync(path.join(root, file), 'utf8');
+      for (const m of source.matchAll(/name: '([A-Z][A-Z0-9_]+)'/g)) read.add(m[1]);
+    }
+    expect(read.size).toBeGreaterThanOrEqual(9 + 8 + 6);
     for (const name of read) expect(example, name).toContain(`${name}=`);
   });
 });
