@@ -24,75 +24,158 @@ export interface LoadFactsOutput {
   needsReload: boolean;
 }
 
-const UNIQUE_VIOLATION = '23505';
+const NOT_NULL_VIOLATION = '23502';
+
+/** The neighbouring date keys of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
+function neighbourKeys(date: string): { previous_date_key: number; next_date_key: number } {
+  const day = Date.parse(`${date}T00:00:00Z`);
+  const key = (ms: number) => Number(new Date(ms).toISOString().slice(0, 10).replaceAll('-', ''));
+  return { previous_date_key: key(day - 86_400_000), next_date_key: key(day + 86_400_000) };
+}
+
+/** The date's bounds and key, as the SQL files under warehouse/sql/ take them. */
+export function dateValues(date: string) {
+  return {
+    date,
+    date_key: dateLockId(date),
+    day_start: `${date}T00:00:00Z`,
+    day_end: new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString(),
+  };
+}
+
+/** The date's fact partition, or null before its first load. */
+async function factPartition(client: pg.ClientBase, dateKey: number): Promise<string | null> {
+  const { rows } = await client.query<{ name: string | null }>(
+    `select c.relname as name
+     from pg_inherits i join pg_class c on c.oid = i.inhrelid
+     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = 'fact_events_' || $1::int`,
+    [dateKey],
+  );
+  return rows[0]?.name ?? null;
+}
+
+/**
+ * Creates and attaches the date's empty fact partition unless it exists: for code that writes facts without a
+ * load (test seeds, repairs). Loads create it themselves, filled before it is indexed.
+ */
+export async function ensureFactPartition(client: pg.ClientBase, dateKey: number): Promise<void> {
+  if (await factPartition(client, dateKey)) return;
+  await client.query('select warehouse.fact_partition_create($1::int)', [dateKey]);
+  await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
+}
+
+/**
+ * Rewrites the date's rows of warehouse.user_days and user_purchase_days from its facts, and user_activity for
+ * its users (warehouse/sql/user_activity.sql). The fact load calls it; so does code that changes facts directly.
+ */
+export async function refreshUserActivity(client: pg.ClientBase, date: string): Promise<void> {
+  await runSqlFile(client, 'user_activity', { values: dateValues(date) });
+}
+
+/** Writes the date's keyed facts; a missing dim_user version (23502 on user_key) becomes a non-retryable error. */
+async function insertKeyedFacts(
+  client: pg.ClientBase,
+  date: string,
+  identifiers: Record<string, string>,
+): Promise<number> {
+  await client.query('savepoint keyed_facts');
+  try {
+    const [inserted] = await runSqlFile(client, 'fact_events', { identifiers, values: dateValues(date) });
+    await client.query('release savepoint keyed_facts');
+    return inserted.rowCount ?? 0;
+  } catch (err) {
+    if ((err as { code?: string; column?: string }).code !== NOT_NULL_VIOLATION) throw err;
+    await client.query('rollback to savepoint keyed_facts');
+    const { rows } = await client.query<{ n: number }>(
+      `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)} as s
+       where not exists (
+         select from warehouse.dim_user as u
+         where u.user_id = s.user_id and s.event_time >= u.valid_from and (u.valid_to is null or s.event_time < u.valid_to)
+       )`,
+    );
+    throw ApplicationFailure.create({
+      message: `${rows[0].n} staged events of ${date} have no dim_user version valid at their event_time: run loadUserDimension (or loadDimensions) for ${date} after its latest stageEvents, then loadFacts again`,
+      type: 'DimensionsNotLoaded',
+      nonRetryable: true,
+    });
+  }
+}
 
 export function createFactActivities(deps: ActivityDeps) {
   const { pool, db } = deps;
 
   async function facts(date: string): Promise<LoadFactsOutput> {
     const dateKey = dateLockId(date);
-    const identifiers = { events_table: stagingEventsTable(date), facts_table: `facts_${dateKey}` };
-    const values = {
-      date,
-      date_key: dateKey,
-      day_start: `${date}T00:00:00Z`,
-      day_end: new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString(),
-    };
+    const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
       await requireStaged(client, date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
-      await runSqlFile(client, 'fact_events', { identifiers, values });
       const { rows: staged } = await client.query<{ n: number }>(
-        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)}`,
+        `select count(*)::int as n from staging.${client.escapeIdentifier(eventsTable)}`,
       );
       const rowsDistinct = staged[0].n;
-      const { rows: missing } = await client.query<{ n: number }>(
-        `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.facts_table)} where user_key is null`,
-      );
-      if (missing[0].n > 0) {
-        throw ApplicationFailure.create({
-          message: `${missing[0].n} staged events of ${date} have no dim_user version valid at their event_time: run loadUserDimension (or loadDimensions) for ${date} after its latest stageEvents, then loadFacts again`,
-          type: 'DimensionsNotLoaded',
-          nonRetryable: true,
+      const [dropped] = await runSqlFile(client, 'fact_events_cross_date', {
+        identifiers: { events_table: eventsTable },
+        values: neighbourKeys(date),
+      });
+      const crossDate = dropped.rowCount ?? 0;
+
+      let rowsInserted: number;
+      let rowsUpdated = 0;
+      const partition = await factPartition(client, dateKey);
+      if (!partition) {
+        // first load of the date: fill a plain table, index it in bulk, attach it as the date's partition
+        const { rows } = await client.query<{ name: string }>(
+          'select warehouse.fact_partition_create($1::int) as name',
+          [dateKey],
+        );
+        const target = { events_table: eventsTable, target_schema: 'warehouse', target_table: rows[0].name };
+        rowsInserted = await insertKeyedFacts(client, date, target);
+        await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
+        await client.query(`analyze warehouse.${client.escapeIdentifier(rows[0].name)}`);
+      } else {
+        // re-load: key into a scratch table, then write only the rows that are new or differ
+        const identifiers = { events_table: eventsTable, facts_table: `facts_${dateKey}` };
+        await runSqlFile(client, 'fact_events_scratch', { identifiers });
+        await insertKeyedFacts(client, date, {
+          ...identifiers,
+          target_schema: 'staging',
+          target_table: identifiers.facts_table,
         });
+        const values = { date_key: dateKey };
+        const [updated] = await runSqlFile(client, 'fact_events_update', { identifiers, values });
+        const [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
+        await runSqlFile(client, 'fact_events_cleanup', { identifiers });
+        rowsUpdated = updated.rowCount ?? 0;
+        rowsInserted = inserted.rowCount ?? 0;
       }
-      const [updated] = await runSqlFile(client, 'fact_events_update', { identifiers, values });
-      let crossDate = 0;
-      await client.query('savepoint fact_insert');
-      let inserted: pg.QueryResult;
-      try {
-        [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
-      } catch (err) {
-        if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
-        await client.query('rollback to savepoint fact_insert');
-        const [dropped] = await runSqlFile(client, 'fact_events_cross_date', { identifiers, values });
-        crossDate = dropped.rowCount ?? 0;
-        [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
-      }
-      await runSqlFile(client, 'fact_events_cleanup', { identifiers });
+      const { rows: activity } = await client.query<{ found: boolean }>(
+        'select exists (select from warehouse.user_days where date_key = $1::int) as found',
+        [dateKey],
+      );
+      // unchanged facts leave the date's activity rows as they are
+      if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
+
       // The lake files the stage run read: their records, duplicates included, and whether files landed since.
       const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
         `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
          from staging.${client.escapeIdentifier(stagingFilesTable(date))}`,
       );
-      const read = [{ n: files[0].records }];
       await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: (files[0].ids ?? []).map(Number) } });
       const { rows: marked } = await client.query<{ needs_reload: boolean }>(
         'select needs_reload from ops.date_loads where dt = $1::date',
         [date],
       );
-      const rowsInserted = inserted.rowCount ?? 0;
-      const rowsUpdated = updated.rowCount ?? 0;
       return {
         date,
-        rowsRead: read[0].n,
+        rowsRead: files[0].records,
         rowsDistinct,
         rowsInserted,
         rowsUpdated,
         rowsUnchanged: rowsDistinct - crossDate - rowsInserted - rowsUpdated,
-        duplicates: read[0].n - rowsDistinct,
+        duplicates: files[0].records - rowsDistinct,
         crossDateDuplicates: crossDate,
         needsReload: marked[0].needs_reload,
       };

@@ -117,17 +117,18 @@ export async function refreshMartsOn(
       await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
       rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [keys])).rowCount ?? 0;
 
-      const touched = await client.query<{ user_id: string }>(SQL.touched_users, [keys]);
-      const userIds = touched.rows.map((r) => r.user_id);
-      await client.query('delete from marts.revenue_per_user where user_id = any($1::text[])', [userIds]);
-      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'), [userIds])).rowCount ?? 0;
+      const touched = await client.query<{ n: number }>(`select count(*)::int as n from (${SQL.touched_users}) as t`, [
+        keys,
+      ]);
+      await client.query(`delete from marts.revenue_per_user where user_id in (${SQL.touched_users})`, [keys]);
+      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'), [keys])).rowCount ?? 0;
 
       // delete, not truncate: analysts reading the mart keep their snapshot instead of waiting on an exclusive lock
       await client.query('delete from marts.churn_risk');
       rows.churn_risk = (await client.query(insertFrom('churn_risk'))).rowCount ?? 0;
 
       await client.query('commit');
-      return { dates, laterDates, usersRefreshed: userIds.length, rows };
+      return { dates, laterDates, usersRefreshed: touched.rows[0].n, rows };
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       throw err;

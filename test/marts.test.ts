@@ -3,7 +3,15 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMartActivities } from '../activities/marts';
 import { createTestEnv, type TestEnv } from './support';
-import { cleanupEnv, dateKey, dateOfKey, insertFacts, seedWarehouse, type Seeded } from './seed-warehouse';
+import {
+  cleanupEnv,
+  dateKey,
+  dateOfKey,
+  insertFacts,
+  refreshDateActivity,
+  seedWarehouse,
+  type Seeded,
+} from './seed-warehouse';
 
 /**
  * The marts against an independent computation: every figure is recomputed here in TypeScript from the rows of
@@ -352,6 +360,7 @@ describe('marts', () => {
     const first = seeded.dates[0];
     const held = seeded.facts.filter((f) => f.date_key === dateKey(first));
     await env.pool.query('delete from warehouse.fact_events where date_key = $1', [dateKey(first)]);
+    await refreshDateActivity(env.pool, first);
     await refreshMarts({ dates: seeded.dates.slice(1) });
     const before = await marts(env.pool);
     await insertFacts(env.pool, held);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import type pg from 'pg';
+import pg from 'pg';
+import { ensureFactPartition, refreshUserActivity } from '../activities/facts';
 import { addDays, dateRange } from '../lib/temporal';
 
 /**
@@ -281,8 +282,15 @@ export function dateOfKey(key: number): string {
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;
 }
 
-/** Set-based insert of fact rows (chunks of 20 000). */
-export async function insertFacts(client: Pick<pg.ClientBase, 'query'>, facts: SeededFact[]): Promise<void> {
+/**
+ * Set-based insert of fact rows (chunks of 20 000), into the partitions of their dates (created when missing),
+ * then the dates' user activity rows, as a fact load keeps them. Given a pool, it runs in a transaction of its own.
+ */
+export async function insertFacts(target: pg.Pool | pg.ClientBase, facts: SeededFact[]): Promise<void> {
+  if (target instanceof pg.Pool) return inTransaction(target, (client) => insertFacts(client, facts));
+  const client = target;
+  const dateKeys = [...new Set(facts.map((f) => f.date_key))].sort();
+  for (const key of dateKeys) await ensureFactPartition(client, key);
   for (let i = 0; i < facts.length; i += 20_000) {
     await client.query(
       `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, session_id, page,
@@ -294,6 +302,26 @@ export async function insertFacts(client: Pick<pg.ClientBase, 'query'>, facts: S
            amount numeric, currency text, lake_file_id bigint, source_offset bigint)`,
       [JSON.stringify(facts.slice(i, i + 20_000))],
     );
+  }
+  for (const key of dateKeys) await refreshUserActivity(client, dateOfKey(key));
+}
+
+/** Rewrites a date's user activity rows after a test changed its facts directly, as a fact load would. */
+export async function refreshDateActivity(pool: pg.Pool, date: string): Promise<void> {
+  await inTransaction(pool, (client) => refreshUserActivity(client, date));
+}
+
+async function inTransaction(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await fn(client);
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback');
+    throw err;
+  } finally {
+    client.release();
   }
 }
 

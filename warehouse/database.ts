@@ -219,11 +219,43 @@ export interface UserChangesTable {
   loaded_at: Generated<Timestamp>;
 }
 
+/** warehouse.user_days: one row per user and UTC date with facts. */
+export interface UserDaysTable {
+  date_key: number;
+  user_id: string;
+  events: number;
+  first_event_at: Timestamp;
+  last_event_at: Timestamp;
+}
+
+/** warehouse.user_activity: one row per user with facts, first and last activity. */
+export interface UserActivityTable {
+  user_id: string;
+  first_date_key: number;
+  first_event_at: Timestamp;
+  last_date_key: number;
+  last_event_at: Timestamp;
+}
+
+/** warehouse.user_purchase_days: one row per user, UTC date and currency with purchases. */
+export interface UserPurchaseDaysTable {
+  date_key: number;
+  user_id: string;
+  currency: string;
+  orders: number;
+  revenue: Numeric;
+  first_purchase_at: Timestamp;
+  last_purchase_at: Timestamp;
+}
+
 export interface Database {
   'warehouse.dim_date': DimDateTable;
   'warehouse.dim_device': DimDeviceTable;
   'warehouse.dim_user': DimUserTable;
   'warehouse.fact_events': FactEventsTable;
+  'warehouse.user_days': UserDaysTable;
+  'warehouse.user_activity': UserActivityTable;
+  'warehouse.user_purchase_days': UserPurchaseDaysTable;
   'ops.kafka_offsets': KafkaOffsetsTable;
   'ops.landings': LandingsTable;
   'ops.lake_files': LakeFilesTable;
@@ -292,6 +324,23 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'lake_file_id',
     'source_offset',
     'loaded_at',
+  ]),
+  'warehouse.user_days': columns<UserDaysTable>()(['date_key', 'user_id', 'events', 'first_event_at', 'last_event_at']),
+  'warehouse.user_activity': columns<UserActivityTable>()([
+    'user_id',
+    'first_date_key',
+    'first_event_at',
+    'last_date_key',
+    'last_event_at',
+  ]),
+  'warehouse.user_purchase_days': columns<UserPurchaseDaysTable>()([
+    'date_key',
+    'user_id',
+    'currency',
+    'orders',
+    'revenue',
+    'first_purchase_at',
+    'last_purchase_at',
   ]),
   'ops.kafka_offsets': columns<KafkaOffsetsTable>()(['topic', 'partition', 'next_offset', 'updated_at']),
   'ops.landings': columns<LandingsTable>()([

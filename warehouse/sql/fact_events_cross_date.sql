@@ -1,7 +1,9 @@
--- grain: one row per keyed event of the date whose event_id fact_events already holds under another date (the
--- same event_id sent again with another event_time). The fact loaded first stays; these are dropped from the
--- date's keyed rows and counted, so the load goes on and the reconciliation check reports the difference.
-delete from staging.:"facts_table" as keyed
+-- grain: one row per staged event of the date whose event_id fact_events already holds under the previous or the
+-- next date (the same event_id sent again with an event_time across midnight). The fact loaded first stays;
+-- these leave the date's staging table before anything is keyed, so facts and user activity both skip them, and
+-- the activity counts them. event_id is unique within a date by the primary key; reuse further apart than a
+-- day is not looked for (that would read every date's partition on every load).
+delete from staging.:"events_table" as staged
 using warehouse.fact_events as fact_events
-where fact_events.event_id = keyed.event_id
-    and fact_events.date_key <> :'date_key'::int;
+where fact_events.date_key in (:'previous_date_key'::int, :'next_date_key'::int)
+    and fact_events.event_id = staged.event_id;

@@ -1,7 +1,6 @@
--- grain: one row per keyed event of the date that fact_events does not hold yet (is_new in fact_events.sql),
--- inserted without ON CONFLICT (its speculative insertion costs 10-20 % of the load): the date lock keeps other
--- loads of the date out, and an event_id already loaded under another date fails with 23505, which the
--- activity resolves with fact_events_cross_date.sql.
+-- grain: one row per keyed event of the date (staging.:"facts_table") that the date's partition does not hold
+-- yet: records that landed since the date's last load. Without ON CONFLICT: the date lock keeps other loads of
+-- the date out.
 insert into warehouse.fact_events (
     event_id, event_time, date_key, user_key, device_key, event_type, session_id, page, referrer, country,
     order_id, product_id, amount, currency, lake_file_id, source_offset
@@ -24,4 +23,9 @@ select
     keyed.lake_file_id,
     keyed.source_offset
 from staging.:"facts_table" as keyed
-where keyed.is_new;
+where not exists (
+    select
+    from warehouse.fact_events as fact_events
+    where fact_events.date_key = :'date_key'::int
+        and fact_events.event_id = keyed.event_id
+);

@@ -1,0 +1,106 @@
+-- grain: rewrites the date's rows of warehouse.user_days (one per user with facts on the date) and
+-- warehouse.user_purchase_days (one per user and currency with purchases on it) from the date's facts, then
+-- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now.
+-- Reads the date's partition and the dim_user versions overlapping the day; each user's first and last date
+-- are two probes of user_days (user_id, date_key), so the cost follows the date's users, not history.
+drop table if exists pg_temp.user_activity_users;
+
+create temp table user_activity_users on commit drop as
+select user_days.user_id
+from warehouse.user_days as user_days
+where user_days.date_key = :'date_key'::int;
+
+delete from warehouse.user_days as user_days
+where user_days.date_key = :'date_key'::int;
+
+delete from warehouse.user_purchase_days as user_purchase_days
+where user_purchase_days.date_key = :'date_key'::int;
+
+insert into warehouse.user_days (date_key, user_id, events, first_event_at, last_event_at)
+select
+    fact_events.date_key,
+    dim_user.user_id,
+    count(*) as events,
+    min(fact_events.event_time) as first_event_at,
+    max(fact_events.event_time) as last_event_at
+from warehouse.fact_events as fact_events
+inner join warehouse.dim_user as dim_user on dim_user.user_key = fact_events.user_key
+where fact_events.date_key = :'date_key'::int
+    and dim_user.valid_from < :'day_end'::timestamptz
+    and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
+group by fact_events.date_key, dim_user.user_id;
+
+insert into warehouse.user_purchase_days (
+    date_key, user_id, currency, orders, revenue, first_purchase_at, last_purchase_at
+)
+select
+    fact_events.date_key,
+    dim_user.user_id,
+    coalesce(fact_events.currency, 'XXX') as currency,
+    count(*) as orders,
+    coalesce(sum(fact_events.amount), 0) as revenue,
+    min(fact_events.event_time) as first_purchase_at,
+    max(fact_events.event_time) as last_purchase_at
+from warehouse.fact_events as fact_events
+inner join warehouse.dim_user as dim_user on dim_user.user_key = fact_events.user_key
+where fact_events.date_key = :'date_key'::int
+    and fact_events.event_type = 'purchase'
+    and dim_user.valid_from < :'day_end'::timestamptz
+    and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
+group by fact_events.date_key, dim_user.user_id, coalesce(fact_events.currency, 'XXX');
+
+insert into user_activity_users (user_id)
+select user_days.user_id
+from warehouse.user_days as user_days
+where user_days.date_key = :'date_key'::int;
+
+analyze user_activity_users;
+
+delete from warehouse.user_activity as user_activity
+where user_activity.user_id in (select users.user_id from user_activity_users as users)
+    and not exists (
+        select
+        from warehouse.user_days as user_days
+        where user_days.user_id = user_activity.user_id
+    );
+
+insert into warehouse.user_activity as user_activity (
+    user_id, first_date_key, first_event_at, last_date_key, last_event_at
+)
+select
+    users.user_id,
+    first_day.date_key,
+    first_day.first_event_at,
+    last_day.date_key,
+    last_day.last_event_at
+from (select distinct user_activity_users.user_id from user_activity_users) as users
+cross join lateral (
+    select
+        user_days.date_key,
+        user_days.first_event_at
+    from warehouse.user_days as user_days
+    where user_days.user_id = users.user_id
+    order by user_days.date_key
+    limit 1
+) as first_day
+cross join lateral (
+    select
+        user_days.date_key,
+        user_days.last_event_at
+    from warehouse.user_days as user_days
+    where user_days.user_id = users.user_id
+    order by user_days.date_key desc
+    limit 1
+) as last_day
+on conflict (user_id) do update
+set
+    first_date_key = excluded.first_date_key,
+    first_event_at = excluded.first_event_at,
+    last_date_key = excluded.last_date_key,
+    last_event_at = excluded.last_event_at
+where (
+    user_activity.first_date_key, user_activity.first_event_at, user_activity.last_date_key,
+    user_activity.last_event_at
+) is distinct from (
+    excluded.first_date_key, excluded.first_event_at, excluded.last_date_key, excluded.last_event_at
+);
