@@ -119,6 +119,8 @@ async function tableHashes(env: TestEnv) {
       (select md5(string_agg(u::text, '|' order by u.user_key)) from warehouse.dim_user as u) as dim_user,
       (select md5(string_agg(d::text, '|' order by d.device_key)) from warehouse.dim_device as d) as dim_device,
       (select md5(string_agg(f::text, '|' order by f.event_id)) from warehouse.fact_events as f) as fact_events,
+      (select md5(string_agg(a::text, '|' order by a.date_key, a.user_id)) from warehouse.user_days as a) as user_days,
+      (select md5(string_agg(a::text, '|' order by a.user_id)) from warehouse.user_activity as a) as user_activity,
       (select count(*)::int from warehouse.fact_events) as facts`);
   return rows[0];
 }
@@ -147,7 +149,27 @@ async function versionsOf(env: TestEnv, userId: string) {
 }
 
 async function integrity(env: TestEnv) {
+  // the activity rows the fact loads keep, recomputed from every fact (the loads refresh only their own date)
   const { rows } = await env.pool.query(`
+    with facts as materialized (
+      select f.date_key, u.user_id, f.event_time, f.event_type, f.currency, f.amount
+      from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
+    ),
+    user_days_now as (
+      select date_key, user_id, count(*)::int as events, min(event_time) as first_event_at, max(event_time) as last_event_at
+      from facts group by 1, 2
+    ),
+    purchase_days_now as (
+      select date_key, user_id, coalesce(currency, 'XXX')::char(3) as currency, count(*)::int as orders,
+        coalesce(sum(amount), 0)::numeric(16, 2) as revenue, min(event_time) as first_purchase_at, max(event_time) as last_purchase_at
+      from facts where event_type = 'purchase' group by 1, 2, 3
+    ),
+    activity_now as (
+      select user_id,
+        (array_agg(date_key order by event_time))[1] as first_date_key, min(event_time) as first_event_at,
+        (array_agg(date_key order by event_time desc))[1] as last_date_key, max(event_time) as last_event_at
+      from facts group by 1
+    )
     select
       (select count(*)::int from warehouse.fact_events f where not exists (select from warehouse.dim_user u where u.user_key = f.user_key)) as orphan_users,
       (select count(*)::int from warehouse.fact_events f where not exists (select from warehouse.dim_device d where d.device_key = f.device_key)) as orphan_devices,
@@ -158,7 +180,16 @@ async function integrity(env: TestEnv) {
       (select count(*)::int from (
         select valid_to, lead(valid_from) over (partition by user_id order by valid_from) as next_from
         from warehouse.dim_user) x
-        where x.next_from is not null and x.valid_to is distinct from x.next_from) as gaps_or_overlaps`);
+        where x.next_from is not null and x.valid_to is distinct from x.next_from) as gaps_or_overlaps,
+      (select count(*)::int from (
+        (select * from user_days_now except select * from warehouse.user_days)
+        union all (select * from warehouse.user_days except select * from user_days_now)) x) as user_days_drift,
+      (select count(*)::int from (
+        (select * from purchase_days_now except select * from warehouse.user_purchase_days)
+        union all (select * from warehouse.user_purchase_days except select * from purchase_days_now)) x) as purchase_days_drift,
+      (select count(*)::int from (
+        (select * from activity_now except select * from warehouse.user_activity)
+        union all (select * from warehouse.user_activity except select * from activity_now)) x) as user_activity_drift`);
   return rows[0];
 }
 
@@ -168,6 +199,9 @@ const CLEAN = {
   facts_outside_version: 0,
   users_without_one_current: 0,
   gaps_or_overlaps: 0,
+  user_days_drift: 0,
+  purchase_days_drift: 0,
+  user_activity_drift: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -235,6 +269,17 @@ describe('warehouse loads', () => {
       `select distinct to_char(event_time at time zone 'UTC', 'US') as us from warehouse.fact_events where event_type = 'purchase'`,
     );
     expect(micros.rows).toEqual([{ us: '123456' }]); // microseconds survive Parquet and COPY
+    // the date's first load built its own partition, attached to fact_events with the parent's two indexes
+    const partitions = await env.pool.query(
+      `select c.relname, (select array_agg(i.indexrelid::regclass::text order by 1) from pg_index i where i.indrelid = c.oid) as indexes
+       from pg_inherits h join pg_class c on c.oid = h.inhrelid where h.inhparent = 'warehouse.fact_events'::regclass`,
+    );
+    expect(partitions.rows).toEqual([
+      {
+        relname: 'fact_events_20241217',
+        indexes: ['warehouse.fact_events_20241217_pkey', 'warehouse.fact_events_20241217_user_key_time'],
+      },
+    ]);
     const after1 = await tableHashes(env);
     const second = await load('2024-12-17');
     expect(await tableHashes(env)).toEqual(after1);
