@@ -568,6 +568,37 @@ describe('warehouse loads', () => {
     expect(order).toEqual(['first:start', 'first:end', 'second']);
   });
 
+  it('facts loaded before their users fail without retry, naming the count and the fix, and leave no partition', async () => {
+    const { env, feed, load } = await setup();
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    await feed.send([signup('gina', '2024-12-09T08:00:00Z', alice), pageView('gina', '2024-12-09T09:00:00Z')]);
+    await createStageActivities(deps).stageEvents({ date: '2024-12-09' });
+    const facts = createFactActivities(deps);
+    const refused = {
+      nonRetryable: true,
+      message: expect.stringMatching(/^2 staged events of 2024-12-09 .*run loadUserDimension/),
+    };
+    await expect(facts.loadFacts({ date: '2024-12-09' })).rejects.toMatchObject(refused);
+    const partitions = await env.pool.query(
+      `select count(*)::int as n from pg_inherits where inhparent = 'warehouse.fact_events'::regclass`,
+    );
+    expect(partitions.rows[0].n).toBe(0);
+    expect(await env.pool.query(`select to_regclass('warehouse.fact_events_20241209') as t`)).toMatchObject({
+      rows: [{ t: null }],
+    });
+
+    // the re-load path: the date is loaded, then a new user's events land and only the stage runs again
+    await load('2024-12-09');
+    await feed.send([pageView('hank', '2024-12-09T10:00:00Z')]);
+    await createStageActivities(deps).stageEvents({ date: '2024-12-09' });
+    await expect(facts.loadFacts({ date: '2024-12-09' })).rejects.toMatchObject({
+      nonRetryable: true,
+      message: expect.stringMatching(/^1 staged events of 2024-12-09 /),
+    });
+    await load('2024-12-09');
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
     const { env, feed, load } = await setup();
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
