@@ -131,18 +131,13 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // the newest fact overall (via the date_key index) and the newest fact of the date, in one pass over the facts
-    // of those (usually the same) dates
+    // the newest fact overall, from user_activity's last_event_at index (fact_events has no index across dates),
+    // and the newest fact of the date, from its partition
     sql: `
-      with newest_day as (
-          select max(f.date_key) as date_key from warehouse.fact_events as f
-      ),
-      newest as (
+      with newest as (
           select
-              max(f.event_time) filter (where f.date_key = (select nd.date_key from newest_day as nd)) as newest_at,
-              max(f.event_time) filter (where f.date_key = $1) as date_newest_at
-          from warehouse.fact_events as f
-          where f.date_key = any (array[(select nd.date_key from newest_day as nd), $1::int])
+              (select max(ua.last_event_at) from warehouse.user_activity as ua) as newest_at,
+              (select max(f.event_time) from warehouse.fact_events as f where f.date_key = $1) as date_newest_at
       )
       select
           n.newest_at,
@@ -188,17 +183,22 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // fact rows of the date and of the 28 days before it; a history day whose latest date-scoped check failed is flagged
+    // fact rows of the date (its partition) and of the 28 days before it (their user_days rows, which the fact
+    // loads keep equal to them); a history day whose latest date-scoped check failed is flagged
     sql: `
       with history_days as (
           select g::date as dt
           from generate_series($1::date - 28, $1::date, interval '1 day') as g
       ),
       day_counts as (
-          select f.date_key, count(*) as rows
+          select $3::int as date_key, count(*) as rows
           from warehouse.fact_events as f
-          where f.date_key = any (select to_char(hd.dt, 'YYYYMMDD')::int from history_days as hd)
-          group by f.date_key
+          where f.date_key = $3
+          union all
+          select ud.date_key, sum(ud.events) as rows
+          from warehouse.user_days as ud
+          where ud.date_key = any (select to_char(hd.dt, 'YYYYMMDD')::int from history_days as hd where hd.dt < $1::date)
+          group by ud.date_key
       ),
       latest_results as (
           select distinct on (r.dt, r.check_name) r.dt, r.status
@@ -218,7 +218,7 @@ export const CHECKS: CheckDefinition[] = [
       from history_days as hd
       left join day_counts as dc on dc.date_key = to_char(hd.dt, 'YYYYMMDD')::int
       left join failed_days as fd on fd.dt = hd.dt`,
-    params: (ctx) => [ctx.date, dateScopedCheckNames()],
+    params: (ctx) => [ctx.date, dateScopedCheckNames(), ctx.dateKey],
     judge(row: { days: { date: string; rows: number; failed: boolean }[] }, ctx) {
       return judgeVolume(row.days, ctx);
     },

@@ -5,7 +5,7 @@ import { createCheckActivities } from '../activities/checks';
 import { CHECKS, DQ_DEFAULTS, loadDqConfig, type CheckResult } from '../lib/checks';
 import { addDays } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
-import { cleanupEnv, dateKey, seedWarehouse, type Seeded } from './seed-warehouse';
+import { cleanupEnv, dateKey, refreshDateActivity, seedWarehouse, type Seeded } from './seed-warehouse';
 
 /** Each check passes on a clean generated warehouse and fails on data built to break it. */
 
@@ -86,6 +86,7 @@ describe('data-quality checks', () => {
         [dateKey(incident)],
       );
     }
+    await refreshDateActivity(env.pool, incident);
     const withIncident = await check(last);
     expect(withIncident.by.volume.status).toBe('fail');
     // its own checks failed when it ran, so the next day's baseline leaves it out
@@ -173,6 +174,7 @@ describe('data-quality checks', () => {
       `delete from warehouse.fact_events where date_key = $1 and event_time >= $2::date + interval '12 hours'`,
       [lastKey, last],
     );
+    await refreshDateActivity(env.pool, last);
     const backfill = await check(last);
     expect(backfill.by.freshness.status).toBe('fail');
     expect(Number(backfill.by.freshness.observed)).toBeGreaterThan(11);

@@ -572,13 +572,15 @@ describe('warehouse loads', () => {
     const { env, feed, load } = await setup();
     const deps = { config: env.config, pool: env.pool, db: env.db };
     await feed.send([signup('gina', '2024-12-09T08:00:00Z', alice), pageView('gina', '2024-12-09T09:00:00Z')]);
-    await createStageActivities(deps).stageEvents({ date: '2024-12-09' });
+    await createStageActivities(deps).stageEvents({ date: '2024-12-09', run: { ...run, runId: 'stage-only' } });
     const facts = createFactActivities(deps);
     const refused = {
       nonRetryable: true,
       message: expect.stringMatching(/^2 staged events of 2024-12-09 .*run loadUserDimension/),
     };
-    await expect(facts.loadFacts({ date: '2024-12-09' })).rejects.toMatchObject(refused);
+    await expect(facts.loadFacts({ date: '2024-12-09', run: { ...run, runId: 'facts-only' } })).rejects.toMatchObject(
+      refused,
+    );
     const partitions = await env.pool.query(
       `select count(*)::int as n from pg_inherits where inhparent = 'warehouse.fact_events'::regclass`,
     );
@@ -590,8 +592,8 @@ describe('warehouse loads', () => {
     // the re-load path: the date is loaded, then a new user's events land and only the stage runs again
     await load('2024-12-09');
     await feed.send([pageView('hank', '2024-12-09T10:00:00Z')]);
-    await createStageActivities(deps).stageEvents({ date: '2024-12-09' });
-    await expect(facts.loadFacts({ date: '2024-12-09' })).rejects.toMatchObject({
+    await createStageActivities(deps).stageEvents({ date: '2024-12-09', run: { ...run, runId: 'stage-only' } });
+    await expect(facts.loadFacts({ date: '2024-12-09', run: { ...run, runId: 'facts-only' } })).rejects.toMatchObject({
       nonRetryable: true,
       message: expect.stringMatching(/^1 staged events of 2024-12-09 /),
     });
