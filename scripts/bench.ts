@@ -14,6 +14,7 @@ import { closeClient, connectClient } from '../lib/temporal-client';
 import { exportFactRows, rawCopySeconds, removeFile } from './bench/baseline';
 import { type BenchEnv, benchName, createBenchEnv } from './bench/env';
 import { produceDay1, produceSpool } from './bench/produce';
+import { type BenchJson, linearity, linearityTable, newestRun } from './bench/linearity';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
 
 /**
@@ -37,6 +38,9 @@ Usage: make bench EVENTS=N
   --no-temporal     skip the run through Temporal
   --keep            keep the benchmark databases, topics and lakes
   --help            this text
+
+Above 1,000,000 events, day 1 is also compared stage by stage with the newest 1,000,000-event run in
+.data/bench/ (raw, and adjusted by the two runs' R): the target is at most 1.1 x the growth in events.
 
 What it does, each part in a fresh database nightshift_bench_*, topic and lake:
   1. produces N events of day 1; times land, stage, dimensions, facts, marts, checks by calling the
@@ -512,6 +516,28 @@ async function main(): Promise<void> {
     ...rows,
   ];
   const checks = targets(o, rows, R, pipeline);
+  // above 1M events: the cost of day 1 against the newest 1M run, which should grow at most 1.1 x the events
+  const reference = o.events > 1_000_000 ? newestRun(benchDir, 1_000_000) : null;
+  const linear =
+    reference &&
+    linearity(
+      {
+        startedAt: stamp,
+        options: o,
+        baseline: { rowsPerSecond: R },
+        stages: all.map((r) => ({ stage: r.stage, seconds: r.seconds })),
+      } satisfies BenchJson,
+      reference.json,
+      reference.file,
+    );
+  if (linear) {
+    const total = linear.rows[linear.rows.length - 1];
+    checks.push({
+      target: `day 1 <= ${linear.limit.toFixed(1)} x the 1M run (R-adjusted)`,
+      pass: total.adjusted <= linear.limit,
+      measured: `${total.adjusted.toFixed(1)} x (raw ${total.raw.toFixed(1)} x)`,
+    });
+  }
   const output = [
     `Nightshift bench: ${fmtInt(o.events)} events a day, ${o.partitions} partitions, bad rate ${o.badRate}; R = ${fmtInt(R)} rows/s`,
     `machine: ${os.cpus().length} cores, load average ${loadAtStart[0].toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`,
@@ -525,6 +551,7 @@ async function main(): Promise<void> {
           '',
         ]
       : []),
+    ...(linear ? [linearityTable(linear, o.events), ''] : []),
     'targets:',
     ...checks.map((c) => `  ${c.pass ? 'PASS' : 'FAIL'}  ${c.target.padEnd(52)} ${c.measured}`),
   ].join('\n');
@@ -545,6 +572,7 @@ async function main(): Promise<void> {
     pipeline: pipeline && { ...pipeline, run: { ...pipeline.run, output: pipeline.run.output.summary } },
     benchPeakRssMiB: process.resourceUsage().maxRSS / 1024,
     targets: checks,
+    linearity: linear,
     table: output,
   };
   writeFileSync(jsonFile, `${JSON.stringify(json, null, 2)}\n`);

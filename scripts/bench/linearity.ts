@@ -1,0 +1,93 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Linearity of a bench run against an earlier run at 1,000,000 events: issue 7 wants EVENTS=10000000 to cost at
+ * most 11 x the 1M time. The two runs happen at different moments on a shared machine, so each ratio is shown
+ * raw and adjusted by the two runs' baselines (time x R is the stage's cost in units of "raw COPY seconds").
+ *
+ * Standalone: node --import tsx scripts/bench/linearity.ts RUN.json [REFERENCE.json]
+ * (the reference defaults to the newest 1M run in the same folder).
+ */
+
+export interface BenchJson {
+  startedAt: string;
+  options: { events: number; partitions: number };
+  baseline: { rowsPerSecond: number };
+  stages: { stage: string; seconds: number }[];
+}
+
+export interface Linearity {
+  referenceFile: string;
+  scale: number;
+  /** The most a stage may cost against the reference: 1.1 x scale (11 x for 10 x the events). */
+  limit: number;
+  rows: { stage: string; referenceSeconds: number; seconds: number; raw: number; adjusted: number }[];
+}
+
+export const DAY_STAGES = ['land', 'stage', 'dimensions', 'facts', 'marts', 'checks'];
+
+/** The newest run in `dir` with `events` events a day, other than `exclude`; null when there is none. */
+export function newestRun(dir: string, events: number, exclude?: string): { file: string; json: BenchJson } | null {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json') && n !== exclude);
+  } catch {
+    return null;
+  }
+  for (const name of names.sort().reverse()) {
+    const file = path.join(dir, name);
+    try {
+      const json = JSON.parse(readFileSync(file, 'utf8')) as BenchJson;
+      if (json.options?.events === events && Array.isArray(json.stages)) return { file, json };
+    } catch {
+      // a partial or foreign file: not a reference
+    }
+  }
+  return null;
+}
+
+export function linearity(run: BenchJson, reference: BenchJson, referenceFile: string): Linearity {
+  const scale = run.options.events / reference.options.events;
+  const speed = run.baseline.rowsPerSecond / reference.baseline.rowsPerSecond;
+  const seconds = (json: BenchJson, stage: string) => json.stages.find((s) => s.stage === stage)?.seconds ?? NaN;
+  const rows = DAY_STAGES.map((stage) => {
+    const r = seconds(reference, `day 1: ${stage}`);
+    const s = seconds(run, `day 1: ${stage}`);
+    return { stage: `day 1: ${stage}`, referenceSeconds: r, seconds: s, raw: s / r, adjusted: (s / r) * speed };
+  });
+  const r = rows.reduce((a, x) => a + x.referenceSeconds, 0);
+  const s = rows.reduce((a, x) => a + x.seconds, 0);
+  rows.push({ stage: 'day 1: land..checks', referenceSeconds: r, seconds: s, raw: s / r, adjusted: (s / r) * speed });
+  return { referenceFile, scale, limit: 1.1 * scale, rows };
+}
+
+export function linearityTable(l: Linearity, events: number): string {
+  const lines = [
+    `linearity against ${path.basename(l.referenceFile)} (${(events / l.scale).toLocaleString('en-US')} events): at most ${l.limit.toFixed(1)} x`,
+    `  ${'stage'.padEnd(22)} ${'1x s'.padStart(8)} ${`${l.scale}x s`.padStart(9)} ${'raw'.padStart(7)} ${'R-adj.'.padStart(7)}`,
+  ];
+  for (const r of l.rows) {
+    lines.push(
+      `  ${r.stage.padEnd(22)} ${r.referenceSeconds.toFixed(2).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${r.raw.toFixed(1).padStart(6)}x ${r.adjusted.toFixed(1).padStart(6)}x`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (require.main === module) {
+  const [runFile, referenceArg] = process.argv.slice(2);
+  if (!runFile) {
+    process.stderr.write('usage: node --import tsx scripts/bench/linearity.ts RUN.json [REFERENCE.json]\n');
+    process.exit(2);
+  }
+  const run = JSON.parse(readFileSync(runFile, 'utf8')) as BenchJson;
+  const reference = referenceArg
+    ? { file: referenceArg, json: JSON.parse(readFileSync(referenceArg, 'utf8')) as BenchJson }
+    : newestRun(path.dirname(runFile), 1_000_000, path.basename(runFile));
+  if (!reference) {
+    process.stderr.write(`no 1,000,000-event run next to ${runFile}: run make bench EVENTS=1000000 first\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`${linearityTable(linearity(run, reference.json, reference.file), run.options.events)}\n`);
+}
