@@ -136,8 +136,12 @@ export function createFactActivities(deps: ActivityDeps) {
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
         await client.query(`analyze warehouse.${client.escapeIdentifier(rows[0].name)}`);
       } else {
-        // re-load: key into a scratch table, then write only the rows that are new or differ
-        const identifiers = { events_table: eventsTable, facts_table: `facts_${dateKey}` };
+        // re-load: key into a scratch table, find the rows that are new or differ in one join, write only those
+        const identifiers = {
+          events_table: eventsTable,
+          facts_table: `facts_${dateKey}`,
+          changes_table: `fact_changes_${dateKey}`,
+        };
         await runSqlFile(client, 'fact_events_scratch', { identifiers });
         await insertKeyedFacts(client, date, {
           ...identifiers,
@@ -145,6 +149,7 @@ export function createFactActivities(deps: ActivityDeps) {
           target_table: identifiers.facts_table,
         });
         const values = { date_key: dateKey };
+        await runSqlFile(client, 'fact_events_changes', { identifiers, values });
         const [updated] = await runSqlFile(client, 'fact_events_update', { identifiers, values });
         const [inserted] = await runSqlFile(client, 'fact_events_insert', { identifiers, values });
         await runSqlFile(client, 'fact_events_cleanup', { identifiers });

@@ -263,21 +263,38 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // the primary key makes this impossible in a healthy table; the check guards against a lost or disabled key
+    // the date partition's primary key (event_id, date_key) makes duplicates impossible: when it is there and valid
+    // the check reads the catalog only; when it was lost or disabled, the date's facts are counted by event_id
     sql: `
+      with guard as (
+          select exists (
+              select
+              from pg_inherits as h
+              inner join pg_class as c on c.oid = h.inhrelid
+              inner join pg_index as i on i.indrelid = c.oid
+              inner join pg_attribute as a on a.attrelid = c.oid and a.attnum = i.indkey[0]
+              where h.inhparent = 'warehouse.fact_events'::regclass
+                  and c.relname = 'fact_events_' || $1::int
+                  and i.indisunique and i.indisvalid and i.indisready
+                  and a.attname = 'event_id'
+          ) as by_key
+      )
       select
-          count(*) as duplicated_ids,
+          g.by_key,
+          count(d.event_id) as duplicated_ids,
           coalesce(sum(d.copies - 1), 0) as extra_rows,
-          (array_agg(d.event_id::text order by d.event_id))[1:5] as examples
-      from (
+          (array_agg(d.event_id::text order by d.event_id) filter (where d.event_id is not null))[1:5] as examples
+      from guard as g
+      left join lateral (
           select f.event_id, count(*) as copies
           from warehouse.fact_events as f
-          where f.date_key = $1
+          where f.date_key = $1 and not g.by_key
           group by f.event_id
           having count(*) > 1
-      ) as d`,
+      ) as d on true
+      group by g.by_key`,
     params: (ctx) => [ctx.dateKey],
-    judge(row) {
+    judge(row, ctx) {
       const extra = num(row.extra_rows);
       return {
         ok: extra === 0,
@@ -285,7 +302,9 @@ export const CHECKS: CheckDefinition[] = [
         threshold: '0 duplicate event_id rows',
         details: extra
           ? `${num(row.duplicated_ids)} event_ids appear more than once, e.g. ${(row.examples ?? []).join(', ')}`
-          : 'every event_id once',
+          : row.by_key
+            ? `every event_id once: fact_events_${ctx.dateKey} has its valid primary key (event_id, date_key)`
+            : 'every event_id once (counted: the date has no valid primary key on event_id)',
       };
     },
   },

@@ -47,6 +47,9 @@ describe('data-quality checks', () => {
     expect(Object.values(by).filter((r) => r.status !== 'pass')).toEqual([]);
     expect(Object.keys(by)).toEqual(CHECKS.map((c) => c.name));
     expect(by.volume.threshold).toContain('trailing 7 days');
+    expect(by.uniqueness.details).toBe(
+      `every event_id once: fact_events_${lastKey} has its valid primary key (event_id, date_key)`,
+    );
     const { rows } = await env.pool.query('select check_name, status from ops.dq_results where run_id = $1', [runId]);
     expect(rows).toHaveLength(CHECKS.length);
 
@@ -142,6 +145,7 @@ describe('data-quality checks', () => {
     );
     const { by } = await check(last);
     expect(by.uniqueness).toMatchObject({ status: 'fail', observed: 1 });
+    expect(by.uniqueness.details).not.toContain('primary key (event_id');
     expect(by.uniqueness.details).toContain('1 event_ids appear more than once');
   });
 
