@@ -143,7 +143,7 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
     /**
      * Refreshes every mart for the dates a run loaded, in one transaction: date-grained marts (daily_active_users,
      * revenue_daily, funnel_daily) are deleted and rebuilt for those dates (daily_active_users also for later dates
-     * whose new users moved); revenue_per_user is rebuilt for the users with facts on those dates; churn_risk is
+     * whose new users moved); revenue_per_user is rebuilt for the users who bought or changed attributes on those dates; churn_risk is
      * rebuilt whole (its as-of date moves every day). Idempotent: the same dates give the same rows.
      */
     async refreshMarts(input: RefreshMartsInput): Promise<RefreshMartsOutput> {

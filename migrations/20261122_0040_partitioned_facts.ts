@@ -70,6 +70,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       date_key int not null,
       user_id text not null,
       events int not null,
+      attribute_events int not null,
       first_event_at timestamptz not null,
       last_event_at timestamptz not null,
       primary key (date_key, user_id)
@@ -79,6 +80,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     comment on column warehouse.user_days.date_key is 'UTC date as YYYYMMDD, joins dim_date.';
     comment on column warehouse.user_days.user_id is 'The user, across all of their dim_user versions.';
     comment on column warehouse.user_days.events is 'Fact rows of the user on the date.';
+    comment on column warehouse.user_days.attribute_events is 'Of them, user_signup, profile_update and plan_change events: the user''s attributes (plan among them) may have changed.';
     comment on column warehouse.user_days.first_event_at is 'The user''s first event_time on the date.';
     comment on column warehouse.user_days.last_event_at is 'The user''s last event_time on the date.';
 
@@ -117,8 +119,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     comment on column warehouse.user_purchase_days.first_purchase_at is 'The first purchase event_time of the user on the date in this currency.';
     comment on column warehouse.user_purchase_days.last_purchase_at is 'The last purchase event_time of the user on the date in this currency.';
 
-    insert into warehouse.user_days (date_key, user_id, events, first_event_at, last_event_at)
-    select f.date_key, du.user_id, count(*), min(f.event_time), max(f.event_time)
+    insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
+    select
+      f.date_key,
+      du.user_id,
+      count(*),
+      count(*) filter (where f.event_type in ('user_signup', 'profile_update', 'plan_change')),
+      min(f.event_time),
+      max(f.event_time)
     from warehouse.fact_events as f
     inner join warehouse.dim_user as du on du.user_key = f.user_key
     group by f.date_key, du.user_id;

@@ -156,7 +156,9 @@ async function integrity(env: TestEnv) {
       from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
     ),
     user_days_now as (
-      select date_key, user_id, count(*)::int as events, min(event_time) as first_event_at, max(event_time) as last_event_at
+      select date_key, user_id, count(*)::int as events,
+        count(*) filter (where event_type in ('user_signup', 'profile_update', 'plan_change'))::int as attribute_events,
+        min(event_time) as first_event_at, max(event_time) as last_event_at
       from facts group by 1, 2
     ),
     purchase_days_now as (

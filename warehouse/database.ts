@@ -224,6 +224,7 @@ export interface UserDaysTable {
   date_key: number;
   user_id: string;
   events: number;
+  attribute_events: number;
   first_event_at: Timestamp;
   last_event_at: Timestamp;
 }
@@ -325,7 +326,14 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'source_offset',
     'loaded_at',
   ]),
-  'warehouse.user_days': columns<UserDaysTable>()(['date_key', 'user_id', 'events', 'first_event_at', 'last_event_at']),
+  'warehouse.user_days': columns<UserDaysTable>()([
+    'date_key',
+    'user_id',
+    'events',
+    'attribute_events',
+    'first_event_at',
+    'last_event_at',
+  ]),
   'warehouse.user_activity': columns<UserActivityTable>()([
     'user_id',
     'first_date_key',

@@ -1,15 +1,21 @@
 -- grain: one row per user and currency with at least one purchase.
--- parameters: $1 int[], the date keys (YYYYMMDD) a run loaded: the users with facts on them are rebuilt
+-- parameters: $1 int[], the date keys (YYYYMMDD) a run loaded: the users of touched_users.sql are rebuilt
 -- (activities/marts.ts deletes their rows first, then inserts this select).
 -- lifetime figures cover every purchase of the user over all loaded history, summed from their purchase days
 -- (warehouse.user_purchase_days, kept by the fact loads); plan is the current one.
 
 with
 
+-- the same users as touched_users.sql: buyers on the dates, and users whose attributes may have changed there
 touched as (
-    select distinct ud.user_id
+    select upd.user_id
+    from warehouse.user_purchase_days as upd
+    where upd.date_key = any($1::int[])
+    union
+    select ud.user_id
     from warehouse.user_days as ud
     where ud.date_key = any($1::int[])
+        and ud.attribute_events > 0
 ),
 
 purchases as (

@@ -16,11 +16,14 @@ where user_days.date_key = :'date_key'::int;
 delete from warehouse.user_purchase_days as user_purchase_days
 where user_purchase_days.date_key = :'date_key'::int;
 
-insert into warehouse.user_days (date_key, user_id, events, first_event_at, last_event_at)
+insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
 select
     fact_events.date_key,
     dim_user.user_id,
     count(*) as events,
+    count(*) filter (
+        where fact_events.event_type in ('user_signup', 'profile_update', 'plan_change')
+    ) as attribute_events,
     min(fact_events.event_time) as first_event_at,
     max(fact_events.event_time) as last_event_at
 from warehouse.fact_events as fact_events
