@@ -117,18 +117,19 @@ export async function refreshMartsOn(
       await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
       rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [keys])).rowCount ?? 0;
 
-      const touched = await client.query<{ n: number }>(`select count(*)::int as n from (${SQL.touched_users}) as t`, [
+      // the users whose revenue_per_user rows may change, kept for the delete and the insert (on commit drop)
+      const touched = await client.query(`create temp table touched_users on commit drop as ${SQL.touched_users}`, [
         keys,
       ]);
-      await client.query(`delete from marts.revenue_per_user where user_id in (${SQL.touched_users})`, [keys]);
-      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'), [keys])).rowCount ?? 0;
+      await client.query('delete from marts.revenue_per_user where user_id in (select user_id from touched_users)');
+      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'))).rowCount ?? 0;
 
       // delete, not truncate: analysts reading the mart keep their snapshot instead of waiting on an exclusive lock
       await client.query('delete from marts.churn_risk');
       rows.churn_risk = (await client.query(insertFrom('churn_risk'))).rowCount ?? 0;
 
       await client.query('commit');
-      return { dates, laterDates, usersRefreshed: touched.rows[0].n, rows };
+      return { dates, laterDates, usersRefreshed: touched.rowCount ?? 0, rows };
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       throw err;

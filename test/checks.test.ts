@@ -48,7 +48,7 @@ describe('data-quality checks', () => {
     expect(Object.keys(by)).toEqual(CHECKS.map((c) => c.name));
     expect(by.volume.threshold).toContain('trailing 7 days');
     expect(by.uniqueness.details).toBe(
-      `every event_id once: fact_events_${lastKey} has its valid primary key (event_id, date_key)`,
+      `every event_id once: fact_events_${lastKey} has its valid primary key (event_id)`,
     );
     const { rows } = await env.pool.query('select check_name, status from ops.dq_results where run_id = $1', [runId]);
     expect(rows).toHaveLength(CHECKS.length);
@@ -137,8 +137,8 @@ describe('data-quality checks', () => {
     expect(Number(by.nulls.observed)).toBeGreaterThan(0.1);
   });
 
-  it('uniqueness: a duplicate event_id fails (primary key dropped in this test database to let one in)', async () => {
-    await env.pool.query('alter table warehouse.fact_events drop constraint fact_events_pkey');
+  it("uniqueness: a duplicate event_id fails (primary key of the date's partition dropped in this test database to let one in)", async () => {
+    await env.pool.query(`alter table warehouse.fact_events_${lastKey} drop constraint fact_events_${lastKey}_pkey`);
     await env.pool.query(
       `insert into warehouse.fact_events select * from warehouse.fact_events where date_key = $1 order by event_id limit 1`,
       [lastKey],

@@ -1,22 +1,11 @@
 -- grain: one row per user and currency with at least one purchase.
--- parameters: $1 int[], the date keys (YYYYMMDD) a run loaded: the users of touched_users.sql are rebuilt
--- (activities/marts.ts deletes their rows first, then inserts this select).
+-- parameters: none; rebuilds the users in the temp table touched_users, which activities/marts.ts fills from
+-- touched_users.sql (the dates' buyers and users with attribute events) and whose rows it deletes first.
+-- in psql: create temp table touched_users as <touched_users.sql with $1 replaced>; then run this select.
 -- lifetime figures cover every purchase of the user over all loaded history, summed from their purchase days
 -- (warehouse.user_purchase_days, kept by the fact loads); plan is the current one.
 
 with
-
--- the same users as touched_users.sql: buyers on the dates, and users whose attributes may have changed there
-touched as (
-    select upd.user_id
-    from warehouse.user_purchase_days as upd
-    where upd.date_key = any($1::int[])
-    union
-    select ud.user_id
-    from warehouse.user_days as ud
-    where ud.date_key = any($1::int[])
-        and ud.attribute_events > 0
-),
 
 purchases as (
     select
@@ -26,7 +15,7 @@ purchases as (
         sum(upd.orders) as orders,
         min(upd.first_purchase_at) as first_purchase_at,
         max(upd.last_purchase_at) as last_purchase_at
-    from touched as t
+    from touched_users as t
     inner join warehouse.user_purchase_days as upd on upd.user_id = t.user_id
     group by upd.user_id, upd.currency
 )

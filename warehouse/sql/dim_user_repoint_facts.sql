@@ -1,6 +1,6 @@
 -- grain: one row per fact whose user version moved: it points at a dim_user version that vanished or shrank
 -- (staging moved table) and its event_time now falls in another version of the same user. Reads only the facts
--- outside each moved version's kept range, through fact_events (user_key, event_time).
+-- outside each moved version's kept range, through each date partition's user_key index.
 with repointed as (
     update warehouse.fact_events as fact_events
     set
