@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { dateLockId, lockDimUserShared, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
+import { addDays } from '../lib/temporal';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { requireStaged, setLoadSession } from './dimensions';
@@ -28,9 +29,7 @@ const NOT_NULL_VIOLATION = '23502';
 
 /** The neighbouring date keys of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
 function neighbourKeys(date: string): { previous_date_key: number; next_date_key: number } {
-  const day = Date.parse(`${date}T00:00:00Z`);
-  const key = (ms: number) => Number(new Date(ms).toISOString().slice(0, 10).replaceAll('-', ''));
-  return { previous_date_key: key(day - 86_400_000), next_date_key: key(day + 86_400_000) };
+  return { previous_date_key: dateLockId(addDays(date, -1)), next_date_key: dateLockId(addDays(date, 1)) };
 }
 
 /** The date's bounds and key, as the SQL files under warehouse/sql/ take them. */
@@ -39,7 +38,7 @@ export function dateValues(date: string) {
     date,
     date_key: dateLockId(date),
     day_start: `${date}T00:00:00Z`,
-    day_end: new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString(),
+    day_end: `${addDays(date, 1)}T00:00:00Z`,
   };
 }
 
@@ -72,19 +71,24 @@ export async function refreshUserActivity(client: pg.ClientBase, date: string): 
   await runSqlFile(client, 'user_activity', { values: dateValues(date) });
 }
 
-/** Writes the date's keyed facts; a missing dim_user version (23502 on user_key) becomes a non-retryable error. */
+/**
+ * Writes the date's keyed facts, leaving out the records of the lake files `skipFileIds`; a missing dim_user
+ * version (23502 on user_key) becomes a non-retryable error.
+ */
 async function insertKeyedFacts(
   client: pg.ClientBase,
   date: string,
   identifiers: Record<string, string>,
+  skipFileIds: number[],
 ): Promise<number> {
   await client.query('savepoint keyed_facts');
   try {
-    const [inserted] = await runSqlFile(client, 'fact_events', { identifiers, values: dateValues(date) });
+    const values = { ...dateValues(date), loaded_file_ids: skipFileIds };
+    const [inserted] = await runSqlFile(client, 'fact_events', { identifiers, values });
     await client.query('release savepoint keyed_facts');
     return inserted.rowCount ?? 0;
   } catch (err) {
-    if ((err as { code?: string; column?: string }).code !== NOT_NULL_VIOLATION) throw err;
+    if ((err as { code?: string }).code !== NOT_NULL_VIOLATION) throw err;
     await client.query('rollback to savepoint keyed_facts');
     const { rows } = await client.query<{ n: number }>(
       `select count(*)::int as n from staging.${client.escapeIdentifier(identifiers.events_table)} as s
@@ -99,6 +103,21 @@ async function insertKeyedFacts(
       nonRetryable: true,
     });
   }
+}
+
+/**
+ * The lake files whose records a re-load of the date can skip: those its last fact load staged, when every one of
+ * them is staged again (their facts are loaded, and dimension changes re-point them). None when the date has no
+ * record of them, or a file it loaded is gone: then every record is compared.
+ */
+async function filesAlreadyLoaded(client: pg.ClientBase, date: string, stagedIds: number[]): Promise<number[]> {
+  const { rows } = await client.query<{ ids: string[] | null }>(
+    'select loaded_file_ids as ids from ops.date_loads where dt = $1::date',
+    [date],
+  );
+  const loaded = (rows[0]?.ids ?? []).map(Number);
+  const staged = new Set(stagedIds);
+  return loaded.every((id) => staged.has(id)) ? loaded : [];
 }
 
 export function createFactActivities(deps: ActivityDeps) {
@@ -121,10 +140,17 @@ export function createFactActivities(deps: ActivityDeps) {
         values: neighbourKeys(date),
       });
       const crossDate = dropped.rowCount ?? 0;
+      // The lake files the stage run read: their records, duplicates included, and whether files landed since.
+      const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
+        `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
+         from staging.${client.escapeIdentifier(stagingFilesTable(date))}`,
+      );
+      const stagedIds = (files[0].ids ?? []).map(Number);
 
       let rowsInserted: number;
       let rowsUpdated = 0;
       const partition = await factPartition(client, dateKey);
+      const skip = partition ? await filesAlreadyLoaded(client, date, stagedIds) : [];
       if (!partition) {
         // first load of the date: fill a plain table, index it in bulk, attach it as the date's partition
         const { rows } = await client.query<{ name: string }>(
@@ -132,22 +158,31 @@ export function createFactActivities(deps: ActivityDeps) {
           [dateKey],
         );
         const target = { events_table: eventsTable, target_schema: 'warehouse', target_table: rows[0].name };
-        rowsInserted = await insertKeyedFacts(client, date, target);
+        rowsInserted = await insertKeyedFacts(client, date, target, []);
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
         await client.query(`analyze warehouse.${client.escapeIdentifier(rows[0].name)}`);
+      } else if (skip.length === stagedIds.length) {
+        // re-load with no new lake file: every record is loaded already
+        rowsInserted = 0;
       } else {
-        // re-load: key into a scratch table, find the rows that are new or differ in one join, write only those
+        // re-load: key the records of the files not loaded yet into a scratch table, find the rows that are new
+        // or differ in one join, write only those
         const identifiers = {
           events_table: eventsTable,
           facts_table: `facts_${dateKey}`,
           changes_table: `fact_changes_${dateKey}`,
         };
         await runSqlFile(client, 'fact_events_scratch', { identifiers });
-        await insertKeyedFacts(client, date, {
-          ...identifiers,
-          target_schema: 'staging',
-          target_table: identifiers.facts_table,
-        });
+        await insertKeyedFacts(
+          client,
+          date,
+          {
+            ...identifiers,
+            target_schema: 'staging',
+            target_table: identifiers.facts_table,
+          },
+          skip,
+        );
         const values = { date_key: dateKey };
         await runSqlFile(client, 'fact_events_changes', { identifiers, values });
         const [updated] = await runSqlFile(client, 'fact_events_update', { identifiers, values });
@@ -163,12 +198,7 @@ export function createFactActivities(deps: ActivityDeps) {
       // unchanged facts leave the date's activity rows as they are
       if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
 
-      // The lake files the stage run read: their records, duplicates included, and whether files landed since.
-      const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
-        `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
-         from staging.${client.escapeIdentifier(stagingFilesTable(date))}`,
-      );
-      await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: (files[0].ids ?? []).map(Number) } });
+      await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: stagedIds } });
       const { rows: marked } = await client.query<{ needs_reload: boolean }>(
         'select needs_reload from ops.date_loads where dt = $1::date',
         [date],

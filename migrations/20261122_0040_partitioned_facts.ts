@@ -14,7 +14,8 @@ import { type Kysely, sql } from 'kysely';
  *   and last date. warehouse.user_purchase_days: one row per user, date and currency with purchases. The fact
  *   load of a date rewrites its rows, so the marts cost what the date's users cost, not what history holds.
  *
- * Existing facts are copied into partitions; existing dates get their activity rows.
+ * Existing facts are copied into partitions; existing dates get their activity rows. ops.date_loads records the
+ * lake files each fact load staged, so a re-load keys only the records of files that landed since.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
@@ -67,6 +68,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     comment on function warehouse.fact_partition_attach(int) is 'Builds the primary key (event_id) and the user_key index of a filled warehouse.fact_events_YYYYMMDD and attaches it to fact_events (its date_key check spares the validation scan).';
     revoke execute on function warehouse.fact_partition_create(int), warehouse.fact_partition_attach(int) from public;
     drop table warehouse.fact_events_unpartitioned;
+
+    -- a re-load keys only the records of lake files the date's last load did not stage
+    alter table ops.date_loads add column loaded_file_ids bigint[];
+    comment on column ops.date_loads.loaded_file_ids is 'The lake files (ops.lake_files) the date''s last fact load staged. A re-load keys only the records of files not in this list: the others are loaded, and dimension changes re-point their facts. NULL before the first load under this column: the re-load then compares every record.';
 
     create table warehouse.user_days (
       date_key int not null,

@@ -599,7 +599,15 @@ describe('warehouse loads', () => {
       nonRetryable: true,
       message: expect.stringMatching(/^1 staged events of 2024-12-09 /),
     });
-    await load('2024-12-09');
+    // the re-load keys only the records of the lake file that landed since: hank's page view
+    const reloaded = await load('2024-12-09');
+    expect(reloaded.loaded).toMatchObject({ rowsInserted: 1, rowsUpdated: 0, rowsUnchanged: 2 });
+    const files = await env.pool.query(
+      `select array_length(loaded_file_ids, 1) as n from ops.date_loads where dt = '2024-12-09'`,
+    );
+    expect(files.rows).toEqual([{ n: 2 }]);
+    const again = await load('2024-12-09');
+    expect(again.loaded).toMatchObject({ rowsInserted: 0, rowsUpdated: 0, rowsUnchanged: 3 });
     expect(await integrity(env)).toEqual(CLEAN);
   });
 

@@ -104,6 +104,7 @@ export interface DateLoadsTable {
   needs_reload: Generated<boolean>;
   reload_reason: string | null;
   marked_at: Timestamp | null;
+  loaded_file_ids: string[] | null;
 }
 
 export interface PipelineRunsTable {
@@ -381,6 +382,7 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'needs_reload',
     'reload_reason',
     'marked_at',
+    'loaded_file_ids',
   ]),
   'ops.pipeline_runs': columns<PipelineRunsTable>()([
     'run_step_id',

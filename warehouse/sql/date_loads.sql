@@ -1,6 +1,6 @@
 -- grain: one row per loaded date in ops.date_loads. needs_reload is cleared unless lake files for the date were
 -- committed that this load did not stage (they landed while it ran); reload_reason and marked_at then say so,
--- and otherwise keep the last marking as history.
+-- and otherwise keep the last marking as history. loaded_file_ids: the files this load staged.
 with unstaged_files as (
     select count(*)::int as count_unstaged
     from ops.lake_files as lake_files
@@ -9,7 +9,9 @@ with unstaged_files as (
         and lake_files.lake_file_id <> all (:'staged_file_ids'::bigint[])
 )
 
-insert into ops.date_loads as date_loads (dt, first_loaded_at, last_loaded_at, needs_reload, reload_reason, marked_at)
+insert into ops.date_loads as date_loads (
+    dt, first_loaded_at, last_loaded_at, needs_reload, reload_reason, marked_at, loaded_file_ids
+)
 select
     :'date'::date,
     now(),
@@ -19,7 +21,8 @@ select
         when unstaged_files.count_unstaged > 0
             then format('%s lake file(s) committed while the date was loading', unstaged_files.count_unstaged)
     end,
-    case when unstaged_files.count_unstaged > 0 then now() end
+    case when unstaged_files.count_unstaged > 0 then now() end,
+    :'staged_file_ids'::bigint[]
 from unstaged_files
 on conflict (dt) do update
 set
@@ -27,4 +30,5 @@ set
     last_loaded_at = excluded.last_loaded_at,
     needs_reload = excluded.needs_reload,
     reload_reason = case when excluded.needs_reload then excluded.reload_reason else date_loads.reload_reason end,
-    marked_at = case when excluded.needs_reload then excluded.marked_at else date_loads.marked_at end;
+    marked_at = case when excluded.needs_reload then excluded.marked_at else date_loads.marked_at end,
+    loaded_file_ids = excluded.loaded_file_ids;

@@ -1,7 +1,8 @@
--- grain: one row per event_id among the date's staged lake records (staging holds one row per event_id), keyed
--- to the dimensions and written to :"target_schema".:"target_table": on the date's first load the new partition
--- warehouse.fact_events_YYYYMMDD (indexed and attached afterwards), on a re-load a scratch copy in staging that
--- fact_events_update.sql and fact_events_insert.sql compare with the loaded partition.
+-- grain: one row per event_id among the date's staged lake records (staging holds one row per event_id) outside
+-- the lake files :'loaded_file_ids' (a re-load skips the files the date's last load staged; empty otherwise),
+-- keyed to the dimensions and written to :"target_schema".:"target_table": on the date's first load the new
+-- partition warehouse.fact_events_YYYYMMDD (indexed and attached afterwards), on a re-load a scratch table in
+-- staging that fact_events_changes.sql compares with the loaded partition.
 -- user_key is the dim_user version valid at event_time (versions overlapping the day only, so the join does not
 -- grow with dim_user); device_key the device triple, 0 when the event had no device. user_key is NOT NULL in
 -- the target: an event with no valid version fails the insert (23502) and the activity names the fix.
@@ -45,4 +46,5 @@ left join day_versions
 left join warehouse.dim_device as dim_device
     on dim_device.device_type = coalesce(staged.device_type, 'unknown')
     and dim_device.os = coalesce(staged.device_os, 'unknown')
-    and dim_device.browser = coalesce(staged.device_browser, 'unknown');
+    and dim_device.browser = coalesce(staged.device_browser, 'unknown')
+where staged.lake_file_id <> all (:'loaded_file_ids'::bigint[]);
