@@ -1,7 +1,8 @@
 -- grain: rewrites the date's rows of warehouse.user_days (one per user with facts on the date) and
 -- warehouse.user_purchase_days (one per user and currency with purchases on it) from the date's facts, then
 -- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now.
--- Reads the date's partition and the dim_user versions overlapping the day; each user's first and last date
+-- Reads the date's partition and the dim_user versions overlapping the day (materialized, so they are hashed
+-- once rather than probed per fact); each user's first and last date
 -- are two probes of user_days (user_id, date_key), so the cost follows the date's users, not history.
 drop table if exists pg_temp.user_activity_users;
 
@@ -17,6 +18,15 @@ delete from warehouse.user_purchase_days as user_purchase_days
 where user_purchase_days.date_key = :'date_key'::int;
 
 insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
+with day_versions as materialized (
+    select
+        dim_user.user_key,
+        dim_user.user_id
+    from warehouse.dim_user as dim_user
+    where dim_user.valid_from < :'day_end'::timestamptz
+        and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
+)
+
 select
     fact_events.date_key,
     dim_user.user_id,
@@ -27,10 +37,8 @@ select
     min(fact_events.event_time) as first_event_at,
     max(fact_events.event_time) as last_event_at
 from warehouse.fact_events as fact_events
-inner join warehouse.dim_user as dim_user on dim_user.user_key = fact_events.user_key
+inner join day_versions as dim_user on dim_user.user_key = fact_events.user_key
 where fact_events.date_key = :'date_key'::int
-    and dim_user.valid_from < :'day_end'::timestamptz
-    and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
 group by fact_events.date_key, dim_user.user_id;
 
 insert into warehouse.user_purchase_days (
