@@ -6,6 +6,7 @@ import type { ActivityDeps, RunRef } from './deps';
 import { failStep, finishStep, startStep } from '../lib/runs';
 import { dateKeyOf } from '../lib/checks';
 import { dateProblem } from '../lib/temporal';
+import { TABLE_COLUMNS } from '../warehouse/database';
 
 /** Rebuilds the marts of SPEC section 5 from warehouse/marts/*.sql for the dates a run loaded. */
 
@@ -35,22 +36,9 @@ export interface RefreshMartsOutput {
 
 export type MartName = 'daily_active_users' | 'revenue_daily' | 'funnel_daily' | 'revenue_per_user' | 'churn_risk';
 
-const COLUMNS: Record<MartName, string[]> = {
-  daily_active_users: ['date', 'dau', 'new_users', 'returning_users', 'events'],
-  revenue_daily: ['date', 'plan', 'country', 'currency', 'orders', 'revenue', 'avg_order_value', 'paying_users'],
-  funnel_daily: ['date', 'step', 'step_order', 'users', 'conversion_from_previous', 'conversion_from_first'],
-  revenue_per_user: [
-    'user_id',
-    'currency',
-    'plan',
-    'lifetime_revenue',
-    'orders',
-    'avg_order_value',
-    'first_purchase_at',
-    'last_purchase_at',
-  ],
-  churn_risk: ['user_id', 'plan', 'last_seen_at', 'days_inactive', 'risk_bucket', 'as_of_date'],
-};
+/** The columns each mart's SQL selects, in order: the table's columns but refreshed_at, which defaults to now(). */
+const COLUMNS = (mart: MartName): readonly string[] =>
+  TABLE_COLUMNS[`marts.${mart}`].filter((column) => column !== 'refreshed_at');
 
 /** The repo's own SQL file, without its trailing semicolon; read once. */
 function martSql(name: string): string {
@@ -70,7 +58,7 @@ const SQL = {
 };
 
 function insertFrom(mart: MartName): string {
-  return `insert into marts.${mart} (${COLUMNS[mart].join(', ')})\n${SQL[mart]}`;
+  return `insert into marts.${mart} (${COLUMNS(mart).join(', ')})\n${SQL[mart]}`;
 }
 
 /** Validates and de-duplicates the dates, ascending; invalid input is non-retryable. */

@@ -1,13 +1,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createCheckActivities } from '../activities/checks';
 import type { RunRef } from '../activities/deps';
-import { createDimensionActivities } from '../activities/dimensions';
-import { createFactActivities } from '../activities/facts';
-import { createLandActivities } from '../activities/land';
-import { createMartActivities } from '../activities/marts';
-import { createStageActivities } from '../activities/stage';
+import { createActivities } from '../activities/index';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { closeClient, connectClient } from '../lib/temporal-client';
@@ -193,15 +188,7 @@ async function timed<T>(rows: Row[], stage: string, count: (result: T) => number
 }
 
 function activitiesOf(env: BenchEnv) {
-  const deps = { config: env.config, pool: env.pool, db: env.db };
-  return {
-    ...createLandActivities(deps),
-    ...createStageActivities(deps),
-    ...createDimensionActivities(deps),
-    ...createFactActivities(deps),
-    ...createMartActivities(deps),
-    ...createCheckActivities(deps),
-  };
+  return createActivities({ config: env.config, pool: env.pool, db: env.db });
 }
 
 /** Land → stage → dimensions → facts → marts → checks of one date, each step timed; returns the day's rows. */
