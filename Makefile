@@ -1,6 +1,8 @@
 # Nightshift — every command a user or CI runs goes through here.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# The project's pinned Node.js (scripts/stack/node.sh installs it when the machine's is older)
+export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 NODE_RUN := node --import tsx
 
 .PHONY: help install up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench

