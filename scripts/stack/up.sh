@@ -202,7 +202,7 @@ find_worker() {
   local p
   pid_alive worker && { pid_of worker; return; }
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -Eq 'scripts/worker\.(js|ts)|nightshift\.js worker' &&
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -Eq 'scripts/worker\.(js|ts)|nightshift\.js worker' &&
       ours "${p#/proc/}" && { echo "${p#/proc/}"; return; }
   done
   return 1
@@ -213,7 +213,7 @@ find_worker() {
 worker_code_changed() {
   local pid="$1"
   [[ dist/.built -nt "$RUN/worker.pid" ]] && return 0
-  ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'dist/scripts/worker\.js'
+  ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'dist/scripts/worker\.js'
 }
 
 up_worker() {
