@@ -15,6 +15,7 @@ install: ## install what a fresh machine lacks (Node, Node packages, temporal CL
 	@bash scripts/stack/install.sh
 
 build: ## compile to dist/ when a source changed since the last build (npm run build: always)
+	@bash scripts/stack/install.sh node
 	@bash scripts/build.sh --if-changed
 
 up: install ## start Temporal, PostgreSQL, Kafka and a worker; migrate (idempotent)

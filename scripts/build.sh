@@ -12,8 +12,8 @@ INPUTS=(package.json package-lock.json tsconfig.json tsconfig.build.json)
 # prints the first input newer than the last build (a deleted file changes its folder's time), nothing when none
 changed_input() {
   [[ -f dist/.built ]] || { echo dist/.built; return; }
-  find "${SOURCES[@]}" "${INPUTS[@]}" -newer dist/.built \( -type d -o -name '*.ts' -o -name '*.sql' -o -name '*.json' \) \
-    -print -quit
+  find "${SOURCES[@]}" "${INPUTS[@]}" -path scripts/stack -prune -o -newer dist/.built \
+    \( -type d -o -name '*.ts' -o -name '*.sql' -o -name '*.json' \) -print -quit
 }
 
 if [[ "${1:-}" == --if-changed && -z "$(changed_input)" ]]; then

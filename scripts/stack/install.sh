@@ -61,6 +61,11 @@ install_kafka() {
 }
 
 main() {
+  if [[ "${1:-}" == node ]]; then # make build: only the pinned Node and node_modules
+    bash "$STACK_DIR/node.sh"
+    install_node_modules
+    return
+  fi
   command -v java >/dev/null || die "java (17+) is required: apt-get install -y openjdk-17-jre-headless"
   command -v mvn >/dev/null || die "mvn is required: apt-get install -y maven"
   bash "$STACK_DIR/node.sh"
