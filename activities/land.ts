@@ -649,10 +649,12 @@ function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: numbe
 }
 
 /**
- * The worker's entry: activities/land-worker.ts, loaded through tsx's CommonJS hook, which works the same whether
- * this process runs under `node --import tsx` (scripts, the Temporal worker) or under vitest.
+ * The worker's entry, beside this file: compiled (dist/activities/land-worker.js) when this process runs from dist/;
+ * the TypeScript source through tsx's CommonJS hook under vitest or `node --import tsx` (development only).
  */
-const WORKER_SOURCE = `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
+const WORKER_SOURCE = __filename.endsWith('.js')
+  ? `require(${JSON.stringify(path.join(__dirname, 'land-worker.js'))});`
+  : `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
 
 /**
  * Lands `groups` of partitions in parallel: the first in this thread, the others in worker threads

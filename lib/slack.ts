@@ -1,4 +1,4 @@
-import { IncomingWebhook } from '@slack/webhook';
+import { IncomingWebhook, IncomingWebhookHTTPError } from '@slack/webhook';
 import type { KnownBlock } from '@slack/types';
 
 /**
@@ -250,10 +250,8 @@ export async function postToSlack(
   config: AlertConfig,
   sleep: (ms: number) => Promise<void> = defaultSleep,
 ): Promise<DeliveryResult> {
-  const defaults: { timeout?: number } = { timeout: config.timeoutMs };
-  const webhook = new IncomingWebhook(webhookUrl, defaults);
-  // the client copies its defaults into every payload; its HTTP client already holds the timeout, so keep it out of the JSON
-  delete defaults.timeout;
+  // the client's own retries stay off (its default): the budget below bounds the time spent on one message
+  const webhook = new IncomingWebhook(webhookUrl, { timeout: config.timeoutMs });
   const started = Date.now();
   let attempts = 0;
   let error: string | null = null;
@@ -263,9 +261,9 @@ export async function postToSlack(
       await webhook.send({ text: message.text, blocks: message.blocks });
       return { delivered: true, attempts, error: null };
     } catch (err) {
-      const e = err as Error & { original?: { response?: { status?: number } } };
-      const status = e.original?.response?.status;
-      error = status ? `HTTP ${status} from Slack: ${e.message}` : e.message;
+      const status = err instanceof IncomingWebhookHTTPError ? err.statusCode : undefined;
+      const message = err instanceof Error ? err.message : String(err);
+      error = status ? `HTTP ${status} from Slack: ${message}` : message;
       // 4xx other than 429 will not get better by retrying (bad URL, revoked webhook, bad payload)
       if (status && status >= 400 && status < 500 && status !== 429) break;
     }

@@ -1,12 +1,13 @@
 import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
+import { EXIT, EXIT_CODES_HELP, UsageError, parseCommandLine, runCommand } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from '../lib/temporal';
 import { dailyPipelineWorkflow } from '../workflows';
 
 /**
- * `make schedule [CRON='0 2 * * *']` creates or updates the Temporal Schedule of the daily pipeline;
- * `make unschedule` deletes it. Each run loads the previous UTC day of its scheduled time.
+ * `nightshift schedule create [--cron '0 2 * * *']` (`make schedule`) creates or updates the Temporal Schedule of the daily pipeline;
+ * `nightshift schedule delete` (`make unschedule`) deletes it. Each run loads the previous UTC day of its scheduled time.
  */
 
 export interface ScheduleArgs {
@@ -90,38 +91,39 @@ export async function deleteSchedule(client: Client, scheduleId: string = DAILY_
   }
 }
 
-function parseArgs(argv: string[]): { command: 'create' | 'delete'; cron?: string } {
-  const [command, ...rest] = argv;
+export const HELP = `Create, update or delete the Temporal Schedule of the daily pipeline.
+
+usage: nightshift schedule create [--cron '0 2 * * *']   (make schedule [CRON='0 2 * * *'])
+       nightshift schedule delete                      (make unschedule)
+
+  create        create the schedule, or update it in place (idempotent); each run loads the previous UTC day
+  --cron EXPR   five-field cron, UTC (default '${DEFAULT_CRON}')
+  delete        delete the schedule; runs it already started are left alone
+
+${EXIT_CODES_HELP}`;
+
+function parseScheduleArgs(argv: string[]): { command: 'create' | 'delete'; cron?: string } | null {
+  const parsed = parseCommandLine(argv, { cron: { type: 'string' } }, { positionals: true });
+  if (parsed === 'help') return null;
+  const [command, ...rest] = parsed.positionals;
   if (command !== 'create' && command !== 'delete') {
-    throw new UsageError(
-      `usage: scripts/schedule.ts create [--cron '0 2 * * *'] | delete (got ${JSON.stringify(command ?? '')})`,
-    );
+    throw new UsageError(`give create or delete, not ${JSON.stringify(command ?? '')}`);
   }
-  let cron: string | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const m = /^--cron(?:=(.*))?$/.exec(rest[i]);
-    if (!m || command !== 'create') throw new UsageError(`unknown argument ${JSON.stringify(rest[i])}`);
-    cron = m[1] ?? rest[++i];
-  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  const { cron } = parsed.values;
   if (cron !== undefined) {
+    if (command !== 'create') throw new UsageError('--cron goes with create');
     const problem = cronProblem(cron);
     if (problem) throw new UsageError(problem);
   }
   return { command, cron };
 }
 
-class UsageError extends Error {}
-
-async function main(): Promise<number> {
-  let args: ReturnType<typeof parseArgs>;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`schedule: ${err.message}`);
-      return 2;
-    }
-    throw err;
+export async function main(argv: string[]): Promise<number> {
+  const args = parseScheduleArgs(argv);
+  if (args === null) {
+    console.log(HELP);
+    return EXIT.ok;
   }
   const config = loadConfig();
   const client = await connectClient(config);
@@ -140,17 +142,10 @@ async function main(): Promise<number> {
       const deleted = await deleteSchedule(client);
       console.log(deleted ? `deleted schedule ${DAILY_SCHEDULE_ID}` : `no schedule ${DAILY_SCHEDULE_ID} to delete`);
     }
-    return 0;
+    return EXIT.ok;
   } finally {
     await closeClient(client);
   }
 }
 
-if (require.main === module) {
-  main()
-    .then((code) => process.exit(code))
-    .catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runCommand('schedule', main);

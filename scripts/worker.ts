@@ -2,11 +2,12 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
+import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { livenessHeartbeat } from '../lib/liveness-heartbeat';
 import { createDb, createPool } from '../warehouse/db';
 
-/** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
+/** The Nightshift worker: polls the task queue, runs the workflows and activities. `nightshift worker` runs it. */
 
 export interface CreateWorkerOptions {
   /** Overrides config.temporalTaskQueue (tests use their own). */
@@ -79,7 +80,18 @@ export async function createWorker(
   }
 }
 
-async function main(): Promise<void> {
+export const HELP = `Run a worker in the foreground: it polls TEMPORAL_TASK_QUEUE and runs the workflows and activities.
+SIGINT or SIGTERM finishes the running tasks, then exits (a second one exits at once).
+
+usage: nightshift worker   (make worker; make up starts one in the background)
+
+${EXIT_CODES_HELP}`;
+
+export async function main(argv: string[]): Promise<number> {
+  if (parseCommandLine(argv, {}) === 'help') {
+    console.log(HELP);
+    return EXIT.ok;
+  }
   // we handle the signals ourselves, to close the pool after the worker has drained
   Runtime.install({ shutdownSignals: [] });
   const config = loadConfig();
@@ -95,7 +107,7 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       console.error(`[worker] ${signal} again: exiting without waiting`);
-      process.exit(130);
+      process.exit(EXIT.interrupted);
     }
     stopping = true;
     console.error(`[worker] ${signal}: finishing running tasks, then exiting (send it again to exit now)`);
@@ -114,11 +126,7 @@ async function main(): Promise<void> {
     await db.destroy(); // ends the pool
   }
   console.error('[worker] stopped');
+  return EXIT.ok;
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCommand('worker', main);
