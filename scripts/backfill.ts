@@ -16,6 +16,7 @@ import {
 } from '../lib/temporal';
 import { backfillWorkflow, currentStepQuery, progressQuery } from '../workflows';
 import type { BackfillOutput, BackfillProgress } from '../workflows/backfill';
+import { exitWithError } from '../lib/redact';
 
 /**
  * `make backfill DATE=… | FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]`: starts (or attaches to) the
@@ -255,8 +256,5 @@ async function main(): Promise<number> {
 if (require.main === module) {
   main()
     .then((code) => process.exit(code))
-    .catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
+    .catch((err) => exitWithError(err));
 }

@@ -11,6 +11,7 @@ import { type BenchEnv, benchName, createBenchEnv } from './bench/env';
 import { produceDay1, produceSpool } from './bench/produce';
 import { type BenchJson, linearity, linearityTable, newestRun } from './bench/linearity';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
+import { exitWithError } from '../lib/redact';
 
 /**
  * `make bench EVENTS=N`: times every stage of the daily pipeline on the local stack against the machine's raw COPY
@@ -566,7 +567,4 @@ async function main(): Promise<void> {
   log(`wrote ${jsonFile}`);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err) => exitWithError(err));

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createCheckActivities } from '../activities/checks';
-import { loadDqConfig } from '../lib/checks';
-import { loadConfig } from '../lib/config';
+import { ConfigError, loadConfig } from '../lib/config';
+import { exitWithError } from '../lib/redact';
 import { dateProblem } from '../lib/temporal';
 import { createDb, createPool } from '../warehouse/db';
 
@@ -71,12 +71,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = loadConfig();
-  const dqConfig = loadDqConfig();
   const pool = createPool(config.databaseUrl, 2);
   const db = createDb(pool);
   try {
     const runId = `manual-${new Date().toISOString().replace(/[-:.]/g, '').replace('T', '-').replace('Z', '')}`;
-    const { runChecks } = createCheckActivities({ config, pool, db }, { config: dqConfig, recordStep: false });
+    const { runChecks } = createCheckActivities({ config, pool, db }, { recordStep: false });
     const out = await runChecks({
       date: args.date,
       run: { workflowId: 'manual-check', runId },
@@ -105,8 +104,5 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (err) => {
-    console.error(err);
-    process.exit(err?.name === 'ConfigError' || err?.name === 'DqConfigError' ? 2 : 1);
-  },
+  (err) => exitWithError(err, err instanceof ConfigError ? 2 : 1),
 );

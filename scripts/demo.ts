@@ -2,6 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { sql } from 'kysely';
 import { type Client } from '@temporalio/client';
 import { type Config, loadConfig } from '../lib/config';
+import { exitWithError } from '../lib/redact';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
@@ -16,15 +17,6 @@ import { createWorker } from './worker';
 
 const SEED = 42;
 const BAD_RATE = 0.01;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: use a whole number above 0`);
-  return n;
-}
 
 async function topicRecordCount(config: Config): Promise<number> {
   const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
@@ -111,8 +103,7 @@ async function printWarehouse(db: Db, from: string, to: string): Promise<void> {
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const events = positiveInt('DEMO_EVENTS', 210_000);
-  const days = positiveInt('DEMO_DAYS', 7);
+  const { events, days } = config.demo;
   // the last `days` full UTC days before today
   let to = addDays(utcDate(new Date()), -1);
   let from = addDays(to, -(days - 1));
@@ -181,8 +172,5 @@ Where to look
 }
 
 if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  main().catch((err) => exitWithError(err));
 }

@@ -10,6 +10,7 @@ import { type Config, loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
 import { produceEvents } from './produce';
+import { exitWithError } from '../lib/redact';
 
 /**
  * Measures landing throughput and peak memory: produces N events (default 1,000,000) into a fresh topic, then lands
@@ -131,7 +132,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err) => exitWithError(err));

@@ -15,6 +15,7 @@ import { generateEvents } from '../lib/generator';
 import { EventRows, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
+import { exitWithError } from '../lib/redact';
 
 /**
  * Measures the warehouse load of one date: N generated events written straight into a temporary lake (the
@@ -244,7 +245,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err) => exitWithError(err));

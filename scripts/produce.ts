@@ -1,6 +1,7 @@
 import { type Config, loadConfig } from '../lib/config';
 import { type GenerateOptions, checkGenerateOptions, generateEvents } from '../lib/generator';
 import { FastProducer } from '../lib/kafka-wire';
+import { exitWithError } from '../lib/redact';
 
 /**
  * `make produce`: writes realistic, deterministic v1 events (and a share of bad records) into Kafka.
@@ -227,8 +228,5 @@ async function main(): Promise<void> {
 }
 
 if (/[\\/]produce\.ts$/.test(process.argv[1] ?? '')) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  main().catch((err) => exitWithError(err));
 }

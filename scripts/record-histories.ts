@@ -7,6 +7,7 @@ import { backfillWorkflow, dailyPipelineWorkflow } from '../workflows';
 import setupTemplate from '../test/global-setup';
 import { createTestEnv } from '../test/support';
 import { produceDays, startWorker, testClient } from '../test/temporal-support';
+import { exitWithError } from '../lib/redact';
 
 /**
  * Records the histories that test/replay.test.ts replays: a daily pipeline, a backfill (with a continue-as-new
@@ -85,8 +86,5 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  main().catch((err) => exitWithError(err));
 }

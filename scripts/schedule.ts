@@ -3,6 +3,7 @@ import { type Config, loadConfig } from '../lib/config';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from '../lib/temporal';
 import { dailyPipelineWorkflow } from '../workflows';
+import { exitWithError } from '../lib/redact';
 
 /**
  * `make schedule [CRON='0 2 * * *']` creates or updates the Temporal Schedule of the daily pipeline;
@@ -149,8 +150,5 @@ async function main(): Promise<number> {
 if (require.main === module) {
   main()
     .then((code) => process.exit(code))
-    .catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
+    .catch((err) => exitWithError(err));
 }

@@ -1,9 +1,19 @@
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { inspect } from 'node:util';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
 import { type Config, loadConfig } from '../lib/config';
 import { livenessHeartbeat } from '../lib/liveness-heartbeat';
+import { exitWithError, redact } from '../lib/redact';
+import { temporalConnectionOptions, temporalUnreachable } from '../lib/temporal-client';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
@@ -48,14 +58,9 @@ export async function createWorker(
 ): Promise<NightshiftWorker> {
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: config.temporalAddress });
+    connection = await NativeConnection.connect(temporalConnectionOptions(config));
   } catch (err) {
-    throw new Error(
-      `Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``,
-      {
-        cause: err,
-      },
-    );
+    throw temporalUnreachable(config, err);
   }
   try {
     const worker = await Worker.create({
@@ -81,7 +86,13 @@ export async function createWorker(
 
 async function main(): Promise<void> {
   // we handle the signals ourselves, to close the pool after the worker has drained
-  Runtime.install({ shutdownSignals: [] });
+  // the SDK logs activity failures with their messages: those pass through the redaction like every other line
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger('INFO', ({ level, message, meta }) =>
+      console.error(redact(`[${level}] ${message}${meta && Object.keys(meta).length ? ` ${inspect(meta)}` : ''}`)),
+    ),
+  });
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
@@ -117,8 +128,5 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  main().catch((err) => exitWithError(err));
 }

@@ -188,24 +188,25 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     throw err;
   }
   let removed = false;
+  const kill = async () => {
+    const pid = postmasterPid();
+    if (!pid || !running()) return;
+    // the postmaster and its backends at once, as a machine crash would: no backend lingers on shared memory
+    for (const child of [pid, ...childrenOf(pid)]) {
+      try {
+        process.kill(child, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await waitUntil(() => !running() && childrenOf(pid).length === 0);
+  };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     dir,
     caFile: certs?.ca ?? null,
-    async kill() {
-      const pid = postmasterPid();
-      if (!pid || !running()) return;
-      // the postmaster and its backends at once, as a machine crash would: no backend lingers on shared memory
-      for (const child of [pid, ...childrenOf(pid)]) {
-        try {
-          process.kill(child, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      await waitUntil(() => !running() && childrenOf(pid).length === 0);
-    },
+    kill,
     async restart() {
       if (running()) return;
       await start();
@@ -215,7 +216,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     },
     async stop() {
       if (removed) return;
-      if (running()) await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(() => this.kill());
+      if (running()) await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(kill);
       rmSync(dir, { recursive: true, force: true });
       removed = true;
     },

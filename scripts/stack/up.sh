@@ -211,6 +211,7 @@ find_worker() {
 # TypeScript files newer than the running worker's pid file (written at its start)
 worker_code_changed() {
   local started="$RUN/worker.pid"
+  [[ "$ROOT/.env" -nt "$started" ]] && { echo "$ROOT/.env"; return; }
   find "$ROOT" \( -path "$ROOT/node_modules" -o -path "$ROOT/.data" -o -path "$ROOT/.tools" \
     -o -path "$ROOT/.git" -o -path "$ROOT/.cache" -o -path "$ROOT/test" \) -prune -o -name '*.ts' -newer "$started" -print -quit
 }
