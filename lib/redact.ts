@@ -27,12 +27,12 @@ const PATTERNS: [RegExp, string][] = [
   [/\b([a-z][a-z0-9+.-]*:\/{0,2}[^\s:/@]*):[^\s@/]*@/gi, `$1:${MASK}@`],
   // Slack incoming webhooks: the path is the credential
   [/(hooks\.slack(?:-gov)?\.com\/services\/)[^\s"'<>)]+/gi, `$1${MASK}`],
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}/g, `$1 ${MASK}`],
   // password=…, api_key=…, token=…, secret=… in query strings, key=value text and JSON
   [
-    /\b((?:ssl)?password|passwd|pwd|api[_-]?key|apikey|access[_-]?token|token|secret|authorization)(["']?\s*[=:]\s*["']?)([^\s&"',;}]+)/gi,
+    /\b((?:ssl)?password|passwd|pwd|api[_-]?key|apikey|access[_-]?token|token|secret|authorization)(["']?\s*[=:]\s*["']?)(?!(?:Bearer|Basic) )([^\s&"',;}]+)/gi,
     `$1$2${MASK}`,
   ],
-  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}/g, `$1 ${MASK}`],
 ];
 
 /** The text with every secret it contains masked. */
