@@ -33,6 +33,11 @@ export interface PrivatePostgresOptions {
    * 127.0.0.1 and localhost.
    */
   ssl?: 'off' | 'on' | 'required';
+  /**
+   * Password authentication (scram-sha-256) over TCP for every role but `postgres`, which stays trusted; by
+   * default every role is trusted.
+   */
+  passwordAuth?: boolean;
   /** Extra `-c name=value` server settings. */
   settings?: Record<string, string>;
 }
@@ -135,14 +140,14 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     owner();
     if (certs) chmodSync(certs.key, 0o600);
     await asOwner(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '-N']);
-    if (ssl === 'required') {
-      writeFileSync(
-        path.join(data, 'pg_hba.conf'),
-        ['local all all trust', 'hostssl all all 127.0.0.1/32 trust', 'hostnossl all all 127.0.0.1/32 reject', ''].join(
-          '\n',
-        ),
-      );
-    }
+    const host = ssl === 'required' ? 'hostssl' : 'host';
+    const hba = [
+      'local all all trust',
+      `${host} all postgres 127.0.0.1/32 trust`,
+      `${host} all all 127.0.0.1/32 ${options.passwordAuth ? 'scram-sha-256' : 'trust'}`,
+      ...(ssl === 'required' ? ['hostnossl all all 127.0.0.1/32 reject'] : []),
+    ];
+    writeFileSync(path.join(data, 'pg_hba.conf'), `${hba.join('\n')}\n`);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
