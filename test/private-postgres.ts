@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { makeTestCertificates } from './test-certificates';
 
 /**
  * A private PostgreSQL cluster for tests that must stop, kill or reconfigure a server: initdb into a temp folder, on
@@ -89,37 +90,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const f = (name: string) => path.join(dir, name);
-  const ssl = (args: string[]) => run('openssl', args, { timeout: 60_000 });
-  await ssl(
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=nightshift test CA'].concat([
-      '-keyout',
-      f('ca.key'),
-      '-out',
-      f('ca.crt'),
-    ]),
-  );
-  await ssl(
-    ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', f('server.key')].concat([
-      '-out',
-      f('server.csr'),
-    ]),
-  );
-  writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  await ssl(
-    ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial'].concat([
-      '-days',
-      '2',
-      '-extfile',
-      f('server.ext'),
-      '-out',
-      f('server.crt'),
-    ]),
-  );
-  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
-}
-
 /** Creates and starts a private cluster; call `stop()` when done. */
 export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
   const bin = pgBin();
@@ -128,7 +98,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
   chmodSync(dir, 0o755); // the postgres user must traverse it
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'server.log');
-  let certs: Awaited<ReturnType<typeof makeCertificates>> | null = null;
+  let certs: { ca: string; cert: string; key: string } | null = null;
   const owner = () => {
     if (!isRoot) return;
     const { uid, gid } = postgresUser();
@@ -136,7 +106,10 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     chownSync(dir, uid, gid);
   };
   try {
-    if (ssl !== 'off') certs = await makeCertificates(dir);
+    if (ssl !== 'off') {
+      const made = await makeTestCertificates(dir);
+      certs = { ca: made.ca, cert: made.serverCert, key: made.serverKey };
+    }
     owner();
     if (certs) chmodSync(certs.key, 0o600);
     await asOwner(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '-N']);
