@@ -7,8 +7,8 @@ import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
 import { formatSummary, startBackfill, watchBackfill } from './backfill';
-import { produceEvents } from './produce';
-import { createWorker } from './worker';
+import { produceEvents } from '../lib/produce';
+import { createWorker } from '../lib/worker';
 
 /**
  * `make demo` (after `make up`): produces a week of realistic events, backfills that week through Temporal on the

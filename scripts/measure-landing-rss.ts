@@ -9,7 +9,7 @@ import { createLandActivities } from '../activities/land';
 import { type Config, loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { produceEvents } from './produce';
+import { produceEvents } from '../lib/produce';
 import { exitWithError } from '../lib/redact';
 
 /**

@@ -304,3 +304,12 @@ describe('make check with unreachable services and secrets in the configuration'
     expect(printed).not.toMatch(/\btok\b/);
   });
 });
+
+describe('layout', () => {
+  it('tests import shared code from lib/, never from scripts/ (entry points are run, not imported)', () => {
+    const offenders = readdirSync(path.join(root, 'test'))
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /from '\.\.\/scripts\//.test(readFileSync(path.join(root, 'test', f), 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+});
