@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { describeFatal, redact } from './redact';
 import { dateProblem } from './temporal';
 
 /**
@@ -101,10 +102,11 @@ export function exitCodeOf(err: unknown): number {
 /** Prints an error as the command `name` reports it: one line for bad input or configuration, the whole error else. */
 export function reportError(name: string, err: unknown): number {
   const code = exitCodeOf(err);
-  const message = err instanceof Error ? err.message : String(err);
+  // every line passes through the redaction: a connection error can carry a password, a webhook token
+  const message = redact(err instanceof Error ? err.message : String(err));
   if (code === EXIT.usage) console.error(`nightshift ${name}: ${message}\n(nightshift ${name} --help shows the usage)`);
   else if (code === EXIT.config) console.error(`nightshift ${name}: ${message}`);
-  else console.error(err);
+  else console.error(`nightshift ${name}: ${describeFatal(err)}`);
   return code;
 }
 

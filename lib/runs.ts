@@ -63,15 +63,26 @@ export async function failStep(db: Db, key: StepKey, error: unknown): Promise<vo
     .execute();
 }
 
-/** Runs `fn` as a recorded step: running, then succeeded with its counts, or failed with the error (rethrown). */
-export async function recordStep<T extends StepCounts>(db: Db, key: StepKey, fn: () => Promise<T>): Promise<T> {
-  await startStep(db, key);
+/**
+ * Runs `fn` as a recorded step, the one wrapper every activity uses: each key is marked running, then succeeded
+ * with the counts of the result, or failed with the error (which is rethrown). `counts` turns the result into the
+ * recorded figures (default: the result is the counts). No keys (a step run outside a pipeline): `fn` only.
+ */
+export async function recordStep<T>(
+  db: Db,
+  key: StepKey | StepKey[] | null,
+  fn: () => Promise<T>,
+  counts: (result: T) => StepCounts = (result) => result as StepCounts,
+): Promise<T> {
+  const keys = key === null ? [] : Array.isArray(key) ? key : [key];
+  for (const k of keys) await startStep(db, k);
   try {
-    const counts = await fn();
-    await finishStep(db, key, counts);
-    return counts;
+    const result = await fn();
+    const figures = keys.length ? counts(result) : {};
+    for (const k of keys) await finishStep(db, k, figures);
+    return result;
   } catch (err) {
-    await failStep(db, key, err).catch(() => undefined);
+    for (const k of keys) await failStep(db, k, err).catch(() => undefined);
     throw err;
   }
 }

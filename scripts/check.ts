@@ -1,5 +1,4 @@
 import { createCheckActivities } from '../activities/checks';
-import { loadDqConfig } from '../lib/checks';
 import { EXIT, EXIT_CODES_HELP, UsageError, calendarDate, parseCommandLine, runCommand } from '../lib/cli';
 import { loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
@@ -47,12 +46,11 @@ export async function main(argv: string[]): Promise<number> {
   if (parsed.values.date === undefined) throw new UsageError('--date is required, e.g. make check DATE=2024-12-17');
   const args = { date: calendarDate('--date', parsed.values.date), scheduled: parsed.values.scheduled };
   const config = loadConfig();
-  const dqConfig = loadDqConfig();
   const pool = createPool(config.databaseUrl, 2);
   const db = createDb(pool);
   try {
     const runId = `manual-${new Date().toISOString().replace(/[-:.]/g, '').replace('T', '-').replace('Z', '')}`;
-    const { runChecks } = createCheckActivities({ config, pool, db }, { config: dqConfig, recordStep: false });
+    const { runChecks } = createCheckActivities({ config, pool, db }, { recordStep: false });
     const out = await runChecks({
       date: args.date,
       run: { workflowId: 'manual-check', runId },

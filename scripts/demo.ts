@@ -7,8 +7,8 @@ import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
 import { formatSummary, startBackfill, watchBackfill } from './backfill';
-import { produceEvents } from './produce';
-import { createWorker } from './worker';
+import { produceEvents } from '../lib/produce';
+import { createWorker } from '../lib/worker';
 
 /**
  * `make demo` (after `make up`): produces a week of realistic events, backfills that week through Temporal on the
@@ -17,15 +17,6 @@ import { createWorker } from './worker';
 
 const SEED = 42;
 const BAD_RATE = 0.01;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: use a whole number above 0`);
-  return n;
-}
 
 async function topicRecordCount(config: Config): Promise<number> {
   const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
@@ -123,8 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const config = loadConfig();
-  const events = positiveInt('DEMO_EVENTS', 210_000);
-  const days = positiveInt('DEMO_DAYS', 7);
+  const { events, days } = config.demo;
   // the last `days` full UTC days before today
   let to = addDays(utcDate(new Date()), -1);
   let from = addDays(to, -(days - 1));

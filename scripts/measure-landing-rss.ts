@@ -10,7 +10,7 @@ import { EXIT, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { produceEvents } from './produce';
+import { produceEvents } from '../lib/produce';
 
 /**
  * Measures landing throughput and peak memory: produces N events (default 1,000,000) into a fresh topic, then lands

@@ -21,9 +21,9 @@ import { type ScratchEnv, createScratchEnv, scratchName } from '../lib/scratch-e
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { backfillWorkflowId, dailyWorkflowId } from '../lib/temporal';
 import { backfillWorkflow, dailyPipelineWorkflow } from '../workflows';
-import { produceEvents } from './produce';
-import { deleteSchedule, upsertSchedule } from './schedule';
-import { createWorker } from './worker';
+import { produceEvents } from '../lib/produce';
+import { deleteSchedule, upsertSchedule } from '../lib/schedule';
+import { createWorker } from '../lib/worker';
 
 /**
  * Records the workflow histories of a release, one per path through the workflow code (lib/histories.ts

@@ -1,84 +1,12 @@
-import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities } from '../activities';
-import type { ActivityDeps } from '../activities/deps';
+import { inspect } from 'node:util';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
-import { type Config, loadConfig } from '../lib/config';
-import { livenessHeartbeat } from '../lib/liveness-heartbeat';
+import { loadConfig } from '../lib/config';
+import { redact } from '../lib/redact';
+import { createWorker } from '../lib/worker';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `nightshift worker` runs it. */
-
-export interface CreateWorkerOptions {
-  /** Overrides config.temporalTaskQueue (tests use their own). */
-  taskQueue?: string;
-  /** Identity shown in the Temporal UI. */
-  identity?: string;
-}
-
-export interface NightshiftWorker {
-  worker: Worker;
-  /** Owned by the caller: close it after `worker.run()` returns. */
-  connection: NativeConnection;
-}
-
-// a directory: the bundler finds index.ts (require.resolve would need a TypeScript loader, absent under vitest)
-const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
-
-// Bundling the workflow code takes seconds; a process that creates several workers bundles once.
-let bundle: Promise<WorkflowBundle> | undefined;
-function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
-  return bundle;
-}
-
-const noop = () => undefined;
-const quietBundlerLogger = {
-  log: noop,
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: console.warn,
-  error: console.error,
-};
-
-export async function createWorker(
-  config: Config,
-  deps: ActivityDeps,
-  options: CreateWorkerOptions = {},
-): Promise<NightshiftWorker> {
-  let connection: NativeConnection;
-  try {
-    connection = await NativeConnection.connect({ address: config.temporalAddress });
-  } catch (err) {
-    throw new Error(
-      `Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``,
-      {
-        cause: err,
-      },
-    );
-  }
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace: config.temporalNamespace,
-      taskQueue: options.taskQueue ?? config.temporalTaskQueue,
-      ...(options.identity ? { identity: options.identity } : {}),
-      workflowBundle: await workflowBundle(),
-      activities: createActivities(deps),
-      // a heartbeat every 5 s for every running activity: a dead worker is noticed in seconds, not at start-to-close
-      interceptors: { activity: [livenessHeartbeat] },
-      // a 2-core machine: a few loads at once; each holds a database connection or two
-      maxConcurrentActivityTaskExecutions: 6,
-      // let a running activity finish its current step before a shutdown cancels it
-      shutdownGraceTime: '20 seconds',
-    });
-    return { worker, connection };
-  } catch (err) {
-    await connection.close();
-    throw err;
-  }
-}
 
 export const HELP = `Run a worker in the foreground: it polls TEMPORAL_TASK_QUEUE and runs the workflows and activities.
 SIGINT or SIGTERM finishes the running tasks, then exits (a second one exits at once).
@@ -93,7 +21,13 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   // we handle the signals ourselves, to close the pool after the worker has drained
-  Runtime.install({ shutdownSignals: [] });
+  // the SDK logs activity failures with their messages: those pass through the redaction like every other line
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger('INFO', ({ level, message, meta }) =>
+      console.error(redact(`[${level}] ${message}${meta && Object.keys(meta).length ? ` ${inspect(meta)}` : ''}`)),
+    ),
+  });
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);

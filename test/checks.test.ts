@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
-import { CHECKS, DQ_DEFAULTS, loadDqConfig, type CheckResult } from '../lib/checks';
+import { CHECKS, DQ_DEFAULTS, type CheckResult } from '../lib/checks';
+import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, dateKey, refreshDateActivity, seedWarehouse, type Seeded } from './seed-warehouse';
@@ -236,21 +237,21 @@ describe('data-quality checks', () => {
   });
 
   it('thresholds come from the environment with the SPEC defaults, and bad values are named', () => {
-    expect(loadDqConfig({})).toEqual(DQ_DEFAULTS);
+    expect(loadConfig({}).dq).toEqual(DQ_DEFAULTS);
     expect(DQ_DEFAULTS).toMatchObject({
       volumeTolerance: 0.2,
       deadLetterMaxRatio: 0.01,
       freshnessMaxAgeHours: 24,
       nullMaxRatio: 0,
     });
-    expect(loadDqConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' })).toMatchObject({
+    expect(loadConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' }).dq).toMatchObject({
       deadLetterMaxRatio: 0.06,
       volumeTolerance: 0.5,
     });
-    expect(() => loadDqConfig({ DQ_VOLUME_TOLERANCE: 'twenty' })).toThrow(
+    expect(() => loadConfig({ DQ_VOLUME_TOLERANCE: 'twenty' }).dq).toThrow(
       /DQ_VOLUME_TOLERANCE="twenty".*number from 0/,
     );
-    expect(() => loadDqConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' })).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
+    expect(() => loadConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' }).dq).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
   });
 
   it('a bad date is refused with a non-retryable error naming it', async () => {

@@ -15,7 +15,7 @@ import {
   utcDate,
 } from '../lib/temporal';
 import { createMartActivities } from '../activities/marts';
-import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
+import { deleteSchedule, upsertSchedule } from '../lib/schedule';
 import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
 import { createTestEnv, type TestEnv, uniqueName } from './support';
 import {

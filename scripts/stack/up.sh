@@ -212,6 +212,8 @@ find_worker() {
 # or when it runs something else (an older checkout's TypeScript worker)
 worker_code_changed() {
   local pid="$1"
+  # a changed .env (read at start) restarts it too
+  [[ "$ROOT/.env" -nt "$RUN/worker.pid" ]] && return 0
   [[ dist/.built -nt "$RUN/worker.pid" ]] && return 0
   ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'dist/scripts/worker\.js'
 }
@@ -235,6 +237,7 @@ up_worker() {
 }
 
 main() {
+  require_database_url
   cd "$ROOT"
   mkdir -p "$LOGS" "$RUN"
   # the JVM and the Temporal server boot in the background while PostgreSQL starts
