@@ -95,7 +95,16 @@ async function psql(argv: string[]): Promise<number> {
   }
 }
 
+/** The Node.js major the project pins (.nvmrc); an older one (a machine's own, through npx) is named, not refused. */
+const PINNED_NODE_MAJOR = 24;
+
 async function main(argv: string[]): Promise<number> {
+  if (Number(process.versions.node.split('.')[0]) < PINNED_NODE_MAJOR) {
+    console.error(
+      `nightshift: running on Node.js ${process.version}; the project runs on Node.js ${PINNED_NODE_MAJOR} ` +
+        `(make install fetches it into .tools/node/bin: put that first on PATH, or run the make targets)`,
+    );
+  }
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(HELP);

@@ -262,13 +262,17 @@ describe('data-quality checks', () => {
     });
   });
 
-  it('scripts/check.ts prints the results and its exit code reflects them', async () => {
+  it('nightshift check prints the results and its exit code reflects them', async () => {
     const run = (args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join('scripts', 'check.ts'), ...args], {
-          cwd: path.resolve(__dirname, '..'),
-          env: { ...process.env, DATABASE_URL: env.config.databaseUrl },
-        });
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', path.join('scripts', 'nightshift.ts'), 'check', ...args],
+          {
+            cwd: path.resolve(__dirname, '..'),
+            env: { ...process.env, DATABASE_URL: env.config.databaseUrl },
+          },
+        );
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));
@@ -302,7 +306,7 @@ describe('data-quality checks', () => {
 
     const bad = await run(['--date', '2024-13-01']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('bad --date: "2024-13-01"');
+    expect(bad.stderr).toContain('--date: "2024-13-01" is not a calendar date');
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('usage:');
