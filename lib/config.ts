@@ -103,14 +103,22 @@ const DEMO_DEFAULTS: Config['demo'] = { events: 210_000, days: 7 };
 
 export type Env = Record<string, string | undefined>;
 
-/** The project's `.env`: in the working directory, which is the project root for make, the worker and the image. */
-export const ENV_FILE = '.env';
+/** The folder holding package.json: the project root, from the TypeScript sources and from dist/ alike. */
+function projectRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/** The project's `.env`, at its root (whatever the working directory). */
+export const ENV_FILE = path.join(projectRoot(), '.env');
 
 /**
  * The variables of `file` (KEY=value lines, Node's `.env` syntax) overlaid by `env`: the environment wins over the
  * file. A missing file is no error.
  */
-export function readEnvironment(file: string = path.resolve(ENV_FILE), env: Env = process.env): Env {
+export function readEnvironment(file: string = ENV_FILE, env: Env = process.env): Env {
   if (!existsSync(file)) return { ...env };
   let parsed: Env;
   try {

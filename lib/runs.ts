@@ -1,5 +1,6 @@
 import type { Db } from '../warehouse/db';
 import { sql } from 'kysely';
+import { redact } from './redact';
 
 /** Bookkeeping of ops.pipeline_runs: one row per run, date and step, kept up to date as the step goes. */
 
@@ -56,7 +57,12 @@ export async function finishStep(db: Db, key: StepKey, counts: StepCounts): Prom
 export async function failStep(db: Db, key: StepKey, error: unknown): Promise<void> {
   await db
     .updateTable('ops.pipeline_runs')
-    .set({ status: 'failed', error: error instanceof Error ? error.message : String(error), finished_at: sql`now()` })
+    // analysts read this column: no secret a message may carry lands in it
+    .set({
+      status: 'failed',
+      error: redact(error instanceof Error ? error.message : String(error)),
+      finished_at: sql`now()`,
+    })
     .where('run_id', '=', key.runId)
     .where('dt', '=', key.date)
     .where('step', '=', key.step)
