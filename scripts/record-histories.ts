@@ -292,13 +292,21 @@ function gitCommit(): string {
   }
 }
 
-export async function recordHistories(release: string, options: { force?: boolean } = {}): Promise<string> {
+/** Why the histories of `release` cannot be recorded into its folder, or null. */
+function releaseDirProblem(release: string, force: boolean): string | null {
   const problem = releaseProblem(release);
+  if (problem) return problem;
+  const dir = path.join(HISTORIES_DIR, release);
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !force) {
+    return `${path.relative(ROOT, dir)} exists: pass --force (make histories RELEASE=${release} FORCE=1) to record this release again`;
+  }
+  return null;
+}
+
+export async function recordHistories(release: string, options: { force?: boolean } = {}): Promise<string> {
+  const problem = releaseDirProblem(release, options.force ?? false);
   if (problem) throw new Error(problem);
   const dir = path.join(HISTORIES_DIR, release);
-  if (existsSync(dir) && readdirSync(dir).length > 0 && !options.force) {
-    throw new Error(`${path.relative(ROOT, dir)} exists: pass --force to record this release again`);
-  }
   const commit = gitCommit();
   const env = await createScratchEnv(loadConfig(), 'ns_record');
   const client = await connectClient(env.config);
@@ -361,7 +369,10 @@ async function main(): Promise<number> {
     console.error(`record-histories: ${(err as Error).message}`);
     return 2;
   }
-  const problem = values.release === undefined ? 'give the release: --release v0.2' : releaseProblem(values.release);
+  const problem =
+    values.release === undefined
+      ? 'give the release: --release v0.2'
+      : releaseDirProblem(values.release, values.force ?? false);
   if (problem) {
     console.error(`record-histories: ${problem}`);
     return 2;
