@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Client, ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { sql } from 'kysely';
 import { type Config, loadConfig } from '../lib/config';
 import {
+  EVENT_TYPE,
   HISTORIES_DIR,
   HISTORY_PATHS,
   type HistoryManifest,
@@ -149,7 +149,7 @@ class Recorder {
     // the backfill found daily-<date> running and waits: now let that run finish on a worker of its own
     await until(
       'the backfill to wait for the running date',
-      () => hasEvent(backfill, temporal.api.enums.v1.EventType.EVENT_TYPE_TIMER_STARTED),
+      () => hasEvent(backfill, EVENT_TYPE.TIMER_STARTED),
       120_000,
     );
     const other = await startWorker(this.env, this.parking);
@@ -183,7 +183,7 @@ class Recorder {
         const d = await victim.describe();
         if (d.status.name !== 'RUNNING' || d.parentExecution?.workflowId !== backfill.workflowId) return null;
         // under way (its first activities scheduled), so its history is that of a run in flight
-        const scheduled = await hasEvent(victim, temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
+        const scheduled = await hasEvent(victim, EVENT_TYPE.ACTIVITY_TASK_SCHEDULED);
         return scheduled ? d.runId : null;
       },
       120_000,
@@ -249,7 +249,7 @@ function historyJson(config: Config, workflowId: string, runId: string): string 
   return json.endsWith('\n') ? json : `${json}\n`;
 }
 
-async function hasEvent(handle: WorkflowHandle, type: temporal.api.enums.v1.EventType): Promise<boolean> {
+async function hasEvent(handle: WorkflowHandle, type: number): Promise<boolean> {
   const history = await handle.fetchHistory();
   return (history.events ?? []).some((e) => e.eventType === type);
 }

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { History } from '@temporalio/common/lib/proto-utils';
-import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { createActivities } from '../activities';
-import { HISTORIES_DIR, listReleases, readHistory, readManifest } from '../lib/histories';
+import { EVENT_TYPE, HISTORIES_DIR, listReleases, readHistory, readManifest } from '../lib/histories';
+import { livenessHeartbeat } from '../lib/liveness-heartbeat';
 import { closeClient } from '../lib/temporal-client';
 import { dailyWorkflowId } from '../lib/temporal';
 import type { dailyPipelineWorkflow } from '../workflows';
@@ -18,7 +18,6 @@ import { produceDays, quietRuntime, testClient } from './temporal-support';
 // unguarded, behind patched(), and after deprecatePatch().
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'daily-variants');
-const EventType = temporal.api.enums.v1.EventType;
 
 const release = listReleases().at(-1)!;
 const releaseDir = path.join(HISTORIES_DIR, release);
@@ -110,6 +109,7 @@ describe('a change to the daily workflow', () => {
       taskQueue: env.config.temporalTaskQueue,
       workflowBundle: guarded,
       activities: createActivities({ config: env.config, pool: env.pool, db: env.db }),
+      interceptors: { activity: [livenessHeartbeat] },
     });
     const running = worker.run();
     try {
@@ -123,12 +123,12 @@ describe('a change to the daily workflow', () => {
       const history = await handle.fetchHistory();
 
       const events = history.events ?? [];
-      const marker = events.find((e) => e.eventType === EventType.EVENT_TYPE_MARKER_RECORDED);
+      const marker = events.find((e) => e.eventType === EVENT_TYPE.MARKER_RECORDED);
       expect(marker?.markerRecordedEventAttributes?.markerName).toBe('core_patch');
       const patchData = marker?.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
       expect(JSON.parse(Buffer.from(patchData!).toString('utf8'))).toEqual({ id: NEW_STEP_PATCH, deprecated: false });
       const activities = events
-        .filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        .filter((e) => e.eventType === EVENT_TYPE.ACTIVITY_TASK_SCHEDULED)
         .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
       expect(activities.slice(0, 3)).toEqual(['echo', 'recordPipelineRun', 'landEvents']);
 
