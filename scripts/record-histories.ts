@@ -147,11 +147,17 @@ class Recorder {
       args: [{ from: WAITED, to: WAITED, concurrency: 1 }],
     });
     // the backfill found daily-<date> running and waits: now let that run finish on a worker of its own
-    await until(
-      'the backfill to wait for the running date',
-      () => hasEvent(backfill, EVENT_TYPE.TIMER_STARTED),
-      120_000,
-    );
+    try {
+      await until(
+        'the backfill to wait for the running date',
+        () => hasEvent(backfill, EVENT_TYPE.TIMER_STARTED),
+        120_000,
+      );
+    } catch (err) {
+      await parked.terminate('recording failed').catch(() => undefined);
+      await backfill.terminate('recording failed').catch(() => undefined);
+      throw err;
+    }
     const other = await startWorker(this.env, this.parking);
     try {
       expect((await parked.result()).status === 'succeeded', `the other run of ${WAITED} succeeded`, null);
