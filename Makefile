@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 # the compiled command line (make build); its exit codes are in the README, make turns any failure into 2
 NIGHTSHIFT := node dist/scripts/nightshift.js
 
-.PHONY: help install build up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench
+.PHONY: help install build up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench histories
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,3 +68,7 @@ demo: up ## produce several days of events, run them through Temporal, print a s
 
 bench: build ## benchmark each stage against a raw COPY baseline: make bench EVENTS=1000000
 	@$(NIGHTSHIFT) bench $(if $(EVENTS),--events $(EVENTS))
+
+# a development command: it records from the TypeScript sources through the tsx loader
+histories: ## record this release's workflow histories for replay: make histories RELEASE=v0.2 [FORCE=1]
+	@node --import tsx scripts/record-histories.ts $(if $(RELEASE),--release $(RELEASE)) $(if $(FORCE),--force)

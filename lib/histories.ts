@@ -50,6 +50,9 @@ export interface HistoryManifest {
   histories: ManifestEntry[];
 }
 
+/** History event types used here, as the SDK reports them (temporal.api.enums.v1.EventType; @temporalio/proto is not a direct dependency). */
+export const EVENT_TYPE = { ACTIVITY_TASK_SCHEDULED: 10, TIMER_STARTED: 17, MARKER_RECORDED: 25 } as const;
+
 /** A release name is a folder name: letters, digits, '.', '_', '-'. */
 export function releaseProblem(release: unknown): string | null {
   if (typeof release !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(release)) {

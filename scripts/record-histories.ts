@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Client, ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { sql } from 'kysely';
 import { type Config, loadConfig } from '../lib/config';
 import {
+  EVENT_TYPE,
   HISTORIES_DIR,
   HISTORY_PATHS,
   type HistoryManifest,
@@ -147,11 +147,17 @@ class Recorder {
       args: [{ from: WAITED, to: WAITED, concurrency: 1 }],
     });
     // the backfill found daily-<date> running and waits: now let that run finish on a worker of its own
-    await until(
-      'the backfill to wait for the running date',
-      () => hasEvent(backfill, temporal.api.enums.v1.EventType.EVENT_TYPE_TIMER_STARTED),
-      120_000,
-    );
+    try {
+      await until(
+        'the backfill to wait for the running date',
+        () => hasEvent(backfill, EVENT_TYPE.TIMER_STARTED),
+        120_000,
+      );
+    } catch (err) {
+      await parked.terminate('recording failed').catch(() => undefined);
+      await backfill.terminate('recording failed').catch(() => undefined);
+      throw err;
+    }
     const other = await startWorker(this.env, this.parking);
     try {
       expect((await parked.result()).status === 'succeeded', `the other run of ${WAITED} succeeded`, null);
@@ -183,7 +189,7 @@ class Recorder {
         const d = await victim.describe();
         if (d.status.name !== 'RUNNING' || d.parentExecution?.workflowId !== backfill.workflowId) return null;
         // under way (its first activities scheduled), so its history is that of a run in flight
-        const scheduled = await hasEvent(victim, temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
+        const scheduled = await hasEvent(victim, EVENT_TYPE.ACTIVITY_TASK_SCHEDULED);
         return scheduled ? d.runId : null;
       },
       120_000,
@@ -249,7 +255,7 @@ function historyJson(config: Config, workflowId: string, runId: string): string 
   return json.endsWith('\n') ? json : `${json}\n`;
 }
 
-async function hasEvent(handle: WorkflowHandle, type: temporal.api.enums.v1.EventType): Promise<boolean> {
+async function hasEvent(handle: WorkflowHandle, type: number): Promise<boolean> {
   const history = await handle.fetchHistory();
   return (history.events ?? []).some((e) => e.eventType === type);
 }
@@ -292,13 +298,21 @@ function gitCommit(): string {
   }
 }
 
-export async function recordHistories(release: string, options: { force?: boolean } = {}): Promise<string> {
+/** Why the histories of `release` cannot be recorded into its folder, or null. */
+function releaseDirProblem(release: string, force: boolean): string | null {
   const problem = releaseProblem(release);
+  if (problem) return problem;
+  const dir = path.join(HISTORIES_DIR, release);
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !force) {
+    return `${path.relative(ROOT, dir)} exists: pass --force (make histories RELEASE=${release} FORCE=1) to record this release again`;
+  }
+  return null;
+}
+
+export async function recordHistories(release: string, options: { force?: boolean } = {}): Promise<string> {
+  const problem = releaseDirProblem(release, options.force ?? false);
   if (problem) throw new Error(problem);
   const dir = path.join(HISTORIES_DIR, release);
-  if (existsSync(dir) && readdirSync(dir).length > 0 && !options.force) {
-    throw new Error(`${path.relative(ROOT, dir)} exists: pass --force to record this release again`);
-  }
   const commit = gitCommit();
   const env = await createScratchEnv(loadConfig(), 'ns_record');
   const client = await connectClient(env.config);
@@ -361,7 +375,10 @@ async function main(): Promise<number> {
     console.error(`record-histories: ${(err as Error).message}`);
     return 2;
   }
-  const problem = values.release === undefined ? 'give the release: --release v0.2' : releaseProblem(values.release);
+  const problem =
+    values.release === undefined
+      ? 'give the release: --release v0.2'
+      : releaseDirProblem(values.release, values.force ?? false);
   if (problem) {
     console.error(`record-histories: ${problem}`);
     return 2;
