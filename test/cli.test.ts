@@ -123,6 +123,6 @@ describe('the compiled build (make build)', () => {
     expect(first.code, first.stderr).toBe(EXIT.ok);
     expect(first.stdout).toMatch(/^migrated: 20261122_0001_schemas_and_roles, /);
     const again = nightshift(['migrate'], { entry: compiled, env });
-    expect(again.stdout.trim()).toBe('migrations: up to date');
+    expect(again.stdout.split('\n')[0]).toBe('migrations: up to date');
   });
 });
