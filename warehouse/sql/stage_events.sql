@@ -1,6 +1,6 @@
 -- grain: one row per record of the date's committed lake files; the rows arrive afterwards by COPY, and
 -- stage_events_dedupe.sql then keeps one row per event_id. Beside it, one row per lake file staged: the
--- manifest as this run saw it (only the files :'file_ids' when given: a re-stage restoring what an earlier run
+-- manifest as this run saw it (only the files of file_ids when given: a re-stage restoring what an earlier run
 -- read). Both are rebuilt by every stage run of the date.
 drop table if exists staging.:"events_table";
 
