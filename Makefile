@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 NODE_RUN := node --import tsx
 
-.PHONY: help install up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench
+.PHONY: help install up down status migrate worker test faults lint psql produce check backfill schedule unschedule demo bench
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ migrate: ## apply database migrations
 test: up ## lint, then run the whole test suite against the real services
 	@$(MAKE) --no-print-directory lint
 	@npx vitest run
+
+faults: up ## the fault suite: PostgreSQL (a private cluster) and the worker killed mid-step; a few minutes
+	@npx vitest run --config vitest.faults.config.ts
 
 lint: ## type-check, lint and check formatting
 	@npx tsc -p tsconfig.json --noEmit
