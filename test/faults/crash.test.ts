@@ -127,6 +127,20 @@ describe('crash safety under faults', () => {
     });
   }
 
+  /** The run's result; fails at once, naming the exit, if the worker process dies before it ends. */
+  async function resultWhileAlive<T>(handle: { result(): Promise<T> }, worker: ChildProcess): Promise<T> {
+    let onExit: (code: number | null, signal: string | null) => void = () => undefined;
+    const died = new Promise<never>((_, reject) => {
+      onExit = (code, signal) => reject(new Error(`the worker process exited (${signal ?? code}) during the run`));
+      worker.once('exit', onExit);
+    });
+    try {
+      return await Promise.race([handle.result(), died]);
+    } finally {
+      worker.off('exit', onExit);
+    }
+  }
+
   /** Every landed event is a fact exactly once, and the warehouse equals the run without faults. */
   async function expectLoadedExactlyOnce(s: Scenario): Promise<void> {
     const { rows: files } = await s.pool.query<{ lake_file_id: number; path: string }>(
@@ -216,7 +230,7 @@ describe('crash safety under faults', () => {
         await lock.release();
         await postgres.restart();
 
-        const result = await handle.result();
+        const result = await resultWhileAlive(handle, s.worker);
         expect(s.worker.exitCode).toBeNull();
         expect(s.worker.signalCode).toBeNull();
         expect(result.status).toBe('succeeded');
@@ -250,7 +264,7 @@ describe('crash safety under faults', () => {
         await lock.release();
         second = await spawnWorker(s.config);
 
-        const result = await handle.result();
+        const result = await resultWhileAlive(handle, second);
         expect(result.status).toBe('succeeded');
         expect(second.exitCode).toBeNull();
         await expectLoadedExactlyOnce(s);
