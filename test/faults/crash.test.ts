@@ -129,9 +129,12 @@ describe('crash safety under faults', () => {
 
   /** The run's result; fails at once, naming the exit, if the worker process dies before it ends. */
   async function resultWhileAlive<T>(handle: { result(): Promise<T> }, worker: ChildProcess): Promise<T> {
-    let onExit: (code: number | null, signal: string | null) => void = () => undefined;
+    const exited = () =>
+      new Error(`the worker process exited (${worker.signalCode ?? worker.exitCode}) during the run`);
+    if (worker.exitCode !== null || worker.signalCode !== null) throw exited();
+    let onExit: () => void = () => undefined;
     const died = new Promise<never>((_, reject) => {
-      onExit = (code, signal) => reject(new Error(`the worker process exited (${signal ?? code}) during the run`));
+      onExit = () => reject(exited());
       worker.once('exit', onExit);
     });
     try {
