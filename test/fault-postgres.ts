@@ -124,7 +124,7 @@ export async function startFaultPostgres(): Promise<FaultPostgres> {
   // table: the orphaned backend aborts on its way out, which removes the table's init fork but leaves its main fork
   // for a checkpoint that never comes, and the abort record is not flushed; recovery then re-creates the init fork
   // from WAL and stops with 'could not create file "base/…": File exists'. Killing the backends too is the crash a
-  // machine failure or the OOM killer's crash-restart makes.
+  // machine failure makes, or the postmaster's own restart after a backend was killed.
   const kill = async (options: { backends?: boolean } = {}) => {
     const pid = postmasterPid();
     if (!pid || !alive(pid)) return;
