@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 # the compiled command line (make build); its exit codes are in the README, make turns any failure into 2
 NIGHTSHIFT := node dist/scripts/nightshift.js
 
-.PHONY: help install build up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench histories
+.PHONY: help install build up down status migrate worker test faults lint psql produce check backfill schedule unschedule demo bench histories
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ migrate: build ## apply database migrations
 test: up ## lint, then run the whole test suite against the real services
 	@$(MAKE) --no-print-directory lint
 	@npx vitest run
+
+faults: up ## the fault suite: PostgreSQL (a private cluster) and the worker killed mid-step; a few minutes
+	@npx vitest run --config vitest.faults.config.ts
 
 lint: ## type-check, lint and check formatting
 	@npx tsc -p tsconfig.json --noEmit

@@ -59,6 +59,18 @@ export interface SendBackfillSummaryInput {
   to: string;
   /** The backfill workflow's run: the summary links to it. */
   run: RunRef;
+  /**
+   * How each date the backfill ran ended. Absent (a backfill started before this field existed): read from the
+   * latest whole run of each date in ops.pipeline_runs.
+   */
+  outcomes?: BackfillDateOutcome[];
+}
+
+export interface BackfillDateOutcome {
+  date: string;
+  status: 'succeeded' | 'failed';
+  /** Why it failed: the step and the error. */
+  error?: string;
 }
 
 export interface SendBackfillSummaryOutput {
@@ -66,6 +78,9 @@ export interface SendBackfillSummaryOutput {
   to: string;
   datesChecked: number;
   datesWithProblems: number;
+  /** Dates whose run succeeded, and those whose run failed with why. */
+  datesSucceeded: number;
+  datesFailed: BackfillDateOutcome[];
   alerted: string[];
   recovered: string[];
   messagesDelivered: number;
@@ -150,6 +165,18 @@ async function latestAlerts(client: pg.ClientBase, dates: string[]): Promise<Pri
     [dates],
   );
   return rows;
+}
+
+/** The latest finished whole run of each date of the range (ops.pipeline_runs, step 'pipeline'), as outcomes. */
+async function latestRunOutcomes(client: pg.ClientBase, from: string, to: string): Promise<BackfillDateOutcome[]> {
+  const { rows } = await client.query<{ dt: string; status: 'succeeded' | 'failed'; error: string | null }>(
+    `select distinct on (r.dt) to_char(r.dt, 'YYYY-MM-DD') as dt, r.status, r.error
+     from ops.pipeline_runs as r
+     where r.dt between $1::date and $2::date and r.step = 'pipeline' and r.status in ('succeeded', 'failed')
+     order by r.dt, r.started_at desc, r.run_step_id desc`,
+    [from, to],
+  );
+  return rows.map((r) => ({ date: r.dt, status: r.status, ...(r.error ? { error: r.error } : {}) }));
 }
 
 async function insertAlertRows(
@@ -392,7 +419,9 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           [input.from, input.to],
         );
         const priors = await latestAlerts(client, dates);
+        const outcomes = input.outcomes ?? (await latestRunOutcomes(client, input.from, input.to));
         const summaries: DateDecision[] = dates.map((date) => {
+          const outcome = outcomes.find((o) => o.date === date);
           const own = results.filter((r) => r.dt === date);
           const d = decide(
             own,
@@ -405,6 +434,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
             stillFailing: d.stillFailing,
             recovered: d.recovered.map((c) => c.check),
             checked: own.length > 0,
+            ...(outcome ? { run: { status: outcome.status, error: outcome.error } } : {}),
             decision: d,
           };
         });
@@ -444,12 +474,29 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
             );
         }
         const bad = summaries.filter((s) => s.checked && (s.alerts.length || s.stillFailing.length)).length;
+        const failed = outcomes.filter((o) => o.status === 'failed' && dates.includes(o.date));
+        const succeeded = outcomes.filter((o) => o.status === 'succeeded' && dates.includes(o.date)).length;
+        // a failed date is never a pass, whatever the checks say; observed counts the dates that need a look
         await client.query(
           `insert into ops.alerts (fingerprint, kind, dt, check_name, status, observed, run_id, payload, last_error)
            values ($1, 'summary', null, null, $2, $3, $4, $5::jsonb, $6)`,
-          [fingerprint, bad ? 'fail' : 'pass', bad, input.run.runId, JSON.stringify(message), lastError],
+          [
+            fingerprint,
+            bad || failed.length ? 'fail' : 'pass',
+            bad + failed.length,
+            input.run.runId,
+            JSON.stringify(message),
+            lastError,
+          ],
         );
-        return { datesChecked: summaries.filter((s) => s.checked).length, datesWithProblems: bad, alerted, recovered };
+        return {
+          datesChecked: summaries.filter((s) => s.checked).length,
+          datesWithProblems: bad,
+          datesSucceeded: succeeded,
+          datesFailed: failed,
+          alerted,
+          recovered,
+        };
       });
       const delivery = await deliverPending();
       return {
@@ -457,6 +504,8 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         to: input.to,
         datesChecked: decided?.datesChecked ?? 0,
         datesWithProblems: decided?.datesWithProblems ?? 0,
+        datesSucceeded: decided?.datesSucceeded ?? 0,
+        datesFailed: decided?.datesFailed ?? [],
         alerted: decided?.alerted ?? [],
         recovered: decided?.recovered ?? [],
         messagesDelivered: delivery.delivered,

@@ -1,13 +1,14 @@
-import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { dateLockId, lockDimUserExclusive, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
-import { stagingEventsTable } from './stage';
+import { ensureStaged, stagingEventsTable } from './stage';
 
 export interface LoadDeviceDimensionOutput {
   date: string;
+  /** Why the date was staged again first (its unlogged staging did not match ops.date_stages); null when not. */
+  restaged: string | null;
   /** Distinct device triples in the date's staged events (the unknown member included when used). */
   devicesRead: number;
   devicesInserted: number;
@@ -15,6 +16,8 @@ export interface LoadDeviceDimensionOutput {
 
 export interface LoadUserDimensionOutput {
   date: string;
+  /** Why the date was staged again first (its unlogged staging did not match ops.date_stages); null when not. */
+  restaged: string | null;
   /** Users with events in the date's staged events. Versions are rebuilt for those with new changes, no version yet, or an earlier first event. */
   usersTouched: number;
   /** Attribute events (user_signup, profile_update, plan_change) staged for the date, and new to the change log. */
@@ -46,32 +49,15 @@ export async function setLoadSession(client: pg.ClientBase): Promise<void> {
   await client.query('set local enable_mergejoin = off');
 }
 
-/** Fails without retry when the date has no staging table: the stage step has to run first. */
-export async function requireStaged(client: pg.ClientBase, date: string): Promise<string> {
-  const table = stagingEventsTable(date);
-  const { rows } = await client.query<{ found: boolean }>(
-    `select to_regclass(format('staging.%I', $1::text)) is not null as found`,
-    [table],
-  );
-  if (!rows[0].found) {
-    throw ApplicationFailure.create({
-      message: `staging.${table} does not exist: run stageEvents for ${date} before loading dimensions or facts`,
-      type: 'DateNotStaged',
-      nonRetryable: true,
-    });
-  }
-  return table;
-}
-
 export function createDimensionActivities(deps: ActivityDeps) {
-  const { pool, db } = deps;
+  const { pool, db, config } = deps;
 
   async function deviceDimension(date: string): Promise<LoadDeviceDimensionOutput> {
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const table = await requireStaged(client, date);
+      const { table, restaged } = await ensureStaged(client, config.lakeDir, date);
       const [result] = await runSqlFile(client, 'dim_device', { identifiers: { events_table: table } });
-      return { date, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
+      return { date, restaged, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
     });
   }
 
@@ -86,7 +72,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
     };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      await requireStaged(client, date);
+      const { restaged } = await ensureStaged(client, config.lakeDir, date);
       await lockDimUserExclusive(client);
       const changes = (await runSqlFile(client, 'user_changes', { identifiers, values: { date } })).at(-1)!;
       await runSqlFile(client, 'dim_user_versions', { identifiers });
@@ -106,6 +92,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
       const versionsUpdated = count('UPDATE');
       return {
         date,
+        restaged,
         usersTouched: sizes[0].users,
         changesRead: changes.rows[0].count_read,
         changesInserted: changes.rows[0].count_inserted,

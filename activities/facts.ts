@@ -5,8 +5,8 @@ import { recordStep } from '../lib/runs';
 import { addDays } from '../lib/temporal';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
-import { requireStaged, setLoadSession } from './dimensions';
-import { stagingEventsTable, stagingFilesTable } from './stage';
+import { setLoadSession } from './dimensions';
+import { ensureStaged, stagingEventsTable, stagingFilesTable } from './stage';
 
 export interface LoadFactsOutput {
   date: string;
@@ -23,6 +23,8 @@ export interface LoadFactsOutput {
   crossDateDuplicates: number;
   /** ops.date_loads.needs_reload after the load: true when lake files landed for the date while it loaded. */
   needsReload: boolean;
+  /** Why the date was staged again first (its unlogged staging did not match ops.date_stages); null when not. */
+  restaged: string | null;
 }
 
 const NOT_NULL_VIOLATION = '23502';
@@ -121,14 +123,14 @@ async function filesAlreadyLoaded(client: pg.ClientBase, date: string, stagedIds
 }
 
 export function createFactActivities(deps: ActivityDeps) {
-  const { pool, db } = deps;
+  const { pool, db, config } = deps;
 
   async function facts(date: string): Promise<LoadFactsOutput> {
     const dateKey = dateLockId(date);
     const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      await requireStaged(client, date);
+      const { restaged } = await ensureStaged(client, config.lakeDir, date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
       const { rows: staged } = await client.query<{ n: number }>(
@@ -140,6 +142,13 @@ export function createFactActivities(deps: ActivityDeps) {
         values: neighbourKeys(date),
       });
       const crossDate = dropped.rowCount ?? 0;
+      // the staging table now holds fewer rows: keep its record in step, or the next load would stage it again
+      if (crossDate > 0) {
+        await client.query('update ops.date_stages set row_count = row_count - $2 where dt = $1::date', [
+          date,
+          crossDate,
+        ]);
+      }
       // The lake files the stage run read: their records, duplicates included, and whether files landed since.
       const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
         `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
@@ -213,6 +222,7 @@ export function createFactActivities(deps: ActivityDeps) {
         duplicates: files[0].records - rowsDistinct,
         crossDateDuplicates: crossDate,
         needsReload: marked[0].needs_reload,
+        restaged,
       };
     });
   }
@@ -237,6 +247,7 @@ export function createFactActivities(deps: ActivityDeps) {
           duplicates: r.duplicates,
           crossDateDuplicates: r.crossDateDuplicates,
           needsReload: r.needsReload,
+          ...(r.restaged ? { restaged: r.restaged } : {}),
         },
       };
     });

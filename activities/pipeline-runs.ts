@@ -41,6 +41,11 @@ export interface ListDatesLoadedAfterOutput {
   dates: string[];
 }
 
+export interface ListDatesToReloadOutput {
+  /** Loaded dates marked needs_reload in ops.date_loads (late records, or a load that left records out), ascending. */
+  dates: string[];
+}
+
 export function createPipelineRunActivities({ db }: ActivityDeps) {
   return {
     /** Records the whole run (step 'pipeline') in ops.pipeline_runs. Idempotent per run, date and status. */
@@ -97,8 +102,23 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
     },
 
     /**
+     * Dates marked for re-load in ops.date_loads that no run has re-loaded yet: a daily run re-loads them after its
+     * own date, so a mark left by a failed or interrupted run is acted upon by the next one. Read-only.
+     */
+    async listDatesToReload(): Promise<ListDatesToReloadOutput> {
+      const rows = await db
+        .selectFrom('ops.date_loads')
+        .select('dt')
+        .where('needs_reload', '=', true)
+        .orderBy('dt')
+        .execute();
+      return { dates: rows.map((r) => r.dt) };
+    },
+
+    /**
      * The dates of a range a backfill runs: all of them, the ones never loaded (`missing`), or the ones whose
-     * latest whole run failed (`failed`). Read-only.
+     * latest whole run failed (`failed`). `missing` and `failed` also pick the dates whose load is incomplete
+     * (ops.date_loads.needs_reload: records landed after the load, or it left records out). Read-only.
      */
     async listBackfillDates(input: ListBackfillDatesInput): Promise<ListBackfillDatesOutput> {
       const problem = rangeProblem(input.from, input.to);
@@ -112,6 +132,14 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
       const all = dateRange(input.from, input.to);
       if (input.mode === 'all') return { dates: all, skipped: 0 };
 
+      const marked = await db
+        .selectFrom('ops.date_loads')
+        .select('dt')
+        .where('dt', '>=', input.from)
+        .where('dt', '<=', input.to)
+        .where('needs_reload', '=', true)
+        .execute();
+      const incomplete = new Set(marked.map((r) => r.dt));
       let picked: string[];
       if (input.mode === 'missing') {
         // loaded = the loads recorded it in ops.date_loads, or a whole run succeeded for it
@@ -123,7 +151,7 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
           where dt between ${input.from}::date and ${input.to}::date and step = ${PIPELINE_STEP_NAME} and status = 'succeeded'
         `.execute(db);
         const done = new Set(loaded.rows.map((r) => r.dt));
-        picked = all.filter((d) => !done.has(d));
+        picked = all.filter((d) => !done.has(d) || incomplete.has(d));
       } else {
         // the latest whole run of each date, whoever started it (schedule, backfill, by hand)
         const latest = await sql<{ dt: string; status: string }>`
@@ -132,7 +160,7 @@ export function createPipelineRunActivities({ db }: ActivityDeps) {
           order by dt, started_at desc, run_step_id desc
         `.execute(db);
         const failed = new Set(latest.rows.filter((r) => r.status === 'failed').map((r) => r.dt));
-        picked = all.filter((d) => failed.has(d));
+        picked = all.filter((d) => failed.has(d) || incomplete.has(d));
       }
       return { dates: picked, skipped: all.length - picked.length };
     },

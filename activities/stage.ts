@@ -357,60 +357,148 @@ async function dropStaleStagingTables(client: pg.ClientBase, date: string): Prom
   return dropped;
 }
 
+/**
+ * Stages one date inside the caller's transaction, which must hold the date lock: rebuilds staging.events_YYYYMMDD
+ * from the date's committed lake files (only `fileIds` when given, to restore what an earlier stage run read), drops
+ * surplus records of an event_id, and records what it left in ops.date_stages in the same transaction, so the loads
+ * can verify the unlogged tables before they read them.
+ */
+export async function stageDate(
+  client: pg.ClientBase,
+  lakeDir: string,
+  date: string,
+  options: { fileIds?: number[]; runId?: string | null } = {},
+): Promise<StageEventsOutput> {
+  const table = stagingEventsTable(date);
+  const identifiers = { events_table: table, files_table: stagingFilesTable(date) };
+  await runSqlFile(client, 'stage_events', {
+    identifiers,
+    values: { date, file_ids: options.fileIds ?? null },
+  });
+  const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { identifiers })) as [
+    pg.QueryResult<ManifestFile>,
+  ];
+  const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
+  let filesDone = 0;
+  let rowsRead = 0;
+  const copy = client.query(copyFrom(copyStatement(client, table)));
+  await pipeline(
+    Readable.from(
+      copyTextChunks(lakeDir, refs, (_file, rows) => {
+        filesDone++;
+        rowsRead += rows;
+        heartbeat({ filesDone, files: files.length, rowsRead });
+      }),
+    ),
+    copy,
+  );
+  const copied = Number(copy.rowCount);
+  const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0);
+  if (copied !== expected || rowsRead !== expected) {
+    throw ApplicationFailure.create({
+      message: `staged ${copied} rows for ${date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${lakeDir}/events/dt=${date}`,
+      type: 'LakeManifestMismatch',
+      nonRetryable: true,
+    });
+  }
+  const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', { identifiers: { events_table: table } });
+  const duplicates = dedupe.rowCount ?? 0;
+  await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
+  const rowsStaged = rowsRead - duplicates;
+  await client.query(
+    `insert into ops.date_stages (dt, staged_at, run_id, row_count, lake_file_ids)
+     values ($1::date, now(), $2, $3, $4::bigint[])
+     on conflict (dt) do update
+     set staged_at = excluded.staged_at, run_id = excluded.run_id, row_count = excluded.row_count,
+         lake_file_ids = excluded.lake_file_ids`,
+    [date, options.runId ?? null, rowsStaged, refs.map((r) => r.lakeFileId)],
+  );
+  return {
+    date,
+    stagingTable: `staging.${table}`,
+    files: files.length,
+    bytes: files.reduce((sum, f) => sum + Number(f.bytes), 0),
+    rowsRead,
+    rowsStaged,
+    duplicates,
+  };
+}
+
+export interface EnsureStagedOutput {
+  /** The staging table, unqualified (staging.<table>). */
+  table: string;
+  /** Why the date was staged again, when its staging tables did not match ops.date_stages; null when they did. */
+  restaged: string | null;
+}
+
+/**
+ * Verifies the date's staging tables against what its last stage run recorded in ops.date_stages (row count and
+ * lake files) before a load reads them, and stages the date again, from the same lake files, when they differ: the
+ * tables are unlogged, so a database crash empties them. Inside the caller's transaction, which holds the date lock.
+ * A date never staged is staged from every committed lake file.
+ */
+export async function ensureStaged(client: pg.ClientBase, lakeDir: string, date: string): Promise<EnsureStagedOutput> {
+  const table = stagingEventsTable(date);
+  const { rows: records } = await client.query<{ row_count: number; lake_file_ids: string[] }>(
+    'select row_count, lake_file_ids from ops.date_stages where dt = $1::date',
+    [date],
+  );
+  const record = records[0];
+  const recordedIds = (record?.lake_file_ids ?? []).map(Number).sort((a, b) => a - b);
+  let problem: string | null = null;
+  if (!record) {
+    problem = 'no stage run recorded in ops.date_stages';
+  } else {
+    const { rows: found } = await client.query<{ events: boolean; files: boolean }>(
+      `select to_regclass(format('staging.%I', $1::text)) is not null as events,
+              to_regclass(format('staging.%I', $2::text)) is not null as files`,
+      [table, stagingFilesTable(date)],
+    );
+    if (!found[0].events || !found[0].files) {
+      problem = `staging.${table} or its file list is missing`;
+    } else {
+      const { rows } = await client.query<{ n: number; ids: string[] | null }>(
+        `select (select count(*) from staging.${client.escapeIdentifier(table)})::bigint as n,
+                (select array_agg(lake_file_id order by lake_file_id)
+                 from staging.${client.escapeIdentifier(stagingFilesTable(date))}) as ids`,
+      );
+      const ids = (rows[0].ids ?? []).map(Number);
+      if (Number(rows[0].n) !== Number(record.row_count)) {
+        problem = `staging.${table} holds ${rows[0].n} rows, the stage run left ${record.row_count}`;
+      } else if (ids.length !== recordedIds.length || ids.some((id, i) => id !== recordedIds[i])) {
+        problem = `staging.${table} was built from lake files [${ids.join(', ')}], the stage run read [${recordedIds.join(', ')}]`;
+      }
+    }
+  }
+  if (!problem) return { table, restaged: null };
+  console.warn(JSON.stringify({ level: 'warn', msg: 'staging again', date, reason: problem }));
+  const restaged = await stageDate(client, lakeDir, date, record ? { fileIds: recordedIds } : {});
+  if (record && restaged.files !== recordedIds.length) {
+    throw ApplicationFailure.create({
+      message: `cannot restore the staging of ${date}: ${recordedIds.length} lake files were staged, ${restaged.files} of them are still in ops.lake_files; re-run the date (make backfill DATE=${date})`,
+      type: 'StagingLost',
+      nonRetryable: true,
+    });
+  }
+  return { table, restaged: problem };
+}
+
 export function createStageActivities(deps: ActivityDeps) {
   const { pool, db, config } = deps;
 
   /**
    * Stages one date: streams the date's committed lake files (ops.lake_files, area events) into a fresh unlogged
-   * staging.events_YYYYMMDD by COPY, then drops surplus records of an event_id. Grain: one row per event_id
-   * (its first record by Kafka partition and offset). Idempotent: the table is
-   * dropped and rebuilt in one transaction under the date lock, so a retry or re-run stages the same rows again.
+   * staging.events_YYYYMMDD by COPY, then drops surplus records of an event_id, and records the row count and files
+   * in ops.date_stages. Grain: one row per event_id (its first record by Kafka partition and offset). Idempotent:
+   * the table is dropped and rebuilt in one transaction under the date lock, so a retry or re-run stages the same
+   * rows again.
    */
   async function stageEvents(input: DateStepInput): Promise<StageEventsOutput> {
-    const table = stagingEventsTable(input.date);
     const run = () =>
       withDateLock(pool, input.date, async (client): Promise<StageEventsOutput> => {
-        const identifiers = { events_table: table, files_table: stagingFilesTable(input.date) };
-        await runSqlFile(client, 'stage_events', { identifiers, values: { date: input.date } });
-        const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { identifiers })) as [
-          pg.QueryResult<ManifestFile>,
-        ];
-        const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
-        let filesDone = 0;
-        let rowsRead = 0;
-        const copy = client.query(copyFrom(copyStatement(client, table)));
-        await pipeline(
-          Readable.from(
-            copyTextChunks(config.lakeDir, refs, (_file, rows) => {
-              filesDone++;
-              rowsRead += rows;
-              heartbeat({ filesDone, files: files.length, rowsRead });
-            }),
-          ),
-          copy,
-        );
-        const copied = Number(copy.rowCount);
-        const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0);
-        if (copied !== expected || rowsRead !== expected) {
-          throw ApplicationFailure.create({
-            message: `staged ${copied} rows for ${input.date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${config.lakeDir}/events/dt=${input.date}`,
-            type: 'LakeManifestMismatch',
-            nonRetryable: true,
-          });
-        }
-        const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', { identifiers: { events_table: table } });
-        const duplicates = dedupe.rowCount ?? 0;
-        await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
+        const result = await stageDate(client, config.lakeDir, input.date, { runId: input.run?.runId ?? null });
         await dropStaleStagingTables(client, input.date);
-        return {
-          date: input.date,
-          stagingTable: `staging.${table}`,
-          files: files.length,
-          bytes: files.reduce((sum, f) => sum + Number(f.bytes), 0),
-          rowsRead,
-          rowsStaged: rowsRead - duplicates,
-          duplicates,
-        };
+        return result;
       });
     if (!input.run) return run();
     let result!: StageEventsOutput;

@@ -155,6 +155,8 @@ export interface BackfillDateSummary {
   stillFailing: string[];
   recovered: string[];
   checked: boolean;
+  /** How the backfill's run of the date ended; absent when the backfill did not run it (mode missing/failed). */
+  run?: { status: 'succeeded' | 'failed'; error?: string };
 }
 
 /** The one message of a whole backfill range. */
@@ -168,7 +170,15 @@ export function buildBackfillSummary(input: {
   const bad = checked.filter((d) => d.alerts.length || d.stillFailing.length);
   const recovered = checked.reduce((n, d) => n + d.recovered.length, 0);
   const unchecked = input.dates.length - checked.length;
-  const head = `Backfill ${input.from} → ${input.to}: ${plural(checked.length, 'date')} checked, ${checked.length - bad.length} clean, ${bad.length} with warnings or failures`;
+  const ran = input.dates.filter((d) => d.run);
+  const failed = ran.filter((d) => d.run!.status === 'failed');
+  // runs first: a failed date's checks may be those of an earlier run, so "clean" alone would not mean loaded
+  const runs = ran.length ? `${ran.length - failed.length} succeeded, ${failed.length} failed; ` : '';
+  const head = `Backfill ${input.from} → ${input.to}: ${runs}${plural(checked.length, 'date')} checked, ${checked.length - bad.length} clean, ${bad.length} with warnings or failures`;
+  const failedLines = failed
+    .slice(0, 30)
+    .map((d) => `:x: *${d.date}* failed: ${esc(clip(d.run!.error ?? 'no error recorded', 300))}`);
+  if (failed.length > 30) failedLines.push(`… and ${failed.length - 30} more failed dates`);
   const lines = bad.slice(0, 30).map((d) => {
     const items = [
       ...d.alerts.map(
@@ -191,15 +201,19 @@ export function buildBackfillSummary(input: {
       type: 'header',
       text: {
         type: 'plain_text',
-        text: clip(`${bad.length ? ':warning:' : ':white_check_mark:'} ${head}`, 150),
+        text: clip(`${failed.length ? ':x:' : bad.length ? ':warning:' : ':white_check_mark:'} ${head}`, 150),
         emoji: true,
       },
     },
     { type: 'section', text: { type: 'mrkdwn', text: `*Run:* <${input.link.url}|${esc(input.link.label)}>` } },
   ];
+  if (failedLines.length) {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(failedLines.join('\n'), 3000) } });
+  }
   if (lines.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(lines.join('\n'), 3000) } });
   if (extra) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: extra }] });
-  return { text: clip(`${head} — ${input.link.url}`, 3000), blocks };
+  const failedDates = failed.length ? ` (failed: ${failed.map((d) => d.date).join(', ')})` : '';
+  return { text: clip(`${head}${failedDates} — ${input.link.url}`, 3000), blocks };
 }
 
 export interface DeliveryResult {

@@ -234,7 +234,7 @@ describe('Slack alerts', () => {
     await alerts.sendBackfillSummary({ from: seeded.dates[3], to: last, run });
     expect(slack.received).toHaveLength(1);
     expect(slack.received[0].text).toContain(
-      `Backfill ${seeded.dates[3]} → ${last}: 7 dates checked, 6 clean, 1 with warnings or failures`,
+      `Backfill ${seeded.dates[3]} → ${last}: 7 succeeded, 0 failed; 7 dates checked, 6 clean, 1 with warnings or failures`,
     );
     expect(JSON.stringify(slack.received[0].blocks)).toContain(
       `/workflows/backfill-${seeded.dates[3]}-${last}/bf-run/history`,
@@ -242,6 +242,41 @@ describe('Slack alerts', () => {
     // the fingerprints the summary covered are not posted again by a later daily re-run
     await pipelineRun('after-backfill');
     expect(slack.received).toHaveLength(1);
+  });
+
+  it('a backfill summary counts succeeded, failed and checked dates apart, names each failed date and why, and is never a pass with a failure', async () => {
+    const alerts = createAlertActivities(env, { alertConfig: FAST, log: quiet });
+    const dates = seeded.dates.slice(3);
+    for (const date of dates) await pipelineRun(`bf2-${date}`, { alerts, suppress: true, date });
+    const failedDate = dates[2];
+    const run = { workflowId: `backfill-${dates[0]}-${last}`, runId: 'bf-failed' };
+    const summary = await alerts.sendBackfillSummary({
+      from: dates[0],
+      to: last,
+      run,
+      outcomes: dates.map((date) =>
+        date === failedDate
+          ? { date, status: 'failed' as const, error: 'facts: connection terminated unexpectedly' }
+          : { date, status: 'succeeded' as const },
+      ),
+    });
+    expect(summary).toMatchObject({
+      datesChecked: 7,
+      datesWithProblems: 0,
+      datesSucceeded: 6,
+      datesFailed: [{ date: failedDate, status: 'failed', error: 'facts: connection terminated unexpectedly' }],
+      messagesDelivered: 1,
+    });
+    expect(slack.received).toHaveLength(1);
+    const message = slack.received[0];
+    expect(message.text).toContain(`Backfill ${dates[0]} → ${last}: 6 succeeded, 1 failed; 7 dates checked`);
+    expect(message.text).toContain(`(failed: ${failedDate})`);
+    expect(message.blocks[0].text.text).toMatch(/^:x: /);
+    expect(JSON.stringify(message.blocks)).toContain(
+      `:x: *${failedDate}* failed: facts: connection terminated unexpectedly`,
+    );
+    const { rows } = await env.pool.query(`select status, observed from ops.alerts where kind = 'summary'`);
+    expect(rows).toEqual([{ status: 'fail', observed: '1' }]);
   });
 
   it('alert settings come from the environment, bad values named', () => {

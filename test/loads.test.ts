@@ -611,6 +611,44 @@ describe('warehouse loads', () => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it('a staging table a database crash emptied (unlogged) is staged again, from the same lake files, before dimensions and facts read it', async () => {
+    const { env, feed } = await setup();
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const [stage, dims, facts] = [
+      createStageActivities(deps),
+      createDimensionActivities(deps),
+      createFactActivities(deps),
+    ];
+    const date = '2024-12-09';
+    const input = { date, run: { ...run, runId: 'crash-1' } };
+    const events = busyDay(date);
+    await feed.send(events);
+    const staged = await stage.stageEvents(input);
+    const distinct = staged.rowsStaged;
+    // what crash recovery does to unlogged tables: they come back empty
+    const empty = () => env.pool.query('truncate staging.events_20241209, staging.event_files_20241209');
+    await empty();
+    const dimensions = await dims.loadDimensions(input);
+    expect(dimensions.device.restaged).toMatch(/holds 0 rows, the stage run left \d+/);
+    expect(dimensions.user.restaged).toBeNull();
+
+    // a file lands after the stage: a re-stage restores what the stage run read, not more, and marks the date
+    await feed.send([pageView('late-user', `${date}T23:00:00Z`)]);
+    await empty();
+    const loaded = await facts.loadFacts(input);
+    expect(loaded.restaged).toMatch(/holds 0 rows/);
+    expect(loaded).toMatchObject({ rowsDistinct: distinct, rowsInserted: distinct, needsReload: true });
+    const { rows } = await env.pool.query('select count(*)::int as n from warehouse.fact_events');
+    expect(rows[0].n).toBe(distinct);
+
+    // a staging table that matches its record is read as it is
+    await stage.stageEvents(input);
+    await dims.loadDimensions(input);
+    const reloaded = await facts.loadFacts(input);
+    expect(reloaded).toMatchObject({ restaged: null, rowsInserted: 1, needsReload: false });
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
     const { env, feed, load } = await setup();
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Client, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
@@ -212,6 +214,94 @@ describe('a long backfill', () => {
     } finally {
       await worker.stop();
       await closeClient(client);
+      await env.cleanup();
+    }
+  });
+});
+
+describe('a backfill with a failed date', () => {
+  it('posts a summary that names the failed date and why, and is not a pass; marked dates are re-loaded and picked by mode missing', async () => {
+    const env = await createTestEnv();
+    // a local HTTP server standing in for Slack's incoming webhook
+    const received: { text: string; blocks: unknown[] }[] = [];
+    const slack = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => slack.listen(0, '127.0.0.1', resolve));
+    env.config = {
+      ...env.config,
+      slackWebhookUrl: `http://127.0.0.1:${(slack.address() as AddressInfo).port}/services/T000/B000/XXXX`,
+    };
+    const client = await testClient(env.config);
+    const worker = await startWorker(env);
+    const dates = ['2023-03-06', '2023-03-07'];
+    const backfill = (mode: 'all' | 'failed' | 'missing') =>
+      client.workflow.execute(backfillWorkflow, {
+        taskQueue: env.config.temporalTaskQueue,
+        workflowId: uniqueName(`backfill-${mode}`),
+        args: [{ from: dates[0], to: dates[1], mode }],
+      });
+    try {
+      await produceDays(env.config, dates[0], 2, 300, 13);
+      expect((await backfill('all')).failed).toEqual([]);
+
+      // a lake file of the second date no longer matches the manifest: its stage fails without retry
+      const corrupt = (delta: number) =>
+        sql`update ops.lake_files set row_count = row_count + ${delta}
+            where lake_file_id = (select min(lake_file_id) from ops.lake_files where area = 'events' and dt = ${dates[1]})`.execute(
+          env.db,
+        );
+      await corrupt(1);
+      const out = await backfill('all');
+      expect(out.succeeded).toEqual([dates[0]]);
+      expect(out.failed).toEqual([dates[1]]);
+      expect(out.summary).toMatchObject({
+        datesSucceeded: 1,
+        datesFailed: [{ date: dates[1], status: 'failed', error: expect.stringMatching(/ops\.lake_files lists/) }],
+      });
+      const message = received.find((m) => m.text.includes(`(failed: ${dates[1]})`));
+      expect(message?.text).toContain(`Backfill ${dates[0]} → ${dates[1]}: 1 succeeded, 1 failed;`);
+      expect(JSON.stringify(message?.blocks)).toMatch(new RegExp(`:x: \\*${dates[1]}\\* failed: staged \\d+ rows`));
+      const status = await env.db
+        .selectFrom('ops.alerts')
+        .select('status')
+        .where('kind', '=', 'summary')
+        .orderBy('alert_id', 'desc')
+        .executeTakeFirstOrThrow();
+      expect(status.status).toBe('fail');
+
+      // repaired, mode failed re-runs just that date
+      await corrupt(-1);
+      const retried = await backfill('failed');
+      expect(retried.results.map((r) => r.date)).toEqual([dates[1]]);
+      expect(retried.failed).toEqual([]);
+
+      // a date marked for re-load (a load that left records out) counts as missing, and the next daily run re-loads it
+      await env.db
+        .updateTable('ops.date_loads')
+        .set({ needs_reload: true, reload_reason: 'test: a load left records out' })
+        .where('dt', '=', dates[0])
+        .execute();
+      const missing = await backfill('missing');
+      expect(missing.results.map((r) => r.date)).toEqual([dates[0]]);
+      await env.db.updateTable('ops.date_loads').set({ needs_reload: true }).where('dt', '=', dates[0]).execute();
+      const daily = await client.workflow.execute(dailyPipelineWorkflow, {
+        taskQueue: env.config.temporalTaskQueue,
+        workflowId: dailyWorkflowId(dates[1]),
+        args: [{ date: dates[1] }],
+      });
+      expect(daily.reloads.map((r) => r.date)).toEqual([dates[0]]);
+      const marks = await env.db.selectFrom('ops.date_loads').select(['dt', 'needs_reload']).orderBy('dt').execute();
+      expect(marks).toEqual(dates.map((dt) => ({ dt, needs_reload: false })));
+    } finally {
+      await worker.stop();
+      await closeClient(client);
+      await new Promise((resolve) => slack.close(resolve));
       await env.cleanup();
     }
   });

@@ -107,6 +107,14 @@ export interface DateLoadsTable {
   loaded_file_ids: string[] | null;
 }
 
+export interface DateStagesTable {
+  dt: string;
+  staged_at: Generated<Timestamp>;
+  run_id: string | null;
+  row_count: Int8;
+  lake_file_ids: string[];
+}
+
 export interface PipelineRunsTable {
   run_step_id: Generated<Int8>;
   workflow_id: string;
@@ -262,6 +270,7 @@ export interface Database {
   'ops.landings': LandingsTable;
   'ops.lake_files': LakeFilesTable;
   'ops.date_loads': DateLoadsTable;
+  'ops.date_stages': DateStagesTable;
   'ops.pipeline_runs': PipelineRunsTable;
   'ops.dq_results': DqResultsTable;
   'ops.alerts': AlertsTable;
@@ -384,6 +393,7 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'marked_at',
     'loaded_file_ids',
   ]),
+  'ops.date_stages': columns<DateStagesTable>()(['dt', 'staged_at', 'run_id', 'row_count', 'lake_file_ids']),
   'ops.pipeline_runs': columns<PipelineRunsTable>()([
     'run_step_id',
     'workflow_id',

@@ -24,10 +24,22 @@ export function libpqCompatibleUrl(databaseUrl: string): string {
 
 /** A connection pool for one database URL; the caller owns it and closes it with `pool.end()`. */
 export function createPool(databaseUrl: string, max = 4): pg.Pool {
-  const pool = new pg.Pool({ connectionString: libpqCompatibleUrl(databaseUrl), max, application_name: 'nightshift' });
+  const pool = new pg.Pool({
+    connectionString: libpqCompatibleUrl(databaseUrl),
+    max,
+    application_name: 'nightshift',
+    keepAlive: true,
+  });
   // An idle connection closed by the server (restart, dropped database) must not crash the process:
   // the pool discards it and the next query opens a new one.
   pool.on('error', (err) => console.warn(redact(`postgres: idle connection closed: ${err.message}`)));
+  // A checked-out client has no pool listener: while an activity holds it (a transaction, a COPY, a lock), a lost
+  // connection is emitted as 'error' on the client, which would end the process unhandled. This listener, on every
+  // client for its whole life, logs it; the client's pending and later queries reject (a plain, retryable error,
+  // so the activity's attempt fails and its retry runs), and the pool discards the client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => console.warn(redact(`postgres: connection lost while in use: ${err.message}`)));
+  });
   return pool;
 }
 

@@ -238,6 +238,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
       from,
       to,
       run: { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId },
+      // the summary counts and names the failed dates from what this backfill saw, not only their checks
+      outcomes: results.map((r) => ({ date: r.date, status: r.status, ...(r.error ? { error: r.error } : {}) })),
     });
   } catch (err) {
     summary = { skipped: `summary not sent: ${errorMessage(err)}` };

@@ -5,6 +5,7 @@ import {
   ChildWorkflowFailure,
   defineQuery,
   executeChild,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -97,7 +98,10 @@ const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
 const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
 const { runChecks } = proxyActivities<AllActivities>(CHECKS);
 const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
-const { recordPipelineRun, listDatesLoadedAfter } = proxyActivities<AllActivities>(BOOKKEEPING);
+const { recordPipelineRun, listDatesLoadedAfter, listDatesToReload } = proxyActivities<AllActivities>(BOOKKEEPING);
+
+/** Patch: re-load a date whose load left lake files out, and the dates earlier runs marked but did not re-load. */
+const RELOAD_MARKED_DATES = 'reload-marked-dates';
 
 // --- contract ---------------------------------------------------------------------------------------------------
 
@@ -218,7 +222,11 @@ async function runSteps(
   setStep('land');
   const land = await landEvents({ date, run });
 
-  const load = await loadDate(date, run, setStep);
+  let load = await loadDate(date, run, setStep);
+  if (patched(RELOAD_MARKED_DATES) && load.facts.needsReload) {
+    // lake files of the date were committed while it loaded: load it again, so the run ends with all of them
+    load = await loadDate(date, run, (step) => setStep(`reload ${date}: ${step}`));
+  }
 
   setStep('marts');
   const marts = await refreshMarts({ dates: [date, ...load.repointedDates], run });
@@ -234,8 +242,10 @@ async function runSteps(
     alert = await sendAlertsSafely({ date, run });
   }
 
-  // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together
-  const reloadDates = [...new Set(land.reloadDates ?? [])].filter((d) => d !== date).sort();
+  // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together;
+  // so are dates an earlier run marked for re-load (ops.date_loads.needs_reload) but did not get to
+  const marked = patched(RELOAD_MARKED_DATES) ? (await listDatesToReload()).dates : [];
+  const reloadDates = [...new Set([...(land.reloadDates ?? []), ...marked])].filter((d) => d !== date).sort();
   const reloads: DateLoadResult[] = [];
   for (const reloadDate of reloadDates) {
     reloads.push(await loadDate(reloadDate, run, (step) => setStep(`reload ${reloadDate}: ${step}`)));

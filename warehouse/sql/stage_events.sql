@@ -1,6 +1,7 @@
 -- grain: one row per record of the date's committed lake files; the rows arrive afterwards by COPY, and
 -- stage_events_dedupe.sql then keeps one row per event_id. Beside it, one row per lake file staged: the
--- manifest as this run saw it. Both are rebuilt by every stage run of the date.
+-- manifest as this run saw it (only the files of file_ids when given: a re-stage restoring what an earlier run
+-- read). Both are rebuilt by every stage run of the date.
 drop table if exists staging.:"events_table";
 
 drop table if exists staging.:"files_table";
@@ -18,6 +19,7 @@ select
     lake_files.bytes
 from ops.lake_files as lake_files
 where lake_files.area = 'events'
-    and lake_files.dt = :'date'::date;
+    and lake_files.dt = :'date'::date
+    and (:'file_ids'::bigint[] is null or lake_files.lake_file_id = any(:'file_ids'::bigint[]));
 
 comment on table staging.:"files_table" is 'The lake files (ops.lake_files) the last stage run of the date read, with their record counts.';
