@@ -286,14 +286,9 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   const slack = optional(env, 'SLACK_WEBHOOK_URL');
   const apiKey = optional(env, 'TEMPORAL_API_KEY');
   const analystPassword = optional(env, 'ANALYST_PASSWORD');
-  // registered before validation, so that a value the checks below reject is masked wherever it surfaces
+  // registered before validation, so that a value the checks below reject is masked wherever it surfaces; the
+  // database password is masked by its place in the URL instead (the local one, "nightshift", is a common word)
   registerSecrets(apiKey, analystPassword, slack, slack?.split('/services/')[1]);
-  const rawDatabaseUrl = read(env, 'DATABASE_URL');
-  try {
-    registerSecrets(decodeURIComponent(new URL(rawDatabaseUrl).password));
-  } catch {
-    // not a URL: the validation below says so
-  }
   const brokers = read(env, 'KAFKA_BROKERS')
     .split(',')
     .map((b) => b.trim())

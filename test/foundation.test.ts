@@ -4,6 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../lib/config';
+import { temporalConnectionOptions } from '../lib/temporal-client';
 import { TABLE_COLUMNS } from '../warehouse/database';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
@@ -60,7 +61,7 @@ describe('the local stack', () => {
   });
 
   it('Temporal answers on gRPC and its Web UI on 8233', async () => {
-    const connection = await Connection.connect({ address: config.temporalAddress });
+    const connection = await Connection.connect(temporalConnectionOptions(config));
     try {
       const info = await connection.workflowService.getSystemInfo({});
       expect(info.serverVersion).toMatch(/\d+\.\d+/);
