@@ -15,7 +15,10 @@ import { createWorker } from './worker';
  */
 
 const SEED = 42;
-const BAD_RATE = 0.01;
+/** A steady trickle of bad records, under the dead-letter check's 1 %. */
+const BAD_RATE = 0.002;
+/** The incident the demo plants on purpose: a burst of malformed records on its last date, for the dead-letter check. */
+const INCIDENT_BAD_RECORDS = 2500;
 
 function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -140,6 +143,9 @@ async function main(): Promise<void> {
       );
       const produced = await produceEvents(config, { events, days, start: from, seed: SEED, badRate: BAD_RATE });
       console.log(`  ${produced.events} records (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s`);
+      const burst = Math.min(INCIDENT_BAD_RECORDS, Math.ceil(events / days / 10));
+      await produceEvents(config, { events: burst, days: 1, start: to, seed: SEED + 1, badRate: 1 });
+      console.log(`  planted incident: ${burst} malformed records on ${to} (its dead_letters check should fail)`);
     }
 
     if (await workerPolling(client, config)) {
@@ -160,6 +166,10 @@ async function main(): Promise<void> {
     console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s through Temporal)`);
 
     await printWarehouse(db, from, to);
+    console.log(
+      `\nPlanted incident: a burst of malformed records on ${to}; its dead_letters check fails on purpose and is the ` +
+        'one alert of the backfill summary. Every other check passes, or is skipped while the volume baseline warms up.',
+    );
 
     console.log(`
 Where to look

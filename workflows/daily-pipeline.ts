@@ -188,7 +188,8 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
       status: 'succeeded',
       rowsRead: output.summary.recordsLanded,
       rowsInserted: output.summary.factRows,
-      details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date) },
+      // `scheduled` marks the days the schedule ran: the schedule_gaps check counts from the first of them
+      details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date), ...scheduledMark(input) },
     });
     return output;
   } catch (err) {
@@ -201,7 +202,7 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
         date,
         status: 'failed',
         error: `${failedStep}: ${errorMessage(err)}`,
-        details: { failedStep },
+        details: { failedStep, ...scheduledMark(input) },
       }),
     );
     throw err;
@@ -344,6 +345,10 @@ function summarize(
     factRows: load.facts.rowsDistinct,
     checks: checkCounts(checks),
   };
+}
+
+function scheduledMark(input: DailyPipelineInput): { scheduled?: true } {
+  return input.scheduled ? { scheduled: true } : {};
 }
 
 function emptySummary(): DailyPipelineOutput['summary'] {
