@@ -45,8 +45,8 @@ produce: ## produce events: make produce EVENTS=50000 DAYS=3 START=2024-12-01 SE
 	@$(NODE_RUN) scripts/produce.ts $(if $(EVENTS),--events $(EVENTS)) $(if $(DAYS),--days $(DAYS)) \
 		$(if $(START),--start $(START)) $(if $(SEED),--seed $(SEED)) $(if $(BAD_RATE),--bad-rate $(BAD_RATE))
 
-check: ## run the data-quality checks for a date: make check DATE=2024-12-17
-	@$(NODE_RUN) scripts/check.ts $(if $(DATE),--date $(DATE))
+check: ## run the data-quality checks for a date: make check DATE=2024-12-17 [FORMAT=json]
+	@$(NODE_RUN) scripts/check.ts $(if $(DATE),--date $(DATE)) $(if $(FORMAT),--format $(FORMAT))
 
 backfill: ## re-run dates: make backfill DATE=… or FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]
 	@$(NODE_RUN) scripts/backfill.ts $(if $(DATE),--date $(DATE)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) \

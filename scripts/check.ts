@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createCheckActivities } from '../activities/checks';
+import { formatReportJson, formatReportTable, isReportFormat, type ReportFormat } from '../lib/check-report';
 import { loadDqConfig } from '../lib/checks';
 import { loadConfig } from '../lib/config';
 import { dateProblem } from '../lib/temporal';
@@ -11,17 +12,19 @@ import { createDb, createPool } from '../warehouse/db';
  * 1 when a check failed, 2 on bad arguments or configuration.
  */
 
-const USAGE = `usage: node --import tsx scripts/check.ts --date YYYY-MM-DD [--scheduled]
+const USAGE = `usage: node --import tsx scripts/check.ts --date YYYY-MM-DD [--scheduled] [--format table|json]
 
 Runs every data-quality check for the date and prints check, table, status, observed, threshold, details.
   --date YYYY-MM-DD   the date to check (UTC)
   --scheduled         judge freshness as the scheduled run does (newest event < 24 h old) instead of
                       "the date's data reaches its last hour"
+  --format table|json table for people (default); json: one document on stdout with one object per check
+                      (name, table, status, observed, threshold, details), for CI
 Exit code: 0 all pass (warn and skip do not fail), 1 a check failed, 2 bad arguments.`;
 
 class UsageError extends Error {}
 
-function parse(argv: string[]): { date: string; scheduled: boolean } | 'help' {
+function parse(argv: string[]): { date: string; scheduled: boolean; format: ReportFormat } | 'help' {
   let values;
   try {
     ({ values } = parseArgs({
@@ -29,6 +32,7 @@ function parse(argv: string[]): { date: string; scheduled: boolean } | 'help' {
       options: {
         date: { type: 'string' },
         scheduled: { type: 'boolean', default: false },
+        format: { type: 'string', default: 'table' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -40,19 +44,9 @@ function parse(argv: string[]): { date: string; scheduled: boolean } | 'help' {
   if (!values.date) throw new UsageError('--date is required, e.g. make check DATE=2024-12-17');
   const problem = dateProblem(values.date);
   if (problem) throw new UsageError(`bad --date: ${problem}`);
-  return { date: values.date, scheduled: values.scheduled ?? false };
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  if (!isReportFormat(values.format))
+    throw new UsageError(`bad --format ${JSON.stringify(values.format)}: use table or json`);
+  return { date: values.date, scheduled: values.scheduled ?? false, format: values.format };
 }
 
 async function main(): Promise<number> {
@@ -82,21 +76,9 @@ async function main(): Promise<number> {
       run: { workflowId: 'manual-check', runId },
       scheduled: args.scheduled,
     });
-    const rows = [['check', 'table', 'status', 'observed', 'threshold', 'details']];
-    for (const r of out.results) {
-      rows.push([
-        r.check,
-        r.table,
-        r.status.toUpperCase(),
-        r.observed === null ? '-' : String(r.observed),
-        r.threshold,
-        r.details,
-      ]);
-    }
-    console.log(`Data-quality checks for ${args.date} (run ${runId}, recorded in ops.dq_results)\n`);
-    console.log(table(rows));
-    const { pass, warn, fail, skip } = out.counts;
-    console.log(`\n${pass} pass, ${warn} warn, ${fail} fail, ${skip} skip${fail ? ' — exit 1' : ''}`);
+    const report = { date: args.date, runId, counts: out.counts, results: out.results };
+    console.log(args.format === 'json' ? formatReportJson(report) : formatReportTable(report));
+    const { fail } = out.counts;
     return fail > 0 ? 1 : 0;
   } finally {
     await db.destroy();

@@ -280,6 +280,21 @@ describe('data-quality checks', () => {
     expect(clean.stdout).toMatch(/volume\s+warehouse\.fact_events\s+PASS/);
     expect(clean.stdout).toContain(`${CHECKS.length} pass, 0 warn, 0 fail`);
 
+    // FORMAT=json: one valid JSON document on stdout, one object per check
+    const json = await run(['--date', last, '--format', 'json']);
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout);
+    expect(report).toMatchObject({ date: last, ok: true, counts: { pass: CHECKS.length, fail: 0 } });
+    expect(report.checks.map((c: { name: string }) => c.name)).toEqual(CHECKS.map((c) => c.name));
+    for (const c of report.checks) {
+      expect(Object.keys(c)).toEqual(['name', 'table', 'status', 'observed', 'threshold', 'details']);
+    }
+    expect(report.checks.find((c: { name: string }) => c.name === 'volume')).toMatchObject({
+      table: 'warehouse.fact_events',
+      status: 'pass',
+    });
+    expect((await run(['--date', last, '--format', 'xml'])).code).toBe(2);
+
     // a warning alone keeps exit code 0
     await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [
       seeded.dates[3],
@@ -295,7 +310,7 @@ describe('data-quality checks', () => {
     const { rows } = await env.pool.query(
       `select count(distinct run_id)::int as n from ops.dq_results where run_id like 'manual-%'`,
     );
-    expect(rows[0].n).toBe(3);
+    expect(rows[0].n).toBe(4);
 
     const bad = await run(['--date', '2024-13-01']);
     expect(bad.code).toBe(2);
