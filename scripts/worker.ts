@@ -4,6 +4,7 @@ import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
 import { type Config, loadConfig } from '../lib/config';
 import { livenessHeartbeat } from '../lib/liveness-heartbeat';
+import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
@@ -80,11 +81,13 @@ export async function createWorker(
 }
 
 async function main(): Promise<void> {
-  // we handle the signals ourselves, to close the pool after the worker has drained
-  Runtime.install({ shutdownSignals: [] });
   const config = loadConfig();
+  // we handle the signals ourselves, to close the pool after the worker has drained
+  Runtime.install({ shutdownSignals: [], ...sdkTelemetryOptions(config) });
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
+  const metrics = await startWorkerMetrics(config, pool);
+  if (metrics) console.error(`[worker] Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
   const { worker, connection } = await createWorker(
     config,
     { config, pool, db },
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await metrics?.close();
     await connection.close();
     await db.destroy(); // ends the pool
   }
