@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { ActivityDeps, RunRef } from './deps';
+import { type Logger as PinoLogger, currentLogger, loggerFromConfig } from '../lib/log';
 import { failStep, finishStep, startStep } from '../lib/runs';
 import {
   type AlertConfig,
@@ -102,8 +103,9 @@ type DateDecision = BackfillDateSummary & { decision: Decision };
 
 type Logger = (message: string, meta?: Record<string, unknown>) => void;
 
-function defaultLogger(): Logger {
-  return (message, meta) => console.log(JSON.stringify({ level: 'info', msg: message, ...meta }));
+function defaultLogger(fallback: PinoLogger): Logger {
+  // inside an activity: its logger, which binds workflowId, runId, date and step to the line
+  return (message, meta) => currentLogger(fallback)!.info(meta ?? {}, message);
 }
 
 const toNumber = (v: string | null): number | null => (v === null ? null : Number(v));
@@ -211,7 +213,7 @@ export interface AlertActivityOptions {
 
 export function createAlertActivities({ config, pool, db }: ActivityDeps, options: AlertActivityOptions = {}) {
   const alertConfig = options.alertConfig ?? loadAlertConfig();
-  const log = options.log ?? defaultLogger();
+  const log = options.log ?? defaultLogger(loggerFromConfig(config));
   const webhookUrl = config.slackWebhookUrl;
 
   const linkFor = (run: RunRef): RunLink => ({

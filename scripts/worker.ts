@@ -4,6 +4,7 @@ import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
 import { type Config, loadConfig } from '../lib/config';
 import { livenessHeartbeat } from '../lib/liveness-heartbeat';
+import { type Logger, activityLogging, loggerFromConfig, sdkLogger } from '../lib/log';
 import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createDb, createPool } from '../warehouse/db';
 
@@ -14,6 +15,8 @@ export interface CreateWorkerOptions {
   taskQueue?: string;
   /** Identity shown in the Temporal UI. */
   identity?: string;
+  /** Where activity log lines go (default: LOG_FORMAT/LOG_LEVEL on stdout). */
+  logger?: Logger;
 }
 
 export interface NightshiftWorker {
@@ -67,7 +70,8 @@ export async function createWorker(
       workflowBundle: await workflowBundle(),
       activities: createActivities(deps),
       // a heartbeat every 5 s for every running activity: a dead worker is noticed in seconds, not at start-to-close
-      interceptors: { activity: [livenessHeartbeat] },
+      // and every log line of an activity carries its workflow id, run id, date and step
+      interceptors: { activity: [livenessHeartbeat, activityLogging(options.logger ?? loggerFromConfig(config))] },
       // a 2-core machine: a few loads at once; each holds a database connection or two
       maxConcurrentActivityTaskExecutions: 6,
       // let a running activity finish its current step before a shutdown cancels it
@@ -82,33 +86,34 @@ export async function createWorker(
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  // we handle the signals ourselves, to close the pool after the worker has drained
-  Runtime.install({ shutdownSignals: [], ...sdkTelemetryOptions(config) });
+  const logger = loggerFromConfig(config);
+  // we handle the signals ourselves, to close the pool after the worker has drained; the SDK logs through ours
+  Runtime.install({ shutdownSignals: [], logger: sdkLogger(logger), ...sdkTelemetryOptions(config) });
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
   const metrics = await startWorkerMetrics(config, pool);
-  if (metrics) console.error(`[worker] Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
+  if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
   const { worker, connection } = await createWorker(
     config,
     { config, pool, db },
-    { identity: `nightshift-worker@${process.pid}` },
+    { identity: `nightshift-worker@${process.pid}`, logger },
   );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      console.error(`[worker] ${signal} again: exiting without waiting`);
+      logger.warn(`${signal} again: exiting without waiting`);
       process.exit(130);
     }
     stopping = true;
-    console.error(`[worker] ${signal}: finishing running tasks, then exiting (send it again to exit now)`);
+    logger.info(`${signal}: finishing running tasks, then exiting (send it again to exit now)`);
     worker.shutdown();
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  console.error(
-    `[worker] polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
+  logger.info(
+    `polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
   );
   try {
     await worker.run();
@@ -117,7 +122,7 @@ async function main(): Promise<void> {
     await connection.close();
     await db.destroy(); // ends the pool
   }
-  console.error('[worker] stopped');
+  logger.info('stopped');
 }
 
 if (require.main === module) {
