@@ -290,6 +290,11 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
   }
 
   return {
+    /** Delivers every pending alert message, oldest first (what the other alert activities end with). Idempotent. */
+    async deliverPendingAlerts(): Promise<{ delivered: number; undelivered: number }> {
+      return deliverPending();
+    },
+
     /**
      * Alerts on one date's check results of this run: records new alerts and recoveries in ops.alerts (one Slack
      * message per kind per run), then delivers every pending message. Grain: one run and date. Idempotent under

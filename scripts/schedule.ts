@@ -1,5 +1,6 @@
 import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import { type Config, loadConfig } from '../lib/config';
+import { LATE_DATA_SCHEDULE_ID, deleteLateDataSchedule, upsertLateDataSchedule } from '../lib/late-data';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from '../lib/temporal';
 import { dailyPipelineWorkflow } from '../workflows';
@@ -136,9 +137,17 @@ async function main(): Promise<number> {
       console.log(
         `see it: ${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/schedules/${DAILY_SCHEDULE_ID}`,
       );
+      const late = await upsertLateDataSchedule(client, config);
+      console.log(
+        `${late} schedule ${LATE_DATA_SCHEDULE_ID}: at ${config.lateDataDeadline} UTC (LATE_DATA_DEADLINE), one Slack message when the previous UTC day is not loaded`,
+      );
     } else {
       const deleted = await deleteSchedule(client);
       console.log(deleted ? `deleted schedule ${DAILY_SCHEDULE_ID}` : `no schedule ${DAILY_SCHEDULE_ID} to delete`);
+      const lateDeleted = await deleteLateDataSchedule(client);
+      console.log(
+        lateDeleted ? `deleted schedule ${LATE_DATA_SCHEDULE_ID}` : `no schedule ${LATE_DATA_SCHEDULE_ID} to delete`,
+      );
     }
     return 0;
   } finally {

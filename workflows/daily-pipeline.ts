@@ -5,6 +5,7 @@ import {
   ChildWorkflowFailure,
   defineQuery,
   executeChild,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -96,7 +97,10 @@ const { stageEvents } = proxyActivities<AllActivities>(STAGE);
 const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
 const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
 const { runChecks } = proxyActivities<AllActivities>(CHECKS);
-const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
+const { sendAlerts, alertRunOutcome } = proxyActivities<AllActivities>(ALERT);
+
+/** Patch: a run that fails posts one Slack message, a later success of the date one "recovered" (activities/run-alerts.ts). */
+export const RUN_OUTCOME_ALERTS_PATCH = 'run-outcome-alerts';
 const { recordPipelineRun, listDatesLoadedAfter } = proxyActivities<AllActivities>(BOOKKEEPING);
 
 // --- contract ---------------------------------------------------------------------------------------------------
@@ -191,6 +195,10 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
       // `scheduled` marks the days the schedule ran: the schedule_gaps check counts from the first of them
       details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date), ...scheduledMark(input) },
     });
+    // a backfill's children stay quiet: the backfill's summary speaks for the range
+    if (!input.partOfBackfill && patched(RUN_OUTCOME_ALERTS_PATCH)) {
+      await alertRunOutcomeSafely({ date, run, status: 'succeeded' });
+    }
     return output;
   } catch (err) {
     const failedStep = state.step;
@@ -205,6 +213,11 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
         details: { failedStep, ...scheduledMark(input) },
       }),
     );
+    if (!input.partOfBackfill && patched(RUN_OUTCOME_ALERTS_PATCH)) {
+      await CancellationScope.nonCancellable(() =>
+        alertRunOutcomeSafely({ date, run, status: 'failed', step: failedStep, error: errorMessage(err) }),
+      );
+    }
     throw err;
   }
 }
@@ -285,6 +298,15 @@ async function sendAlertsSafely(
   } catch (err) {
     if (err instanceof ActivityFailure) return { skipped: `alerting failed: ${errorMessage(err)}` };
     throw err;
+  }
+}
+
+/** Alerting on the run's outcome never changes it: an alert activity that gave up is ignored (ops.alerts keeps the row). */
+async function alertRunOutcomeSafely(input: Parameters<AllActivities['alertRunOutcome']>[0]): Promise<void> {
+  try {
+    await alertRunOutcome(input);
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
   }
 }
 
