@@ -1,3 +1,4 @@
+import { backfillStaticDetails, backfillStaticSummary } from '../lib/run-summary';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { type Config, loadConfig } from '../lib/config';
@@ -102,6 +103,8 @@ export async function startBackfill(client: Client, config: Config, args: Backfi
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     typedSearchAttributes: [{ key: PIPELINE_DATE, value: `${args.from}..${args.to}` }],
+    staticSummary: backfillStaticSummary(args.from, args.to, args.mode, args.concurrency),
+    staticDetails: backfillStaticDetails(args.from, args.to, args.mode, args.concurrency),
   });
   const runId = handle.firstExecutionRunId;
   return {

@@ -27,11 +27,17 @@ export interface NightshiftWorker {
 
 // a directory: the bundler finds index.ts (require.resolve would need a TypeScript loader, absent under vitest)
 const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
+/** Workflow interceptors bundled with the workflows: activity summaries for the Temporal UI. */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(WORKFLOWS_PATH, 'activity-summaries')];
 
 // Bundling the workflow code takes seconds; a process that creates several workers bundles once.
 let bundle: Promise<WorkflowBundle> | undefined;
 function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    logger: quietBundlerLogger,
+  });
   return bundle;
 }
 

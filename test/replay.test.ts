@@ -24,6 +24,7 @@ describe('recorded workflow histories replay with the current workflow code', ()
     quietRuntime();
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: path.join(__dirname, '..', 'workflows'),
+      workflowInterceptorModules: [path.join(__dirname, '..', 'workflows', 'activity-summaries')],
       logger: silent,
     });
     const histories = files.map((f) => ({

@@ -7,6 +7,7 @@ import {
   executeChild,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -23,6 +24,7 @@ import {
   dateProblem,
   previousUtcDay,
 } from '../lib/temporal';
+import { dailyOutcomeDetails, dailyStaticDetails, dailyStaticSummary, dailyStepDetails } from '../lib/run-summary';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
@@ -175,6 +177,8 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
   const setStep = (step: string) => {
     if (state.step !== 'starting' && !state.done.includes(state.step)) state.done.push(state.step);
     state.step = step;
+    // the UI's current details: no command, nothing for replay to compare
+    setCurrentDetails(dailyStepDetails(date, step, state.done.length));
     upsertSearchAttributes([
       { key: PIPELINE_DATE, value: date },
       { key: PIPELINE_STEP, value: step },
@@ -186,6 +190,7 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
   try {
     const output = await runSteps(date, input, run, setStep);
     setStep('done');
+    setCurrentDetails(dailyOutcomeDetails(date, output.summary));
     await recordPipelineRun({
       run,
       date,
@@ -203,6 +208,7 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
   } catch (err) {
     const failedStep = state.step;
     setStep('failed');
+    setCurrentDetails(`**${date}** failed at step **${failedStep}**: ${errorMessage(err)}`);
     // runs even when the workflow is being cancelled, so ops.pipeline_runs never keeps a stale 'running' row
     await CancellationScope.nonCancellable(() =>
       recordPipelineRun({
@@ -323,9 +329,12 @@ async function delegate(date: string, input: DailyPipelineInput, run: RunRef): P
     { key: PIPELINE_STEP, value: `delegated to ${childId}` },
   ]);
   try {
+    const trigger = input.scheduled ? `scheduled (${run.workflowId})` : `started by ${run.workflowId}`;
     const delegated = await executeChild(dailyPipelineWorkflow, {
       workflowId: childId,
       args: [{ ...input, date }],
+      staticSummary: dailyStaticSummary(date, trigger),
+      staticDetails: dailyStaticDetails(date, trigger),
       typedSearchAttributes: [{ key: PIPELINE_DATE, value: date }],
     });
     return { ...base, status: 'delegated', delegatedTo: childId, delegated, summary: delegated.summary };
