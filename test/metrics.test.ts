@@ -3,6 +3,8 @@ import type { ChildProcess } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
+import { kafkaHighWatermarks } from '../lib/metrics';
+import { formatPipelineStatus, pipelineStatus } from '../lib/pipeline-status';
 import { closeClient } from '../lib/temporal-client';
 import { produceEvents } from '../scripts/produce';
 import { dailyPipelineWorkflow } from '../workflows';
@@ -120,5 +122,18 @@ describe('Prometheus metrics on the worker', () => {
     }
 
     expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+
+    // make status says the same beside the services' health
+    const watermarks = kafkaHighWatermarks(env.config.kafkaBrokers);
+    const status = await pipelineStatus(env.pool, topic, watermarks);
+    await watermarks.close();
+    expect(status).toEqual({
+      newestLoaded: DATE,
+      lastRun: { workflowId: `daily-${DATE}`, date: DATE, status: 'succeeded', step: 'alert', error: null },
+      lag: { total: 40, partitions: 3 },
+    });
+    expect(formatPipelineStatus(status, topic)).toContain(
+      `Kafka lag           40 records over 3 partitions of ${topic}`,
+    );
   });
 });
