@@ -103,6 +103,8 @@ const { sendAlerts, alertRunOutcome } = proxyActivities<AllActivities>(ALERT);
 
 /** Patch: a run that fails posts one Slack message, a later success of the date one "recovered" (activities/run-alerts.ts). */
 export const RUN_OUTCOME_ALERTS_PATCH = 'run-outcome-alerts';
+/** Patch: the alert step runs after the re-loads of late dates, so a hanging Slack never delays them. */
+export const ALERT_AFTER_RELOADS_PATCH = 'alert-after-reloads';
 const { recordPipelineRun, listDatesLoadedAfter } = proxyActivities<AllActivities>(BOOKKEEPING);
 
 // --- contract ---------------------------------------------------------------------------------------------------
@@ -247,12 +249,17 @@ async function runSteps(
   const checks = await runChecks({ date, run, scheduled: input.scheduled ?? false });
 
   let alert: DailyPipelineOutput['alert'];
-  if (input.partOfBackfill) {
-    alert = { skipped: 'part of a backfill: the backfill posts one summary' };
-  } else {
-    setStep('alert');
-    alert = await sendAlertsSafely({ date, run });
-  }
+  const alertStep = async () => {
+    if (input.partOfBackfill) {
+      alert = { skipped: 'part of a backfill: the backfill posts one summary' };
+    } else {
+      setStep('alert');
+      alert = await sendAlertsSafely({ date, run });
+    }
+  };
+  // a Slack that hangs must not delay the re-load of late dates: alert after them
+  const alertAfterReloads = patched(ALERT_AFTER_RELOADS_PATCH);
+  if (!alertAfterReloads) await alertStep();
 
   // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together
   const reloadDates = [...new Set(land.reloadDates ?? [])].filter((d) => d !== date).sort();
@@ -266,6 +273,7 @@ async function runSteps(
     const martDates = [...new Set([...reloadDates, ...reloads.flatMap((r) => r.repointedDates)])].sort();
     reloadMarts = await refreshMarts({ dates: martDates, run });
   }
+  if (alertAfterReloads) await alertStep();
 
   return {
     date,
