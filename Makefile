@@ -3,15 +3,20 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 # The project's pinned Node.js (scripts/stack/node.sh installs it when the machine's is older)
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
-NODE_RUN := node --import tsx
+# the compiled command line (make build); its exit codes are in the README, make turns any failure into 2
+NIGHTSHIFT := node dist/scripts/nightshift.js
 
-.PHONY: help install up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench
+.PHONY: help install build up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench histories
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: ## install what a fresh machine lacks (Node packages, temporal CLI, PostgreSQL, Kafka jars)
+install: ## install what a fresh machine lacks (Node, Node packages, temporal CLI, PostgreSQL, Kafka jars), build dist/
 	@bash scripts/stack/install.sh
+
+build: ## compile to dist/ when a source changed since the last build (npm run build: always)
+	@bash scripts/stack/install.sh node
+	@bash scripts/build.sh --if-changed
 
 up: install ## start Temporal, PostgreSQL, Kafka and a worker; migrate (idempotent)
 	@bash scripts/stack/up.sh
@@ -23,8 +28,8 @@ down: ## stop the local stack (data stays under .data/)
 status: ## report each service's health
 	@bash scripts/stack/status.sh
 
-migrate: ## apply database migrations
-	@$(NODE_RUN) scripts/migrate.ts
+migrate: build ## apply database migrations
+	@$(NIGHTSHIFT) migrate
 
 test: up ## lint, then run the whole test suite against the real services
 	@$(MAKE) --no-print-directory lint
@@ -35,31 +40,35 @@ lint: ## type-check, lint and check formatting
 	@npx eslint .
 	@npx prettier --check .
 
-psql: ## open psql as the read-only analyst role
-	@bash scripts/psql.sh
+psql: build ## open psql as the read-only analyst role: make psql ARGS="-c 'select 1'"
+	@$(NIGHTSHIFT) psql $(ARGS)
 
-worker: ## run a worker in the foreground (Ctrl-C stops it gracefully)
-	@$(NODE_RUN) scripts/worker.ts
+worker: build ## run a worker in the foreground (Ctrl-C stops it gracefully)
+	@$(NIGHTSHIFT) worker
 
-produce: ## produce events: make produce EVENTS=50000 DAYS=3 START=2024-12-01 SEED=42 BAD_RATE=0.01
-	@$(NODE_RUN) scripts/produce.ts $(if $(EVENTS),--events $(EVENTS)) $(if $(DAYS),--days $(DAYS)) \
+produce: build ## produce events: make produce EVENTS=50000 DAYS=3 START=2024-12-01 SEED=42 BAD_RATE=0.01
+	@$(NIGHTSHIFT) produce $(if $(EVENTS),--events $(EVENTS)) $(if $(DAYS),--days $(DAYS)) \
 		$(if $(START),--start $(START)) $(if $(SEED),--seed $(SEED)) $(if $(BAD_RATE),--bad-rate $(BAD_RATE))
 
-check: ## run the data-quality checks for a date: make check DATE=2024-12-17 [FORMAT=json]
-	@$(NODE_RUN) scripts/check.ts $(if $(DATE),--date $(DATE)) $(if $(FORMAT),--format $(FORMAT))
+check: build ## run the data-quality checks for a date: make check DATE=2024-12-17 [FORMAT=json]
+	@$(NIGHTSHIFT) check $(if $(DATE),--date $(DATE)) $(if $(FORMAT),--format $(FORMAT))
 
-backfill: ## re-run dates: make backfill DATE=… or FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]
-	@$(NODE_RUN) scripts/backfill.ts $(if $(DATE),--date $(DATE)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) \
+backfill: build ## re-run dates: make backfill DATE=… or FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]
+	@$(NIGHTSHIFT) backfill $(if $(DATE),--date $(DATE)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) \
 		$(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) $(if $(MODE),--mode $(MODE))
 
-schedule: ## create or update the daily schedule (CRON='0 2 * * *' UTC by default)
-	@$(NODE_RUN) scripts/schedule.ts create $(if $(CRON),--cron '$(CRON)')
+schedule: build ## create or update the daily schedule (CRON='0 2 * * *' UTC by default)
+	@$(NIGHTSHIFT) schedule create $(if $(CRON),--cron '$(CRON)')
 
-unschedule: ## remove the daily schedule
-	@$(NODE_RUN) scripts/schedule.ts delete
+unschedule: build ## remove the daily schedule
+	@$(NIGHTSHIFT) schedule delete
 
 demo: up ## produce several days of events, run them through Temporal, print a summary
-	@$(NODE_RUN) scripts/demo.ts
+	@$(NIGHTSHIFT) demo
 
-bench: ## benchmark each stage against a raw COPY baseline: make bench EVENTS=1000000
-	@$(NODE_RUN) scripts/bench.ts $(if $(EVENTS),--events $(EVENTS))
+bench: build ## benchmark each stage against a raw COPY baseline: make bench EVENTS=1000000
+	@$(NIGHTSHIFT) bench $(if $(EVENTS),--events $(EVENTS))
+
+# a development command: it records from the TypeScript sources through the tsx loader
+histories: ## record this release's workflow histories for replay: make histories RELEASE=v0.2 [FORCE=1]
+	@node --import tsx scripts/record-histories.ts $(if $(RELEASE),--release $(RELEASE)) $(if $(FORCE),--force)

@@ -1,8 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { ActivityDeps, RunRef } from './deps';
+import { lockAlertDecisions, lockAlertDelivery, unlockAlertDelivery } from '../lib/locks';
 import { type Logger as PinoLogger, currentLogger, loggerFromConfig } from '../lib/log';
-import { failStep, finishStep, startStep } from '../lib/runs';
+import { recordStep } from '../lib/runs';
 import {
   type AlertConfig,
   type AlertedCheck,
@@ -13,7 +14,6 @@ import {
   buildBackfillSummary,
   buildRecoveredMessage,
   isMaterialChange,
-  loadAlertConfig,
   postToSlack,
 } from '../lib/slack';
 import { dateRange, dateProblem, rangeProblem, workflowUiUrl } from '../lib/temporal';
@@ -31,8 +31,6 @@ import { dateRange, dateProblem, rangeProblem, workflowUiUrl } from '../lib/temp
  */
 
 export const ALERT_STEP = 'alert';
-const ALERTS_LOCK_CLASS = 'nightshift:alerts';
-const DELIVERY_LOCK_CLASS = 'nightshift:alerts-delivery';
 const NO_WEBHOOK = 'no SLACK_WEBHOOK_URL';
 
 export interface SendAlertsInput {
@@ -104,7 +102,7 @@ type DateDecision = BackfillDateSummary & { decision: Decision };
 type Logger = (message: string, meta?: Record<string, unknown>) => void;
 
 function defaultLogger(fallback: PinoLogger): Logger {
-  // inside an activity: its logger, which binds workflowId, runId, date and step to the line
+  // inside an activity: its logger, which binds workflowId, runId, date and step to the line (and redacts secrets)
   return (message, meta) => currentLogger(fallback)!.info(meta ?? {}, message);
 }
 
@@ -193,7 +191,7 @@ async function inDecisionTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClien
   const client = await pool.connect();
   try {
     await client.query('begin');
-    await client.query('select pg_advisory_xact_lock(hashtext($1), 0)', [ALERTS_LOCK_CLASS]);
+    await lockAlertDecisions(client);
     const result = await fn(client);
     await client.query('commit');
     return result;
@@ -212,7 +210,7 @@ export interface AlertActivityOptions {
 }
 
 export function createAlertActivities({ config, pool, db }: ActivityDeps, options: AlertActivityOptions = {}) {
-  const alertConfig = options.alertConfig ?? loadAlertConfig();
+  const alertConfig = options.alertConfig ?? config.alerts;
   const log = options.log ?? defaultLogger(loggerFromConfig(config));
   const webhookUrl = config.slackWebhookUrl;
 
@@ -230,7 +228,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
     const client = await pool.connect();
     try {
       // one deliverer at a time, or two activities could post the same pending message
-      await client.query('select pg_advisory_lock(hashtext($1), 0)', [DELIVERY_LOCK_CLASS]);
+      await lockAlertDelivery(client);
       try {
         const { rows: groups } = await client.query<{
           ids: string[];
@@ -282,7 +280,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         }
         return { delivered, undelivered: groups.length - delivered };
       } finally {
-        await client.query('select pg_advisory_unlock(hashtext($1), 0)', [DELIVERY_LOCK_CLASS]).catch(() => undefined);
+        await unlockAlertDelivery(client).catch(() => undefined);
       }
     } finally {
       client.release();
@@ -317,57 +315,57 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
       const empty = { date: input.date, alerted: [], recovered: [], messagesDelivered: 0, messagesUndelivered: 0 };
       if (input.suppressAlerts) return { ...empty, suppressed: true };
       const key = { ...input.run, date: input.date, step: ALERT_STEP };
-      await startStep(db, key);
-      try {
-        const link = linkFor(input.run);
-        const decided = await inDecisionTransaction(pool, async (client) => {
-          const { rows: results } = await client.query<ResultRow>(
-            `select to_char(r.dt, 'YYYY-MM-DD') as dt, r.check_name, r.table_name, r.status, r.observed, r.threshold, r.details
-             from ops.dq_results as r
-             where r.run_id = $1 and r.dt = $2::date
-             order by r.dq_result_id`,
-            [input.run.runId, input.date],
-          );
-          const d = decide(results, await latestAlerts(client, [input.date]), alertConfig);
-          const lastError = webhookUrl ? null : NO_WEBHOOK;
-          const alerted = d.alerts.length
-            ? await insertAlertRows(
-                client,
-                input.run.runId,
-                'alert',
-                input.date,
-                d.alerts,
-                buildAlertMessage({ date: input.date, checks: d.alerts, stillFailing: d.stillFailing, link }),
-                lastError,
-              )
-            : [];
-          const recovered = d.recovered.length
-            ? await insertAlertRows(
-                client,
-                input.run.runId,
-                'recovered',
-                input.date,
-                d.recovered,
-                buildRecoveredMessage({ date: input.date, checks: d.recovered, link }),
-                lastError,
-              )
-            : [];
-          return { alerted, recovered };
-        });
-        const delivery = await deliverPending();
-        const output = {
-          ...empty,
-          ...decided,
-          suppressed: false,
-          messagesDelivered: delivery.delivered,
-          messagesUndelivered: delivery.undelivered,
-        };
-        await finishStep(db, key, { rowsInserted: decided.alerted.length + decided.recovered.length, details: output });
-        return output;
-      } catch (err) {
-        await failStep(db, key, err).catch(() => undefined);
-        throw err;
-      }
+      return recordStep(
+        db,
+        key,
+        async () => {
+          const link = linkFor(input.run);
+          const decided = await inDecisionTransaction(pool, async (client) => {
+            const { rows: results } = await client.query<ResultRow>(
+              `select to_char(r.dt, 'YYYY-MM-DD') as dt, r.check_name, r.table_name, r.status, r.observed, r.threshold, r.details
+               from ops.dq_results as r
+               where r.run_id = $1 and r.dt = $2::date
+               order by r.dq_result_id`,
+              [input.run.runId, input.date],
+            );
+            const d = decide(results, await latestAlerts(client, [input.date]), alertConfig);
+            const lastError = webhookUrl ? null : NO_WEBHOOK;
+            const alerted = d.alerts.length
+              ? await insertAlertRows(
+                  client,
+                  input.run.runId,
+                  'alert',
+                  input.date,
+                  d.alerts,
+                  buildAlertMessage({ date: input.date, checks: d.alerts, stillFailing: d.stillFailing, link }),
+                  lastError,
+                )
+              : [];
+            const recovered = d.recovered.length
+              ? await insertAlertRows(
+                  client,
+                  input.run.runId,
+                  'recovered',
+                  input.date,
+                  d.recovered,
+                  buildRecoveredMessage({ date: input.date, checks: d.recovered, link }),
+                  lastError,
+                )
+              : [];
+            return { alerted, recovered };
+          });
+          const delivery = await deliverPending();
+          const output = {
+            ...empty,
+            ...decided,
+            suppressed: false,
+            messagesDelivered: delivery.delivered,
+            messagesUndelivered: delivery.undelivered,
+          };
+          return output;
+        },
+        (output) => ({ rowsInserted: output.alerted.length + output.recovered.length, details: output }),
+      );
     },
 
     /**

@@ -7,9 +7,8 @@ import {
   type DqConfig,
   dateKeyOf,
   evaluateChecks,
-  loadDqConfig,
 } from '../lib/checks';
-import { failStep, finishStep, startStep } from '../lib/runs';
+import { recordStep } from '../lib/runs';
 import { dateProblem } from '../lib/temporal';
 
 /** Runs the data-quality checks of SPEC section 6 for a date and records them in ops.dq_results. */
@@ -42,8 +41,11 @@ export interface CheckActivityOptions {
 
 const MAX_DETAILS = 300;
 
-export function createCheckActivities({ pool, db }: ActivityDeps, options: CheckActivityOptions = {}) {
-  const config = options.config ?? loadDqConfig();
+export function createCheckActivities(
+  { config: appConfig, pool, db }: ActivityDeps,
+  options: CheckActivityOptions = {},
+) {
+  const config = options.config ?? appConfig.dq;
   const checks = options.checks ?? CHECKS;
   const record = options.recordStep ?? true;
 
@@ -73,64 +75,64 @@ export function createCheckActivities({ pool, db }: ActivityDeps, options: Check
           'InvalidInput',
         );
       const key = { ...input.run, date: input.date, step: CHECKS_STEP };
-      if (record) await startStep(db, key);
-      try {
-        const client = await pool.connect();
-        let results: CheckResult[];
-        try {
-          results = await evaluateChecks(
-            client,
-            { date: input.date, dateKey: dateKeyOf(input.date), scheduled: input.scheduled ?? false, now, config },
-            checks,
-          );
-          await client.query('begin');
-          await client.query('delete from ops.dq_results where run_id = $1 and dt = $2::date', [
-            input.run.runId,
-            input.date,
-          ]);
-          await client.query(
-            `insert into ops.dq_results (run_id, dt, check_name, table_name, observed, threshold, status, details)
-             select $1, $2::date, r.check_name, r.table_name, r.observed, r.threshold, r.status, r.details
-             from jsonb_to_recordset($3::jsonb)
-                 as r (check_name text, table_name text, observed numeric, threshold text, status text, details text)`,
-            [
+      return recordStep(
+        db,
+        record ? key : null,
+        async () => {
+          const client = await pool.connect();
+          let results: CheckResult[];
+          try {
+            results = await evaluateChecks(
+              client,
+              { date: input.date, dateKey: dateKeyOf(input.date), scheduled: input.scheduled ?? false, now, config },
+              checks,
+            );
+            await client.query('begin');
+            await client.query('delete from ops.dq_results where run_id = $1 and dt = $2::date', [
               input.run.runId,
               input.date,
-              JSON.stringify(
-                results.map((r) => ({
-                  check_name: r.check,
-                  table_name: r.table,
-                  observed: r.observed,
-                  threshold: r.threshold,
-                  status: r.status,
-                  details: r.details,
-                })),
-              ),
-            ],
-          );
-          await client.query('commit');
-        } catch (err) {
-          await client.query('rollback').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
-        const counts = { pass: 0, warn: 0, fail: 0, skip: 0 };
-        for (const r of results) counts[r.status] += 1;
-        if (record) await finishStep(db, key, { rowsInserted: results.length, details: counts });
-        return {
-          date: input.date,
-          runId: input.run.runId,
-          counts,
-          results: results.map((r) => ({
-            ...r,
-            details: r.details.length > MAX_DETAILS ? `${r.details.slice(0, MAX_DETAILS)}…` : r.details,
-          })),
-        };
-      } catch (err) {
-        if (record) await failStep(db, key, err).catch(() => undefined);
-        throw err;
-      }
+            ]);
+            await client.query(
+              `insert into ops.dq_results (run_id, dt, check_name, table_name, observed, threshold, status, details)
+               select $1, $2::date, r.check_name, r.table_name, r.observed, r.threshold, r.status, r.details
+               from jsonb_to_recordset($3::jsonb)
+                   as r (check_name text, table_name text, observed numeric, threshold text, status text, details text)`,
+              [
+                input.run.runId,
+                input.date,
+                JSON.stringify(
+                  results.map((r) => ({
+                    check_name: r.check,
+                    table_name: r.table,
+                    observed: r.observed,
+                    threshold: r.threshold,
+                    status: r.status,
+                    details: r.details,
+                  })),
+                ),
+              ],
+            );
+            await client.query('commit');
+          } catch (err) {
+            await client.query('rollback').catch(() => undefined);
+            throw err;
+          } finally {
+            client.release();
+          }
+          const counts = { pass: 0, warn: 0, fail: 0, skip: 0 };
+          for (const r of results) counts[r.status] += 1;
+          return {
+            date: input.date,
+            runId: input.run.runId,
+            counts,
+            results: results.map((r) => ({
+              ...r,
+              details: r.details.length > MAX_DETAILS ? `${r.details.slice(0, MAX_DETAILS)}…` : r.details,
+            })),
+          };
+        },
+        (output) => ({ rowsInserted: output.results.length, details: output.counts }),
+      );
     },
   };
 }

@@ -17,6 +17,7 @@ import {
   toParquet,
   writeLakeFile,
 } from '../lib/lake';
+import { tryLockLanding, unlockLanding } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import type { Db } from '../warehouse/db';
 import type { ActivityDeps, RunRef } from './deps';
@@ -91,7 +92,6 @@ export interface LandTuning {
 const DEFAULTS = { commitEvery: 500_000, maxRowsPerFile: 100_000, maxBufferedRows: 150_000, workers: 2 };
 /** Below this many records to land, starting worker threads costs more than it saves. */
 const MIN_PARALLEL_RECORDS = 20_000;
-const LOCK_NAME = 'nightshift:land:';
 const FETCH = { maxBytes: 8 << 20, maxBytesPerPartition: 2 << 20, maxWaitMs: 250 };
 const EMPTY = Buffer.alloc(0);
 
@@ -112,10 +112,7 @@ async function acquireLandingLock(pool: pg.Pool, topic: string, onWait: () => vo
   const client = await pool.connect();
   try {
     for (;;) {
-      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [
-        LOCK_NAME + topic,
-      ]);
-      if (rows[0].locked) return client;
+      if (await tryLockLanding(client, topic)) return client;
       onWait();
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -127,7 +124,7 @@ async function acquireLandingLock(pool: pg.Pool, topic: string, onWait: () => vo
 
 async function releaseLandingLock(client: pg.PoolClient, topic: string): Promise<void> {
   try {
-    await client.query('select pg_advisory_unlock(hashtext($1))', [LOCK_NAME + topic]);
+    await unlockLanding(client, topic);
     client.release();
   } catch (err) {
     client.release(err as Error); // the session (and its lock) ends with the discarded connection
@@ -649,10 +646,12 @@ function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: numbe
 }
 
 /**
- * The worker's entry: activities/land-worker.ts, loaded through tsx's CommonJS hook, which works the same whether
- * this process runs under `node --import tsx` (scripts, the Temporal worker) or under vitest.
+ * The worker's entry, beside this file: compiled (dist/activities/land-worker.js) when this process runs from dist/;
+ * the TypeScript source through tsx's CommonJS hook under vitest or `node --import tsx` (development only).
  */
-const WORKER_SOURCE = `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
+const WORKER_SOURCE = __filename.endsWith('.js')
+  ? `require(${JSON.stringify(path.join(__dirname, 'land-worker.js'))});`
+  : `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'land-worker.ts'))});`;
 
 /**
  * Lands `groups` of partitions in parallel: the first in this thread, the others in worker threads

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { ActivityDeps, RunRef } from './deps';
-import { failStep, finishStep, startStep } from '../lib/runs';
+import { lockMarts, unlockMarts } from '../lib/locks';
+import { recordStep } from '../lib/runs';
 import { dateKeyOf } from '../lib/checks';
 import { dateProblem } from '../lib/temporal';
 import { TABLE_COLUMNS } from '../warehouse/database';
@@ -14,7 +15,6 @@ export const MARTS_DIR = path.resolve(__dirname, '..', 'warehouse', 'marts');
 export const MARTS_STEP = 'marts';
 
 /** Serializes mart refreshes (a backfill runs several dates at once); a session lock, taken before the snapshot. */
-const MARTS_LOCK_CLASS = 'nightshift:marts';
 
 export interface RefreshMartsInput {
   /** The dates the run loaded, YYYY-MM-DD. */
@@ -85,7 +85,7 @@ export async function refreshMartsOn(
   client: pg.ClientBase,
   dates: string[],
 ): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
-  await client.query('select pg_advisory_lock(hashtext($1), 0)', [MARTS_LOCK_CLASS]);
+  await lockMarts(client);
   try {
     await client.query('begin isolation level repeatable read');
     try {
@@ -123,7 +123,7 @@ export async function refreshMartsOn(
       throw err;
     }
   } finally {
-    await client.query('select pg_advisory_unlock(hashtext($1), 0)', [MARTS_LOCK_CLASS]).catch(() => undefined);
+    await unlockMarts(client).catch(() => undefined);
   }
 }
 
@@ -139,35 +139,31 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
       const dates = validDates(input?.dates);
       const started = Date.now();
       const keys = input.run ? dates.map((date) => ({ ...input.run!, date, step: MARTS_STEP })) : [];
-      for (const key of keys) await startStep(db, key);
-      try {
-        const client = await pool.connect();
-        let result: Omit<RefreshMartsOutput, 'durationMs'>;
-        try {
-          result = dates.length
-            ? await refreshMartsOn(client, dates)
-            : { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows() };
-        } finally {
-          client.release();
-        }
-        const output = { ...result, durationMs: Date.now() - started };
-        const written = Object.values(output.rows).reduce((a, b) => a + b, 0);
-        for (const key of keys) {
-          await finishStep(db, key, {
-            rowsInserted: written,
-            details: {
-              ...output.rows,
-              laterDates: output.laterDates,
-              usersRefreshed: output.usersRefreshed,
-              durationMs: output.durationMs,
-            },
-          });
-        }
-        return output;
-      } catch (err) {
-        for (const key of keys) await failStep(db, key, err).catch(() => undefined);
-        throw err;
-      }
+      return recordStep(
+        db,
+        keys,
+        async () => {
+          const client = await pool.connect();
+          let result: Omit<RefreshMartsOutput, 'durationMs'>;
+          try {
+            result = dates.length
+              ? await refreshMartsOn(client, dates)
+              : { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows() };
+          } finally {
+            client.release();
+          }
+          return { ...result, durationMs: Date.now() - started };
+        },
+        (output) => ({
+          rowsInserted: Object.values(output.rows).reduce((a, b) => a + b, 0),
+          details: {
+            ...output.rows,
+            laterDates: output.laterDates,
+            usersRefreshed: output.usersRefreshed,
+            durationMs: output.durationMs,
+          },
+        }),
+      );
     },
   };
 }

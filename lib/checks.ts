@@ -1,11 +1,10 @@
 import type pg from 'pg';
-import { dateProblem } from './temporal';
 import { type VolumeConfig, type VolumeDay, judgeVolume, volumeHistoryDays } from './volume';
 
 /**
  * The data-quality checks of SPEC section 6 as a declarative registry: each entry names the check and the table it
  * looks at, its severity, the SQL it runs (values bound, never spliced) and how the row it returns is judged.
- * Adding a check is adding one entry to CHECKS. Thresholds come from DqConfig (environment, SPEC defaults).
+ * Adding a check is adding one entry to CHECKS. Thresholds come from DqConfig (Config.dq, read by lib/config.ts; the SPEC's defaults).
  */
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -46,54 +45,6 @@ export const DQ_DEFAULTS: DqConfig = {
   volumeMinBand: 0.1,
   volumeFloorRows: 100,
 };
-
-const DQ_ENV: Record<
-  Exclude<keyof DqConfig, 'scheduleStart'>,
-  { name: string; min: number; max: number; integer?: boolean }
-> = {
-  freshnessMaxAgeHours: { name: 'DQ_FRESHNESS_MAX_AGE_HOURS', min: 0.1, max: 24 * 365 },
-  freshnessLastHours: { name: 'DQ_FRESHNESS_LAST_HOURS', min: 0.01, max: 24 },
-  volumeTolerance: { name: 'DQ_VOLUME_TOLERANCE', min: 0, max: 10 },
-  volumeMinHistoryDays: { name: 'DQ_VOLUME_MIN_HISTORY_DAYS', min: 1, max: 28, integer: true },
-  nullMaxRatio: { name: 'DQ_NULL_MAX_RATIO', min: 0, max: 1 },
-  deadLetterMaxRatio: { name: 'DQ_DEAD_LETTER_MAX_RATIO', min: 0, max: 1 },
-  reconciliationTolerance: { name: 'DQ_RECONCILIATION_TOLERANCE', min: 0, max: 1e12, integer: true },
-  scheduleGapsMax: { name: 'DQ_SCHEDULE_GAPS_MAX', min: 0, max: 100_000, integer: true },
-  volumeWeeks: { name: 'DQ_VOLUME_WEEKS', min: 2, max: 52, integer: true },
-  volumeMinWeeks: { name: 'DQ_VOLUME_MIN_WEEKS', min: 1, max: 52, integer: true },
-  volumeMadK: { name: 'DQ_VOLUME_MAD_K', min: 0, max: 100 },
-  volumeMinBand: { name: 'DQ_VOLUME_MIN_BAND', min: 0, max: 10 },
-  volumeFloorRows: { name: 'DQ_VOLUME_FLOOR_ROWS', min: 0, max: 1e12, integer: true },
-};
-
-export class DqConfigError extends Error {
-  override name = 'DqConfigError';
-}
-
-/** Reads the check thresholds once from the environment, with the SPEC's defaults; throws naming the bad variable. */
-export function loadDqConfig(env: Record<string, string | undefined> = process.env): DqConfig {
-  const config = { ...DQ_DEFAULTS };
-  for (const key of Object.keys(DQ_ENV) as (keyof typeof DQ_ENV)[]) {
-    const { name, min, max, integer } = DQ_ENV[key];
-    const raw = env[name]?.trim();
-    if (!raw) continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-      throw new DqConfigError(
-        `Invalid ${name}=${JSON.stringify(raw)}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max} ` +
-          `(default ${DQ_DEFAULTS[key]}); fix or unset it`,
-      );
-    }
-    config[key] = value;
-  }
-  const start = env.DQ_SCHEDULE_START?.trim();
-  if (start) {
-    const problem = dateProblem(start);
-    if (problem) throw new DqConfigError(`Invalid DQ_SCHEDULE_START: ${problem}; use YYYY-MM-DD or unset it`);
-    config.scheduleStart = start;
-  }
-  return config;
-}
 
 /** What a check's evaluation is about. */
 export interface CheckContext {

@@ -1,10 +1,31 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { type DqConfig, DQ_DEFAULTS } from './checks';
+import { registerEndpoint, registerSecrets, MASK } from './redact';
+import { type AlertConfig, ALERT_DEFAULTS } from './slack';
+import { dateProblem } from './temporal';
+
 /**
- * Configuration, read once from the environment, validated, and handed down.
- * Workflows never read it: activities and scripts receive it from their entry point.
+ * Configuration, read once from the environment and the project's `.env` file, validated, and handed down.
+ * Nothing else reads process.env: activities and scripts receive this object from their entry point, and
+ * workflows never see it. The environment wins over `.env`. A secret's value is never part of an error.
  */
 
 export const TASK_QUEUE = 'nightshift';
 export const EVENTS_TOPIC = 'events';
+
+/** Temporal over TLS: mutual TLS when a client certificate and key are given, server-verified TLS otherwise. */
+export interface TemporalTlsConfig {
+  /** PEM client certificate file (TEMPORAL_TLS_CERT); with keyFile, mutual TLS. */
+  certFile: string | null;
+  /** PEM client private key file (TEMPORAL_TLS_KEY). */
+  keyFile: string | null;
+  /** PEM CA bundle that signed the server's certificate (TEMPORAL_TLS_CA); the system's CAs when null. */
+  caFile: string | null;
+  /** The name the server certificate is checked against, when it differs from the address's host (TEMPORAL_TLS_SERVER_NAME). */
+  serverName: string | null;
+}
 
 export interface Config {
   databaseUrl: string;
@@ -12,6 +33,10 @@ export interface Config {
   temporalNamespace: string;
   temporalTaskQueue: string;
   temporalUiUrl: string;
+  /** Null: plain gRPC (the local dev server). */
+  temporalTls: TemporalTlsConfig | null;
+  /** Temporal Cloud or a gateway's API key (TEMPORAL_API_KEY); implies TLS. */
+  temporalApiKey: string | null;
   kafkaBrokers: string[];
   kafkaTopic: string;
   lakeDir: string;
@@ -27,6 +52,14 @@ export interface Config {
   logLevel: string;
   /** The previous UTC day is late when not loaded by this UTC time of day. LATE_DATA_DEADLINE, default 06:00. */
   lateDataDeadline: string;
+  /** The read-only analyst role's password, set by `make migrate`; null leaves the role unable to log in. */
+  analystPassword: string | null;
+  /** Data-quality thresholds (DQ_*). */
+  dq: DqConfig;
+  /** Alert lifecycle and Slack delivery (ALERT_*, SLACK_*). */
+  alerts: AlertConfig;
+  /** `make demo`'s size (DEMO_EVENTS, DEMO_DAYS). */
+  demo: { events: number; days: number };
 }
 
 export class ConfigError extends Error {
@@ -48,15 +81,106 @@ const DEFAULTS = {
   LATE_DATA_DEADLINE: '06:00',
 } as const;
 
-type Env = Record<string, string | undefined>;
+/** Variables whose values are secrets: never printed, not even in a configuration error. */
+export const SECRET_VARIABLES = ['SLACK_WEBHOOK_URL', 'TEMPORAL_API_KEY', 'ANALYST_PASSWORD'] as const;
+
+interface NumberSetting {
+  name: string;
+  min: number;
+  max: number;
+  integer?: boolean;
+}
+
+const DQ_ENV: Record<Exclude<keyof DqConfig, 'scheduleStart'>, NumberSetting> = {
+  freshnessMaxAgeHours: { name: 'DQ_FRESHNESS_MAX_AGE_HOURS', min: 0.1, max: 24 * 365 },
+  freshnessLastHours: { name: 'DQ_FRESHNESS_LAST_HOURS', min: 0.01, max: 24 },
+  volumeTolerance: { name: 'DQ_VOLUME_TOLERANCE', min: 0, max: 10 },
+  volumeMinHistoryDays: { name: 'DQ_VOLUME_MIN_HISTORY_DAYS', min: 1, max: 28, integer: true },
+  nullMaxRatio: { name: 'DQ_NULL_MAX_RATIO', min: 0, max: 1 },
+  deadLetterMaxRatio: { name: 'DQ_DEAD_LETTER_MAX_RATIO', min: 0, max: 1 },
+  reconciliationTolerance: { name: 'DQ_RECONCILIATION_TOLERANCE', min: 0, max: 1e12, integer: true },
+  scheduleGapsMax: { name: 'DQ_SCHEDULE_GAPS_MAX', min: 0, max: 100_000, integer: true },
+  volumeWeeks: { name: 'DQ_VOLUME_WEEKS', min: 2, max: 52, integer: true },
+  volumeMinWeeks: { name: 'DQ_VOLUME_MIN_WEEKS', min: 1, max: 52, integer: true },
+  volumeMadK: { name: 'DQ_VOLUME_MAD_K', min: 0, max: 100 },
+  volumeMinBand: { name: 'DQ_VOLUME_MIN_BAND', min: 0, max: 10 },
+  volumeFloorRows: { name: 'DQ_VOLUME_FLOOR_ROWS', min: 0, max: 1e12, integer: true },
+};
+
+const ALERT_ENV: Record<keyof AlertConfig, NumberSetting> = {
+  materialChange: { name: 'ALERT_MATERIAL_CHANGE', min: 0, max: 100 },
+  maxAttempts: { name: 'SLACK_MAX_ATTEMPTS', min: 1, max: 20, integer: true },
+  retryBaseMs: { name: 'SLACK_RETRY_BASE_MS', min: 0, max: 60_000 },
+  retryBudgetMs: { name: 'SLACK_RETRY_BUDGET_MS', min: 0, max: 300_000 },
+  timeoutMs: { name: 'SLACK_TIMEOUT_MS', min: 100, max: 60_000 },
+  redeliverMaxAgeHours: { name: 'ALERT_REDELIVER_MAX_AGE_HOURS', min: 0, max: 24 * 365 },
+};
+
+const DEMO_ENV: Record<keyof Config['demo'], NumberSetting> = {
+  events: { name: 'DEMO_EVENTS', min: 1, max: 100_000_000, integer: true },
+  days: { name: 'DEMO_DAYS', min: 1, max: 366, integer: true },
+};
+const DEMO_DEFAULTS: Config['demo'] = { events: 210_000, days: 7 };
+
+export type Env = Record<string, string | undefined>;
+
+/** The folder holding package.json: the project root, from the TypeScript sources and from dist/ alike. */
+function projectRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/** The project's `.env`, at its root (whatever the working directory). */
+export const ENV_FILE = path.join(projectRoot(), '.env');
+
+/**
+ * The variables of `file` (KEY=value lines, Node's `.env` syntax) overlaid by `env`: the environment wins over the
+ * file. A missing file is no error.
+ */
+export function readEnvironment(file: string = ENV_FILE, env: Env = process.env): Env {
+  if (!existsSync(file)) return { ...env };
+  let parsed: Env;
+  try {
+    parsed = parseEnv(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`Cannot read ${file}: ${(err as Error).message}; fix or remove it`, { cause: err });
+  }
+  const merged: Env = { ...parsed };
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) merged[name] = value;
+  return merged;
+}
 
 function read(env: Env, name: keyof typeof DEFAULTS): string {
   const value = env[name]?.trim();
   return value ? value : DEFAULTS[name];
 }
 
+function optional(env: Env, name: string): string | null {
+  const value = env[name]?.trim();
+  return value ? value : null;
+}
+
+/** How a value appears in an error: secrets not at all, URLs with their password masked. */
+function shown(name: string, value: string): string {
+  if ((SECRET_VARIABLES as readonly string[]).includes(name)) return `${name} (value not shown, it is secret)`;
+  if (name === 'DATABASE_URL') {
+    try {
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) throw new Error('not an authority URL');
+      const url = new URL(value);
+      if (url.password) url.password = MASK;
+      return `${name}=${JSON.stringify(url.toString())}`;
+    } catch {
+      // an unparsable URL may still hold a password anywhere
+      return `${name} (value not shown: it may hold a password)`;
+    }
+  }
+  return `${name}=${JSON.stringify(value)}`;
+}
+
 function fail(name: string, value: string, fix: string): never {
-  throw new ConfigError(`Invalid ${name}=${JSON.stringify(value)}: ${fix}`);
+  throw new ConfigError(`Invalid ${shown(name, value)}: ${fix}`);
 }
 
 function hostPort(name: string, value: string): string {
@@ -97,26 +221,139 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
   return value as T;
 }
 
+/** DQ_SCHEDULE_START: the first day the daily schedule should have run (schedule_gaps counts from it). */
+function scheduleStart(env: Env): string | null {
+  const value = env.DQ_SCHEDULE_START?.trim();
+  if (!value) return DQ_DEFAULTS.scheduleStart;
+  const problem = dateProblem(value);
+  if (problem) fail('DQ_SCHEDULE_START', value, `${problem}; use YYYY-MM-DD or unset it`);
+  return value;
+}
+
 function timeOfDay(name: string, value: string): string {
   const m = /^(\d{2}):(\d{2})$/.exec(value);
   if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) fail(name, value, 'expected a UTC time of day HH:MM, e.g. 06:00');
   return value;
 }
 
+function numbers<T extends object>(env: Env, table: Record<keyof T, NumberSetting>, defaults: T): T {
+  const config = { ...defaults };
+  for (const key of Object.keys(table) as (keyof T)[]) {
+    const { name, min, max, integer } = table[key];
+    const raw = env[name]?.trim();
+    if (!raw) continue;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      fail(
+        name,
+        raw,
+        `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (default ${String(defaults[key])}); fix or unset it`,
+      );
+    }
+    (config as Record<keyof T, unknown>)[key] = value;
+  }
+  return config;
+}
+
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
+function databaseUrl(env: Env): string {
+  const value = url('DATABASE_URL', read(env, 'DATABASE_URL'), ['postgres:', 'postgresql:']);
+  const parsed = new URL(value);
+  if (!/^postgres(ql)?:\/\//.test(value) || (!parsed.hostname && !parsed.searchParams.get('host'))) {
+    fail(
+      'DATABASE_URL',
+      value,
+      'expected postgres://user@host:port/database (with :password after the user when the server wants one)',
+    );
+  }
+  const sslmode = parsed.searchParams.get('sslmode');
+  if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
+    fail('DATABASE_URL', value, `sslmode=${sslmode} is not one of ${SSL_MODES.join(', ')}`);
+  }
+  for (const param of ['sslrootcert', 'sslcert', 'sslkey']) {
+    const file = parsed.searchParams.get(param);
+    if (file && !readableFile(file)) fail('DATABASE_URL', value, `${param}=${file}: no such readable file`);
+  }
+  return value;
+}
+
+function readableFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function file(env: Env, name: string): string | null {
+  const value = optional(env, name);
+  if (value && !readableFile(value)) fail(name, value, 'no such file: give the path of a PEM file, or unset it');
+  return value;
+}
+
+function boolean(env: Env, name: string): boolean | null {
+  const value = optional(env, name)?.toLowerCase();
+  if (value === undefined || value === null) return null;
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  fail(name, value, 'expected true or false');
+}
+
+function temporalTls(env: Env, apiKey: string | null): TemporalTlsConfig | null {
+  const certFile = file(env, 'TEMPORAL_TLS_CERT');
+  const keyFile = file(env, 'TEMPORAL_TLS_KEY');
+  const caFile = file(env, 'TEMPORAL_TLS_CA');
+  const serverName = optional(env, 'TEMPORAL_TLS_SERVER_NAME');
+  const forced = boolean(env, 'TEMPORAL_TLS');
+  if (certFile && !keyFile) {
+    throw new ConfigError(
+      'TEMPORAL_TLS_KEY is not set but TEMPORAL_TLS_CERT is: mutual TLS needs both, give the client private key file too',
+    );
+  }
+  if (keyFile && !certFile) {
+    throw new ConfigError(
+      'TEMPORAL_TLS_CERT is not set but TEMPORAL_TLS_KEY is: mutual TLS needs both, give the client certificate file too',
+    );
+  }
+  const wanted = Boolean(certFile || caFile || serverName || apiKey);
+  if (forced === false && wanted) {
+    fail(
+      'TEMPORAL_TLS',
+      'false',
+      `${apiKey ? 'TEMPORAL_API_KEY' : 'a TEMPORAL_TLS_* setting'} needs TLS: unset TEMPORAL_TLS or the TLS settings`,
+    );
+  }
+  if (!wanted && !forced) return null;
+  return { certFile, keyFile, caFile, serverName };
+}
+
 /** Reads and validates the configuration; throws a ConfigError naming the bad variable. */
-export function loadConfig(env: Env = process.env): Config {
-  const slack = env.SLACK_WEBHOOK_URL?.trim();
+export function loadConfig(env: Env = readEnvironment()): Config {
+  const slack = optional(env, 'SLACK_WEBHOOK_URL');
+  const apiKey = optional(env, 'TEMPORAL_API_KEY');
+  const analystPassword = optional(env, 'ANALYST_PASSWORD');
+  // registered before validation, so that a value the checks below reject is masked wherever it surfaces
+  registerSecrets(apiKey, analystPassword, slack, slack?.split('/services/')[1]);
+  const rawDatabaseUrl = read(env, 'DATABASE_URL');
+  try {
+    registerSecrets(decodeURIComponent(new URL(rawDatabaseUrl).password));
+  } catch {
+    // not a URL: the validation below says so
+  }
   const brokers = read(env, 'KAFKA_BROKERS')
     .split(',')
     .map((b) => b.trim())
     .filter(Boolean);
   if (brokers.length === 0) fail('KAFKA_BROKERS', env.KAFKA_BROKERS ?? '', 'list at least one host:port');
-  return {
-    databaseUrl: url('DATABASE_URL', read(env, 'DATABASE_URL'), ['postgres:', 'postgresql:']),
+  const config: Config = {
+    databaseUrl: databaseUrl(env),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', read(env, 'TEMPORAL_ADDRESS')),
     temporalNamespace: identifier('TEMPORAL_NAMESPACE', read(env, 'TEMPORAL_NAMESPACE')),
     temporalTaskQueue: identifier('TEMPORAL_TASK_QUEUE', read(env, 'TEMPORAL_TASK_QUEUE')),
     temporalUiUrl: url('TEMPORAL_UI_URL', read(env, 'TEMPORAL_UI_URL'), ['http:', 'https:']).replace(/\/+$/, ''),
+    temporalTls: temporalTls(env, apiKey),
+    temporalApiKey: apiKey,
     kafkaBrokers: brokers.map((b) => hostPort('KAFKA_BROKERS', b)),
     kafkaTopic: identifier('KAFKA_TOPIC', read(env, 'KAFKA_TOPIC')),
     lakeDir: read(env, 'LAKE_DIR'),
@@ -126,5 +363,18 @@ export function loadConfig(env: Env = process.env): Config {
     logFormat: env.LOG_FORMAT?.trim() ? oneOf('LOG_FORMAT', env.LOG_FORMAT.trim(), ['json', 'pretty'] as const) : null,
     logLevel: oneOf('LOG_LEVEL', read(env, 'LOG_LEVEL'), ['trace', 'debug', 'info', 'warn', 'error'] as const),
     lateDataDeadline: timeOfDay('LATE_DATA_DEADLINE', read(env, 'LATE_DATA_DEADLINE')),
+    analystPassword,
+    dq: { ...numbers<Omit<DqConfig, 'scheduleStart'>>(env, DQ_ENV, DQ_DEFAULTS), scheduleStart: scheduleStart(env) },
+    alerts: numbers(env, ALERT_ENV, ALERT_DEFAULTS),
+    demo: numbers(env, DEMO_ENV, DEMO_DEFAULTS),
   };
+  const db = new URL(config.databaseUrl);
+  registerEndpoint('DATABASE_URL', db.hostname, Number(db.port || 5432));
+  const [temporalHost, temporalPort] = config.temporalAddress.split(':');
+  registerEndpoint('TEMPORAL_ADDRESS', temporalHost, Number(temporalPort));
+  for (const broker of config.kafkaBrokers) {
+    const [host, port] = broker.split(':');
+    registerEndpoint('KAFKA_BROKERS', host, Number(port));
+  }
+  return config;
 }

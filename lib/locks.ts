@@ -1,18 +1,28 @@
 import type pg from 'pg';
 
 /**
- * PostgreSQL advisory locks of the warehouse loads. Keys are (class, object) int pairs: the class is a hash of a
- * fixed name, the object the date as YYYYMMDD, so two dates can never collide on one lock.
+ * Every PostgreSQL advisory lock of Nightshift, in one place. Keys are (class, object) int pairs: the class is a
+ * hash of a fixed name, the object the date as YYYYMMDD (0 for a lock without an object), so two dates can never
+ * collide on one lock. The landing lock alone uses the one-key form, hashtext of its name and the topic.
  *
  * - The date lock keeps two loads of the same date from interleaving: every load step takes it, in its own
  *   transaction, and holds it until that transaction ends.
  * - The dim_user lock serializes dim_user rebuilds (exclusive) against each other and against fact loads (shared):
  *   two dates can touch the same user, and a fact load must not assign user_keys from a dim_user a concurrent
  *   rebuild is about to change.
+ * - The marts lock (session) serializes mart refreshes: two runs' refreshes would otherwise rebuild the same rolling
+ *   figures from different snapshots.
+ * - The alert-decision lock (transaction) keeps two alert steps from deciding on the same fingerprint at once; the
+ *   alert-delivery lock (session) lets one deliverer post pending messages, so none is posted twice.
+ * - The landing lock of a topic (session) lets one landing at a time touch the lake and the offsets.
  */
 
 const DATE_LOCK_CLASS = 'nightshift:load';
 const DIM_USER_LOCK_CLASS = 'nightshift:dim_user';
+const MARTS_LOCK_CLASS = 'nightshift:marts';
+const ALERTS_LOCK_CLASS = 'nightshift:alerts';
+const DELIVERY_LOCK_CLASS = 'nightshift:alerts-delivery';
+const LANDING_LOCK_PREFIX = 'nightshift:land:';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -85,4 +95,39 @@ export async function withDateLock<T>(
   } finally {
     client.release(broken); // a connection that cannot roll back is discarded, not reused
   }
+}
+
+/** Waits for the marts lock and holds it for the session: release with `unlockMarts`. */
+export async function lockMarts(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_lock(hashtext($1), 0)', [MARTS_LOCK_CLASS]);
+}
+
+export async function unlockMarts(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_unlock(hashtext($1), 0)', [MARTS_LOCK_CLASS]);
+}
+
+/** The alert-decision lock, held until the current transaction ends. Call inside BEGIN … COMMIT. */
+export async function lockAlertDecisions(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_xact_lock(hashtext($1), 0)', [ALERTS_LOCK_CLASS]);
+}
+
+/** Waits for the alert-delivery lock and holds it for the session: release with `unlockAlertDelivery`. */
+export async function lockAlertDelivery(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_lock(hashtext($1), 0)', [DELIVERY_LOCK_CLASS]);
+}
+
+export async function unlockAlertDelivery(client: Queryable): Promise<void> {
+  await client.query('select pg_advisory_unlock(hashtext($1), 0)', [DELIVERY_LOCK_CLASS]);
+}
+
+/** Takes the landing lock of `topic` for the session if it is free; false when another landing holds it. */
+export async function tryLockLanding(client: Queryable, topic: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [
+    LANDING_LOCK_PREFIX + topic,
+  ]);
+  return rows[0].locked;
+}
+
+export async function unlockLanding(client: Queryable, topic: string): Promise<void> {
+  await client.query('select pg_advisory_unlock(hashtext($1))', [LANDING_LOCK_PREFIX + topic]);
 }

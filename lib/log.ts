@@ -3,6 +3,7 @@ import type { Logger as SdkLogger, LogLevel, LogMetadata } from '@temporalio/com
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config';
+import { redact } from './redact';
 
 /**
  * Structured logs (SPEC section 10): one JSON object a line (pino) for log search, or a short readable line for a
@@ -67,7 +68,9 @@ export interface LoggerOptions {
 /** The process's logger: JSON lines, or pretty ones when LOG_FORMAT=pretty (or unset on a terminal). */
 export function createLogger(options: LoggerOptions): Logger {
   const pretty = options.format === 'pretty' || (options.format === null && process.stdout.isTTY === true);
-  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const out = options.write ?? ((line: string) => process.stdout.write(line));
+  // a secret that reaches a message (an error naming a URL with its password) is redacted like everywhere else
+  const write = (line: string) => out(redact(line));
   return pino(
     { level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.epochTime },
     { write: pretty ? (line: string) => write(prettyLine(line)) : write },

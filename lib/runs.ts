@@ -1,5 +1,6 @@
 import type { Db } from '../warehouse/db';
 import { sql } from 'kysely';
+import { redact } from './redact';
 
 /** Bookkeeping of ops.pipeline_runs: one row per run, date and step, kept up to date as the step goes. */
 
@@ -56,22 +57,38 @@ export async function finishStep(db: Db, key: StepKey, counts: StepCounts): Prom
 export async function failStep(db: Db, key: StepKey, error: unknown): Promise<void> {
   await db
     .updateTable('ops.pipeline_runs')
-    .set({ status: 'failed', error: error instanceof Error ? error.message : String(error), finished_at: sql`now()` })
+    // analysts read this column: no secret a message may carry lands in it
+    .set({
+      status: 'failed',
+      error: redact(error instanceof Error ? error.message : String(error)),
+      finished_at: sql`now()`,
+    })
     .where('run_id', '=', key.runId)
     .where('dt', '=', key.date)
     .where('step', '=', key.step)
     .execute();
 }
 
-/** Runs `fn` as a recorded step: running, then succeeded with its counts, or failed with the error (rethrown). */
-export async function recordStep<T extends StepCounts>(db: Db, key: StepKey, fn: () => Promise<T>): Promise<T> {
-  await startStep(db, key);
+/**
+ * Runs `fn` as a recorded step, the one wrapper every activity uses: each key is marked running, then succeeded
+ * with the counts of the result, or failed with the error (which is rethrown). `counts` turns the result into the
+ * recorded figures (default: the result is the counts). No keys (a step run outside a pipeline): `fn` only.
+ */
+export async function recordStep<T>(
+  db: Db,
+  key: StepKey | StepKey[] | null,
+  fn: () => Promise<T>,
+  counts: (result: T) => StepCounts = (result) => result as StepCounts,
+): Promise<T> {
+  const keys = key === null ? [] : Array.isArray(key) ? key : [key];
+  for (const k of keys) await startStep(db, k);
   try {
-    const counts = await fn();
-    await finishStep(db, key, counts);
-    return counts;
+    const result = await fn();
+    const figures = keys.length ? counts(result) : {};
+    for (const k of keys) await finishStep(db, k, figures);
+    return result;
   } catch (err) {
-    await failStep(db, key, err).catch(() => undefined);
+    for (const k of keys) await failStep(db, k, err).catch(() => undefined);
     throw err;
   }
 }

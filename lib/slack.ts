@@ -1,5 +1,6 @@
-import { IncomingWebhook } from '@slack/webhook';
+import { IncomingWebhook, IncomingWebhookHTTPError } from '@slack/webhook';
 import type { KnownBlock } from '@slack/types';
+import { redact } from './redact';
 
 /**
  * Slack messages of the alert lifecycle (Block Kit through an incoming webhook) and their bounded delivery.
@@ -30,37 +31,6 @@ export const ALERT_DEFAULTS: AlertConfig = {
   timeoutMs: 5000,
   redeliverMaxAgeHours: 72,
 };
-
-const ALERT_ENV: Record<keyof AlertConfig, { name: string; min: number; max: number }> = {
-  materialChange: { name: 'ALERT_MATERIAL_CHANGE', min: 0, max: 100 },
-  maxAttempts: { name: 'SLACK_MAX_ATTEMPTS', min: 1, max: 20 },
-  retryBaseMs: { name: 'SLACK_RETRY_BASE_MS', min: 0, max: 60_000 },
-  retryBudgetMs: { name: 'SLACK_RETRY_BUDGET_MS', min: 0, max: 300_000 },
-  timeoutMs: { name: 'SLACK_TIMEOUT_MS', min: 100, max: 60_000 },
-  redeliverMaxAgeHours: { name: 'ALERT_REDELIVER_MAX_AGE_HOURS', min: 0, max: 24 * 365 },
-};
-
-export class AlertConfigError extends Error {
-  override name = 'AlertConfigError';
-}
-
-/** Reads the alert settings once from the environment, with defaults; throws naming the bad variable. */
-export function loadAlertConfig(env: Record<string, string | undefined> = process.env): AlertConfig {
-  const config = { ...ALERT_DEFAULTS };
-  for (const key of Object.keys(ALERT_ENV) as (keyof AlertConfig)[]) {
-    const { name, min, max } = ALERT_ENV[key];
-    const raw = env[name]?.trim();
-    if (!raw) continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value < min || value > max) {
-      throw new AlertConfigError(
-        `Invalid ${name}=${JSON.stringify(raw)}: expected a number from ${min} to ${max} (default ${ALERT_DEFAULTS[key]}); fix or unset it`,
-      );
-    }
-    config[key] = value;
-  }
-  return config;
-}
 
 /** True when `next` differs from `previous` by more than `threshold` relative to `previous` (or one is missing). */
 export function isMaterialChange(previous: number | null, next: number | null, threshold: number): boolean {
@@ -250,10 +220,8 @@ export async function postToSlack(
   config: AlertConfig,
   sleep: (ms: number) => Promise<void> = defaultSleep,
 ): Promise<DeliveryResult> {
-  const defaults: { timeout?: number } = { timeout: config.timeoutMs };
-  const webhook = new IncomingWebhook(webhookUrl, defaults);
-  // the client copies its defaults into every payload; its HTTP client already holds the timeout, so keep it out of the JSON
-  delete defaults.timeout;
+  // the client's own retries stay off (its default): the budget below bounds the time spent on one message
+  const webhook = new IncomingWebhook(webhookUrl, { timeout: config.timeoutMs });
   const started = Date.now();
   let attempts = 0;
   let error: string | null = null;
@@ -263,9 +231,10 @@ export async function postToSlack(
       await webhook.send({ text: message.text, blocks: message.blocks });
       return { delivered: true, attempts, error: null };
     } catch (err) {
-      const e = err as Error & { original?: { response?: { status?: number } } };
-      const status = e.original?.response?.status;
-      error = status ? `HTTP ${status} from Slack: ${e.message}` : e.message;
+      const status = err instanceof IncomingWebhookHTTPError ? err.statusCode : undefined;
+      const message = err instanceof Error ? err.message : String(err);
+      error = redact(status ? `HTTP ${status} from Slack: ${message}` : message);
+      // the client's messages can carry the webhook URL, whose path is the credential
       // 4xx other than 429 will not get better by retrying (bad URL, revoked webhook, bad payload)
       if (status && status >= 400 && status < 500 && status !== 429) break;
     }

@@ -1,16 +1,61 @@
+import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
-import type { Config } from './config';
+import type { TLSConfig } from '@temporalio/client';
+import { ConfigError, type Config } from './config';
+
+/** What every Temporal connection (the worker's NativeConnection, a client's Connection) is opened with. */
+export interface TemporalConnectionOptions {
+  address: string;
+  /** Absent: plain gRPC. */
+  tls?: TLSConfig;
+  /** Sent as `Authorization: Bearer …` on every call; implies TLS. */
+  apiKey?: string;
+}
+
+function pem(variable: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`Cannot read ${variable}=${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The address, TLS material (read from the configured files) and API key of the configured Temporal server. */
+export function temporalConnectionOptions(config: Config): TemporalConnectionOptions {
+  const options: TemporalConnectionOptions = { address: config.temporalAddress };
+  const tls = config.temporalTls;
+  if (tls) {
+    options.tls = {
+      ...(tls.serverName ? { serverNameOverride: tls.serverName } : {}),
+      ...(tls.caFile ? { serverRootCACertificate: pem('TEMPORAL_TLS_CA', tls.caFile) } : {}),
+      ...(tls.certFile && tls.keyFile
+        ? { clientCertPair: { crt: pem('TEMPORAL_TLS_CERT', tls.certFile), key: pem('TEMPORAL_TLS_KEY', tls.keyFile) } }
+        : {}),
+    };
+  }
+  if (config.temporalApiKey) options.apiKey = config.temporalApiKey;
+  return options;
+}
+
+/** How a failed connection is reported: the address and the settings to check, never a secret. */
+export function temporalUnreachable(config: Config, err: unknown): Error {
+  const how = config.temporalApiKey ? 'TLS with TEMPORAL_API_KEY' : config.temporalTls ? 'TLS' : 'plain gRPC';
+  const fix = config.temporalTls
+    ? 'check TEMPORAL_ADDRESS and the TEMPORAL_TLS_* / TEMPORAL_API_KEY settings'
+    : 'start the stack with `make up`, or fix TEMPORAL_ADDRESS';
+  return new Error(`Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS, ${how}): ${fix}`, {
+    cause: err,
+  });
+}
 
 /** A Temporal client for the configured server and namespace; close it with `closeClient`. */
 export async function connectClient(config: Config): Promise<Client> {
+  const options = temporalConnectionOptions(config);
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporalAddress, connectTimeout: '10s' });
+    connection = await Connection.connect({ ...options, connectTimeout: '10s' });
   } catch (err) {
-    throw new Error(
-      `Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start the stack with \`make up\``,
-      { cause: err },
-    );
+    throw temporalUnreachable(config, err);
   }
   return new Client({ connection, namespace: config.temporalNamespace });
 }

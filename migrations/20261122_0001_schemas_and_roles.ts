@@ -18,7 +18,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     do $$
     begin
       if not exists (select from pg_roles where rolname = 'analyst') then
-        create role analyst login password 'analyst';
+        -- no password here: make migrate sets it from ANALYST_PASSWORD (and allows the login) when configured
+        create role analyst nologin;
       end if;
     end
     $$;

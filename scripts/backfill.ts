@@ -1,6 +1,7 @@
 import { backfillStaticDetails, backfillStaticSummary } from '../lib/run-summary';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { EXIT, EXIT_CODES_HELP, UsageError, calendarDate, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import {
@@ -10,7 +11,6 @@ import {
   PIPELINE_DATE,
   backfillWorkflowId,
   dailyWorkflowId,
-  dateProblem,
   isBackfillMode,
   rangeProblem,
   workflowUiUrl,
@@ -19,9 +19,9 @@ import { backfillWorkflow, currentStepQuery, progressQuery } from '../workflows'
 import type { BackfillOutput, BackfillProgress } from '../workflows/backfill';
 
 /**
- * `make backfill DATE=… | FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]`: starts (or attaches to) the
- * backfill of a range in Temporal, shows its progress, prints a summary; exit 0 when every date succeeded,
- * 1 when a date failed, 2 on bad arguments (nothing started), 130 on Ctrl-C (the backfill keeps running).
+ * `nightshift backfill --date D | --from F --to T [--concurrency N] [--mode M]` (`make backfill DATE=…`): starts
+ * (or attaches to) the backfill of a range in Temporal, shows its progress, prints a summary; exit 0 when every
+ * date succeeded, 1 when a date failed, 2 on bad arguments (nothing started), 130 on Ctrl-C (it keeps running).
  */
 
 export interface BackfillArgs {
@@ -31,52 +31,32 @@ export interface BackfillArgs {
   mode: BackfillMode;
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+const OPTIONS = {
+  date: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  concurrency: { type: 'string', default: '3' },
+  mode: { type: 'string', default: 'all' },
+} as const;
 
-const USAGE =
-  'usage: make backfill DATE=YYYY-MM-DD | FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONCURRENCY=1..16] [MODE=all|missing|failed]';
-
-/** Parses and validates the arguments; a UsageError names the bad value and the fix. */
-export function parseBackfillArgs(argv: string[]): BackfillArgs {
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const m = /^--(date|from|to|concurrency|mode)(?:=(.*))?$/.exec(arg);
-    if (!m) throw new UsageError(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
-    const value = m[2] ?? argv[++i];
-    if (value === undefined || value === '') throw new UsageError(`--${m[1]} needs a value\n${USAGE}`);
-    flags[m[1]] = value;
-  }
-  let from: string;
-  let to: string;
-  if (flags.date !== undefined) {
-    if (flags.from !== undefined || flags.to !== undefined)
-      throw new UsageError(`give DATE or FROM/TO, not both\n${USAGE}`);
-    const problem = dateProblem(flags.date);
-    if (problem) throw new UsageError(`DATE: ${problem}; give a real day, e.g. DATE=2024-02-29`);
-    from = to = flags.date;
-  } else if (flags.from !== undefined && flags.to !== undefined) {
-    const fromProblem = dateProblem(flags.from);
-    if (fromProblem) throw new UsageError(`FROM: ${fromProblem}; give a real day, e.g. FROM=2024-03-01`);
-    const toProblem = dateProblem(flags.to);
-    if (toProblem) throw new UsageError(`TO: ${toProblem}; give a real day, e.g. TO=2024-03-07`);
-    const problem = rangeProblem(flags.from, flags.to);
+/** Parses and validates the arguments; a UsageError names the bad value and the fix. Null for --help. */
+export function parseBackfillArgs(argv: string[]): BackfillArgs | null {
+  const parsed = parseCommandLine(argv, OPTIONS);
+  if (parsed === 'help') return null;
+  const { date, from, to, concurrency, mode } = parsed.values;
+  let range: { from: string; to: string };
+  if (date !== undefined) {
+    if (from !== undefined || to !== undefined) throw new UsageError('give --date, or --from and --to, not both');
+    range = { from: calendarDate('--date', date), to: date };
+  } else if (from !== undefined && to !== undefined) {
+    range = { from: calendarDate('--from', from), to: calendarDate('--to', to) };
+    const problem = rangeProblem(from, to);
     if (problem) throw new UsageError(problem);
-    ({ from, to } = flags as { from: string; to: string });
   } else {
-    throw new UsageError(`give DATE, or both FROM and TO\n${USAGE}`);
+    throw new UsageError('give --date, or both --from and --to (make backfill DATE=… or FROM=… TO=…)');
   }
-  const concurrency = flags.concurrency === undefined ? 3 : Number(flags.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_BACKFILL_CONCURRENCY) {
-    throw new UsageError(
-      `CONCURRENCY=${flags.concurrency} is not a whole number from 1 to ${MAX_BACKFILL_CONCURRENCY}`,
-    );
-  }
-  const mode = flags.mode ?? 'all';
-  if (!isBackfillMode(mode)) throw new UsageError(`MODE=${mode} is not one of ${BACKFILL_MODES.join(', ')}`);
-  return { from, to, concurrency, mode };
+  if (!isBackfillMode(mode)) throw new UsageError(`--mode ${mode} is not one of ${BACKFILL_MODES.join(', ')}`);
+  return { ...range, concurrency: wholeNumber('--concurrency', concurrency, 1, MAX_BACKFILL_CONCURRENCY), mode };
 }
 
 export interface BackfillRun {
@@ -190,33 +170,24 @@ export function formatSummary(output: BackfillOutput): string {
   return lines.join('\n');
 }
 
-const HELP = `Re-run dates through Temporal: one child dailyPipeline per date, with a progress bar.
+export const HELP = `Re-run dates through Temporal: one child dailyPipeline per date, with a progress bar.
 
-${USAGE}
-   or: node --import tsx scripts/backfill.ts --date D | --from F --to T [--concurrency N] [--mode M]
+usage: nightshift backfill --date D | --from F --to T [--concurrency N] [--mode M]
+   or: make backfill DATE=D | FROM=F TO=T [CONCURRENCY=N] [MODE=M]
 
   --date D          one day, YYYY-MM-DD (UTC)
   --from F --to T   an inclusive range of days
   --concurrency N   dates loaded at once, 1..${MAX_BACKFILL_CONCURRENCY} (default 3)
   --mode M          all (default), missing (dates never loaded), failed (dates whose last run failed)
 
-Exit code: 0 every date succeeded, 1 a date failed, 2 bad arguments (nothing is started).
-Ctrl-C stops watching; the backfill keeps running in Temporal. Running the same command again attaches to it.`;
+Ctrl-C stops watching; the backfill keeps running in Temporal. Running the same command again attaches to it.
+${EXIT_CODES_HELP} 1: a date failed; 2: nothing was started.`;
 
-async function main(): Promise<number> {
-  if (process.argv.includes('--help')) {
+export async function main(argv: string[]): Promise<number> {
+  const args = parseBackfillArgs(argv);
+  if (args === null) {
     console.log(HELP);
-    return 0;
-  }
-  let args: BackfillArgs;
-  try {
-    args = parseBackfillArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`backfill: ${err.message}`);
-      return 2;
-    }
-    throw err;
+    return EXIT.ok;
   }
   const config = loadConfig();
   const client = await connectClient(config);
@@ -232,7 +203,7 @@ async function main(): Promise<number> {
         `\nstopped watching; ${run.workflowId} keeps running in Temporal (${run.url}).\n` +
           `Run the same command again to watch it, or cancel it in the UI.\n`,
       );
-      process.exit(130);
+      process.exit(EXIT.interrupted);
     });
     let output: BackfillOutput;
     try {
@@ -240,26 +211,19 @@ async function main(): Promise<number> {
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         console.error(`backfill ${run.workflowId} failed: ${err.cause?.message ?? err.message}`);
-        return 1;
+        return EXIT.failed;
       }
       throw err;
     }
     console.log(formatSummary(output));
     if (output.failed.length > 0) {
       console.log(`\n${output.failed.length} date(s) failed: see ${run.url} and ops.pipeline_runs`);
-      return 1;
+      return EXIT.failed;
     }
-    return 0;
+    return EXIT.ok;
   } finally {
     await closeClient(client);
   }
 }
 
-if (require.main === module) {
-  main()
-    .then((code) => process.exit(code))
-    .catch((err) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runCommand('backfill', main);

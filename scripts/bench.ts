@@ -3,6 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import type { RunRef } from '../activities/deps';
 import { createActivities } from '../activities/index';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  UsageError,
+  calendarDate,
+  parseCommandLine,
+  runCommand,
+  share,
+  wholeNumber,
+} from '../lib/cli';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { closeClient, connectClient } from '../lib/temporal-client';
@@ -13,7 +23,7 @@ import { type BenchJson, linearity, linearityTable, newestRun } from './bench/li
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
 
 /**
- * `make bench EVENTS=N`: times every stage of the daily pipeline on the local stack against the machine's raw COPY
+ * `nightshift bench --events N` (`make bench EVENTS=N`): times every stage of the daily pipeline on the local stack against the machine's raw COPY
  * speed measured in the same run (SPEC section 8, issue 7). Prints a table on stdout, progress on stderr, and
  * writes the same figures as JSON to .data/bench/<timestamp>.json. Exits 0 when targets are missed (it is a
  * measurement); non-zero only on errors.
@@ -21,8 +31,8 @@ import { type PipelineRun, runDailyPipeline, startWorker } from './bench/tempora
 
 const HELP = `Benchmark the Nightshift pipeline against the machine's raw COPY speed.
 
-Usage: make bench EVENTS=N
-   or: node --import tsx scripts/bench.ts [flags]
+usage: nightshift bench [flags]
+   or: make bench EVENTS=N
 
   --events N        events per day (default 1000000)
   --date DATE       day 1, YYYY-MM-DD; it and the next day should be weekdays (default: a Tuesday
@@ -44,9 +54,10 @@ What it does, each part in a fresh database nightshift_bench_*, topic and lake:
   3. produces N events of day 2 (the same simulated users), lands and loads it on top of day 1;
   4. the baseline R: a raw COPY of day 1's fact rows into an unindexed UNLOGGED table, three times
      spread over the run; R is the median;
-  5. the whole daily pipeline of day 1 through Temporal, with \`scripts/worker.ts\` in a child process
+  5. the whole daily pipeline of day 1 through Temporal, with \`nightshift worker\` in a child process
      (its peak RSS from /proc); Temporal's overhead = wall time - the sum of its activities.
-`;
+
+${EXIT_CODES_HELP} Missed targets are a measurement, not a failure: exit 0.`;
 
 interface Options {
   events: number;
@@ -58,10 +69,6 @@ interface Options {
   keep: boolean;
 }
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 /** A Tuesday between 2010 and 2019 that changes every hour: day 1 and day 2 are weekdays in the past. */
 function defaultDate(): string {
   const firstTuesday = Date.UTC(2010, 0, 5);
@@ -69,72 +76,38 @@ function defaultDate(): string {
   return new Date(firstTuesday + weeks * 7 * 86_400_000).toISOString().slice(0, 10);
 }
 
-function parseArgs(args: string[]): Options | 'help' {
-  const o: Options = {
-    events: 1_000_000,
-    date: defaultDate(),
-    seed: 7,
-    badRate: 0.001,
-    partitions: 4,
-    temporal: true,
-    keep: false,
-  };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value, e.g. ${flag} 100000`);
-      return v;
-    };
-    const whole = (min: number): number => {
-      const v = value();
-      if (!/^\d+$/.test(v) || Number(v) < min)
-        throw new UsageError(`${flag} ${JSON.stringify(v)} is not a whole number >= ${min}`);
-      return Number(v);
-    };
-    switch (flag) {
-      case '--help':
-      case '-h':
-        return 'help';
-      case '--events':
-        o.events = whole(1);
-        break;
-      case '--seed':
-        o.seed = whole(0);
-        break;
-      case '--partitions':
-        o.partitions = whole(1);
-        break;
-      case '--bad-rate': {
-        const v = value();
-        o.badRate = Number(v);
-        if (!(o.badRate >= 0 && o.badRate < 1))
-          throw new UsageError(`--bad-rate ${JSON.stringify(v)} is not a share between 0 and 1, e.g. 0.001`);
-        break;
-      }
-      case '--date': {
-        const v = value();
-        const day = new Date(`${v}T00:00:00Z`).getUTCDay();
-        if (!/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(day))
-          throw new UsageError(`--date ${JSON.stringify(v)} is not YYYY-MM-DD`);
-        if (day === 0 || day >= 5)
-          throw new UsageError(`--date ${v}: pick a Monday to Thursday, so day 2 is a weekday with as many events`);
-        if (addDays(v, 2) > new Date().toISOString().slice(0, 10))
-          throw new UsageError(`--date ${v}: pick a date in the past`);
-        o.date = v;
-        break;
-      }
-      case '--no-temporal':
-        o.temporal = false;
-        break;
-      case '--keep':
-        o.keep = true;
-        break;
-      default:
-        throw new UsageError(`unknown flag ${JSON.stringify(flag)}; see --help`);
-    }
+const OPTIONS = {
+  events: { type: 'string', default: '1000000' },
+  date: { type: 'string' },
+  seed: { type: 'string', default: '7' },
+  'bad-rate': { type: 'string', default: '0.001' },
+  partitions: { type: 'string', default: '4' },
+  'no-temporal': { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+} as const;
+
+function parseBenchArgs(argv: string[]): Options | null {
+  const parsed = parseCommandLine(argv, OPTIONS);
+  if (parsed === 'help') return null;
+  const v = parsed.values;
+  let date = defaultDate();
+  if (v.date !== undefined) {
+    date = calendarDate('--date', v.date);
+    const day = new Date(`${date}T00:00:00Z`).getUTCDay();
+    if (day === 0 || day >= 5)
+      throw new UsageError(`--date ${date}: pick a Monday to Thursday, so day 2 is a weekday with as many events`);
+    if (addDays(date, 2) > new Date().toISOString().slice(0, 10))
+      throw new UsageError(`--date ${date}: pick a date in the past`);
   }
-  return o;
+  return {
+    events: wholeNumber('--events', v.events, 1),
+    date,
+    seed: wholeNumber('--seed', v.seed, 0),
+    badRate: share('--bad-rate', v['bad-rate'], { below1: true }),
+    partitions: wholeNumber('--partitions', v.partitions, 1),
+    temporal: !v['no-temporal'],
+    keep: v.keep,
+  };
 }
 
 // --- measuring -----------------------------------------------------------------------------------------------------
@@ -409,18 +382,11 @@ function table(rows: Row[], R: number): string {
 
 // --- main ----------------------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`bench: ${err.message}`);
-    process.exit(2);
-  }
-  if (parsed === 'help') {
-    process.stdout.write(HELP);
-    return;
+export async function main(argv: string[]): Promise<number> {
+  const parsed = parseBenchArgs(argv);
+  if (parsed === null) {
+    console.log(HELP);
+    return EXIT.ok;
   }
   const o = parsed;
   const loadAtStart = os.loadavg();
@@ -564,9 +530,7 @@ async function main(): Promise<void> {
   };
   writeFileSync(jsonFile, `${JSON.stringify(json, null, 2)}\n`);
   log(`wrote ${jsonFile}`);
+  return EXIT.ok;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) runCommand('bench', main);

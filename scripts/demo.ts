@@ -1,13 +1,14 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { sql } from 'kysely';
 import { type Client } from '@temporalio/client';
+import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
 import { formatSummary, startBackfill, watchBackfill } from './backfill';
-import { produceEvents } from './produce';
-import { createWorker } from './worker';
+import { produceEvents } from '../lib/produce';
+import { createWorker } from '../lib/worker';
 
 /**
  * `make demo` (after `make up`): produces a week of realistic events, backfills that week through Temporal on the
@@ -19,15 +20,6 @@ const SEED = 42;
 const BAD_RATE = 0.002;
 /** The incident the demo plants on purpose: a burst of malformed records on its last date, for the dead-letter check. */
 const INCIDENT_BAD_RECORDS = 2500;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`Invalid ${name}=${JSON.stringify(raw)}: use a whole number above 0`);
-  return n;
-}
 
 async function topicRecordCount(config: Config): Promise<number> {
   const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
@@ -112,10 +104,20 @@ async function printWarehouse(db: Db, from: string, to: string): Promise<void> {
   console.log(`\nmarts.funnel_daily (${to})\n` + table(funnel.rows));
 }
 
-async function main(): Promise<void> {
+export const HELP = `Produce a week of events, run them through Temporal, print a summary and where to look.
+
+usage: nightshift demo   (make demo starts the stack first)
+
+DEMO_EVENTS (default 210000) and DEMO_DAYS (default 7) size it.
+${EXIT_CODES_HELP}`;
+
+export async function main(argv: string[]): Promise<number> {
+  if (parseCommandLine(argv, {}) === 'help') {
+    console.log(HELP);
+    return EXIT.ok;
+  }
   const config = loadConfig();
-  const events = positiveInt('DEMO_EVENTS', 210_000);
-  const days = positiveInt('DEMO_DAYS', 7);
+  const { events, days } = config.demo;
   // the last `days` full UTC days before today
   let to = addDays(utcDate(new Date()), -1);
   let from = addDays(to, -(days - 1));
@@ -178,7 +180,7 @@ Where to look
   the warehouse   make psql   (read-only analyst; try: select * from marts.daily_active_users order by date;)
   load history    select * from ops.pipeline_runs order by started_at desc;   (in make psql)
   more            make backfill FROM=${from} TO=${to} MODE=failed · make schedule · .tools/venv/bin/temporal workflow list`);
-    if (output.failed.length) process.exitCode = 1;
+    return output.failed.length ? EXIT.failed : EXIT.ok;
   } finally {
     if (ownWorker) {
       ownWorker.worker.shutdown();
@@ -190,9 +192,4 @@ Where to look
   }
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCommand('demo', main);

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { createLandActivities } from '../activities/land';
+import { EXIT, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { produceEvents } from './produce';
+import { produceEvents } from '../lib/produce';
 
 /**
  * Measures landing throughput and peak memory: produces N events (default 1,000,000) into a fresh topic, then lands
@@ -62,14 +63,22 @@ async function adminQuery(config: Config, text: string): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.includes(CHILD_FLAG)) return child();
-  const eventsAt = args.indexOf('--events');
-  const events = eventsAt >= 0 ? Number(args[eventsAt + 1]) : 1_000_000;
-  if (!Number.isSafeInteger(events) || events < 1)
-    throw new Error(`--events must be a whole number >= 1, got ${args[eventsAt + 1]}`);
-  const keep = args.includes('--keep');
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseCommandLine(argv, {
+    events: { type: 'string', default: '1000000' },
+    keep: { type: 'boolean', default: false },
+    [CHILD_FLAG.slice(2)]: { type: 'boolean', default: false },
+  });
+  if (parsed === 'help') {
+    console.log('usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep]');
+    return EXIT.ok;
+  }
+  if (parsed.values[CHILD_FLAG.slice(2)]) {
+    await child();
+    return EXIT.ok;
+  }
+  const events = wholeNumber('--events', String(parsed.values.events), 1);
+  const keep = parsed.values.keep === true;
 
   const base = loadConfig();
   const suffix = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -129,9 +138,7 @@ async function main(): Promise<void> {
       await adminQuery(base, `drop database if exists ${database} with (force)`);
     }
   }
+  return EXIT.ok;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCommand('measure-landing-rss', main);

@@ -9,6 +9,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { createDimensionActivities } from '../activities/dimensions';
 import { createFactActivities } from '../activities/facts';
 import { createStageActivities, stagingEventsTable } from '../activities/stage';
+import { EXIT, calendarDate, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { parseEvent, utcDateOfUs } from '../lib/events';
 import { generateEvents } from '../lib/generator';
@@ -25,8 +26,11 @@ import { migrateToLatest } from '../warehouse/migrate';
  * --day2 also generates the next day (the same simulated users, N events more) and loads it on top of the first
  * day after the re-load, to compare day 2 with day 1 (SPEC section 8: cost linear in the day's events).
  *
- * Usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--day2] [--keep]
+ * Usage: see USAGE.
  */
+
+const USAGE =
+  'usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--partitions 4] [--day2] [--keep]';
 
 interface Options {
   events: number;
@@ -37,33 +41,25 @@ interface Options {
   day2: boolean;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { events: 1_000_000, date: '2024-12-17', seed: 7, partitions: 4, keep: false, day2: false };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (flag === '--keep') o.keep = true;
-    else if (flag === '--day2') o.day2 = true;
-    else if (flag === '--events') {
-      o.events = Number(value);
-      i++;
-    } else if (flag === '--date') {
-      o.date = value;
-      i++;
-    } else if (flag === '--seed') {
-      o.seed = Number(value);
-      i++;
-    } else if (flag === '--partitions') {
-      o.partitions = Number(value);
-      i++;
-    } else
-      throw new Error(
-        `unknown argument ${flag}: use --events N --date YYYY-MM-DD --seed S --partitions P --day2 --keep`,
-      );
-  }
-  if (!Number.isInteger(o.events) || o.events < 1)
-    throw new Error(`--events must be a whole number >= 1, got ${o.events}`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(o.date)) throw new Error(`--date must be YYYY-MM-DD, got ${o.date}`);
-  return o;
+function parseMeasureArgs(argv: string[]): Options | null {
+  const parsed = parseCommandLine(argv, {
+    events: { type: 'string', default: '1000000' },
+    date: { type: 'string', default: '2024-12-17' },
+    seed: { type: 'string', default: '7' },
+    partitions: { type: 'string', default: '4' },
+    day2: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  });
+  if (parsed === 'help') return null;
+  const v = parsed.values;
+  return {
+    events: wholeNumber('--events', v.events, 1),
+    date: calendarDate('--date', v.date),
+    seed: wholeNumber('--seed', v.seed, 0),
+    partitions: wholeNumber('--partitions', v.partitions, 1),
+    day2: v.day2,
+    keep: v.keep,
+  };
 }
 
 const MAX_ROWS_PER_FILE = 250_000;
@@ -155,8 +151,12 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; result
   return { seconds: (performance.now() - started) / 1000, result };
 }
 
-async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  const o = parseMeasureArgs(argv);
+  if (o === null) {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
   const base = loadConfig();
   const database = `nightshift_measure_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base.databaseUrl });
@@ -242,9 +242,7 @@ async function main(): Promise<void> {
     if (!o.keep) await admin.query(`drop database if exists ${database}`);
     await admin.end();
   }
+  return EXIT.ok;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCommand('measure-load', main);

@@ -9,6 +9,7 @@ import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
+import { exitWithError } from '../lib/redact';
 
 const FACTS = 1_000_000;
 const DAYS = 30;
@@ -61,7 +62,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().catch((err) => exitWithError(err));

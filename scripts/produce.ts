@@ -1,89 +1,28 @@
-import { type Config, loadConfig } from '../lib/config';
-import { type GenerateOptions, checkGenerateOptions, generateEvents } from '../lib/generator';
-import { FastProducer } from '../lib/kafka-wire';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  UsageError,
+  calendarDate,
+  parseCommandLine,
+  runCommand,
+  share,
+  wholeNumber,
+} from '../lib/cli';
+import { loadConfig } from '../lib/config';
+import { type GenerateOptions } from '../lib/generator';
+import { produceEvents } from '../lib/produce';
 
 /**
- * `make produce`: writes realistic, deterministic v1 events (and a share of bad records) into Kafka.
- * Usage: node --import tsx scripts/produce.ts --events N --days D --start YYYY-MM-DD --seed S --bad-rate R [--topic T]
+ * `nightshift produce` (`make produce`): writes realistic, deterministic v1 events (and a share of bad records) into
+ * Kafka. Usage: nightshift produce --help.
  */
-
-export interface ProduceOptions extends GenerateOptions {
-  /** Defaults to config.kafkaTopic. */
-  topic?: string;
-  /** Called every `progressEvery` records and at the end. */
-  onProgress?: (sent: number, total: number) => void;
-}
-
-export interface ProduceSummary {
-  topic: string;
-  events: number;
-  bad: number;
-  days: number;
-  seconds: number;
-  eventsPerSecond: number;
-  /** Records per lake date they belong under (see GeneratedRecord.expected.date). */
-  byDate: Record<string, number>;
-  /** Records whose event_time is unusable: the landing files them under their Kafka timestamp's date. */
-  undated: number;
-}
-
-/**
- * Records go through lib/kafka-wire's FastProducer: kafkajs's producer spends about 40 µs per message (generic
- * encoders, byte-wise CRC32C, O(n²) grouping by partition) and capped this script at ~17,500 events/s.
- * Keys map to the same partitions as with kafkajs's DefaultPartitioner (murmur2).
- */
-const REQUEST_BYTES = 1 << 20;
-const IN_FLIGHT = 4;
-
-/** Generates the events for `options` and sends them keyed by user_id, in batches, several requests in flight. */
-export async function produceEvents(config: Config, options: ProduceOptions): Promise<ProduceSummary> {
-  checkGenerateOptions(options);
-  const topic = options.topic ?? config.kafkaTopic;
-  let sent = 0;
-  const producer = await FastProducer.connect({
-    brokers: config.kafkaBrokers,
-    topic,
-    clientId: 'nightshift-produce',
-    requestBytes: REQUEST_BYTES,
-    inFlight: IN_FLIGHT,
-    onAcked: (records) => {
-      sent += records;
-      options.onProgress?.(sent, options.events);
-    },
-  });
-  const started = process.hrtime.bigint();
-  const byDate: Record<string, number> = {};
-  let undated = 0;
-  let bad = 0;
-  try {
-    for (const record of generateEvents(options)) {
-      await producer.send(Buffer.from(record.key), record.value);
-      if (record.expected.date === null) undated++;
-      else byDate[record.expected.date] = (byDate[record.expected.date] ?? 0) + 1;
-      if (record.expected.bad !== null) bad++;
-    }
-  } finally {
-    await producer.close();
-  }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return {
-    topic,
-    events: options.events,
-    bad,
-    days: options.days,
-    seconds,
-    eventsPerSecond: options.events / seconds,
-    byDate,
-    undated,
-  };
-}
 
 // --- command line --------------------------------------------------------------------------------
 
-const HELP = `Produce realistic, deterministic v1 events into Kafka.
+export const HELP = `Produce realistic, deterministic v1 events into Kafka.
 
-Usage: make produce EVENTS=N DAYS=D START=YYYY-MM-DD SEED=S BAD_RATE=R
-   or: node --import tsx scripts/produce.ts [flags]
+usage: nightshift produce [--events N] [--days D] [--start YYYY-MM-DD] [--seed S] [--bad-rate R] [--topic T]
+   or: make produce EVENTS=N DAYS=D START=YYYY-MM-DD SEED=S BAD_RATE=R
 
   --events N      records to produce, bad ones included (default 10000)
   --days D        days covered (default 3)
@@ -91,89 +30,41 @@ Usage: make produce EVENTS=N DAYS=D START=YYYY-MM-DD SEED=S BAD_RATE=R
   --seed S        PRNG seed; the same flags give the same records (default 42)
   --bad-rate R    share of records the contract rejects, 0..1 (default 0.01)
   --topic T       Kafka topic (default KAFKA_TOPIC, i.e. "events")
-  --help          this text
-`;
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
+${EXIT_CODES_HELP}`;
 
-function flagValue(args: string[], i: number, flag: string): string {
-  const value = args[i + 1];
-  if (value === undefined || value.startsWith('--')) throw new UsageError(`${flag} needs a value, e.g. ${flag} 10`);
-  return value;
-}
-
-function wholeNumber(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(
-      `${flag} ${JSON.stringify(value)} is not a whole number >= ${min}; use e.g. ${flag} ${Math.max(min, 10)}`,
-    );
-  }
-  return n;
-}
+const OPTIONS = {
+  events: { type: 'string', default: '10000' },
+  days: { type: 'string', default: '3' },
+  start: { type: 'string' },
+  seed: { type: 'string', default: '42' },
+  'bad-rate': { type: 'string', default: '0.01' },
+  topic: { type: 'string' },
+} as const;
 
 function defaultStart(days: number): string {
   const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
   return new Date(today - days * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** Parses the command line; throws a UsageError naming the bad value and the fix. */
-export function parseArgs(args: string[]): (GenerateOptions & { topic?: string }) | 'help' {
-  const o: Partial<GenerateOptions> & { topic?: string } = {};
-  for (let i = 0; i < args.length; i += 2) {
-    const flag = args[i];
-    if (flag === '--help' || flag === '-h') return 'help';
-    const value = flagValue(args, i, flag);
-    switch (flag) {
-      case '--events':
-        o.events = wholeNumber(flag, value, 0);
-        break;
-      case '--days':
-        o.days = wholeNumber(flag, value, 1);
-        break;
-      case '--seed':
-        o.seed = wholeNumber(flag, value, -(2 ** 31));
-        break;
-      case '--start':
-        if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
-          throw new UsageError(
-            `--start ${JSON.stringify(value)} is not a valid date; use YYYY-MM-DD, e.g. --start 2024-12-01`,
-          );
-        }
-        o.start = value;
-        break;
-      case '--bad-rate': {
-        const r = Number(value);
-        if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r > 1) {
-          throw new UsageError(
-            `--bad-rate ${JSON.stringify(value)} is not a share between 0 and 1; use e.g. --bad-rate 0.01`,
-          );
-        }
-        o.badRate = r;
-        break;
-      }
-      case '--topic':
-        if (!/^[A-Za-z0-9._-]{1,249}$/.test(value)) {
-          throw new UsageError(
-            `--topic ${JSON.stringify(value)} is not a Kafka topic name; use letters, digits, ".", "_" or "-"`,
-          );
-        }
-        o.topic = value;
-        break;
-      default:
-        throw new UsageError(`unknown flag ${JSON.stringify(flag)}; see --help`);
-    }
+/** Parses the command line; throws a UsageError naming the bad value and the fix. Null for --help. */
+export function parseProduceArgs(argv: string[]): (GenerateOptions & { topic?: string }) | null {
+  const parsed = parseCommandLine(argv, OPTIONS);
+  if (parsed === 'help') return null;
+  const v = parsed.values;
+  if (v.topic !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(v.topic)) {
+    throw new UsageError(
+      `--topic ${JSON.stringify(v.topic)} is not a Kafka topic name; use letters, digits, ".", "_" or "-"`,
+    );
   }
-  const days = o.days ?? 3;
+  const days = wholeNumber('--days', v.days, 1);
   return {
-    events: o.events ?? 10_000,
+    events: wholeNumber('--events', v.events, 0),
     days,
-    start: o.start ?? defaultStart(days),
-    seed: o.seed ?? 42,
-    badRate: o.badRate ?? 0.01,
-    topic: o.topic,
+    start: v.start === undefined ? defaultStart(days) : calendarDate('--start', v.start),
+    seed: wholeNumber('--seed', v.seed, -(2 ** 31)),
+    badRate: share('--bad-rate', v['bad-rate']),
+    topic: v.topic,
   };
 }
 
@@ -205,18 +96,11 @@ function progressReporter(total: number): (sent: number) => void {
   };
 }
 
-async function main(): Promise<void> {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`produce: ${err.message}`);
-    process.exit(2);
-  }
-  if (parsed === 'help') {
-    process.stdout.write(HELP);
-    return;
+export async function main(argv: string[]): Promise<number> {
+  const parsed = parseProduceArgs(argv);
+  if (parsed === null) {
+    console.log(HELP);
+    return EXIT.ok;
   }
   const config = loadConfig();
   const report = parsed.events >= 50_000 ? progressReporter(parsed.events) : undefined;
@@ -224,11 +108,7 @@ async function main(): Promise<void> {
   console.log(
     `produced ${summary.events} events (${summary.bad} bad) over ${summary.days} days from ${parsed.start} into "${summary.topic}" in ${summary.seconds.toFixed(1)} s, ${Math.round(summary.eventsPerSecond)} events/s`,
   );
+  return EXIT.ok;
 }
 
-if (/[\\/]produce\.ts$/.test(process.argv[1] ?? '')) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCommand('produce', main);

@@ -1,99 +1,29 @@
-import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities } from '../activities';
-import type { ActivityDeps } from '../activities/deps';
-import { type Config, loadConfig } from '../lib/config';
-import { livenessHeartbeat } from '../lib/liveness-heartbeat';
-import { type Logger, activityLogging, loggerFromConfig, sdkLogger } from '../lib/log';
+import { Runtime } from '@temporalio/worker';
+import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
+import { loadConfig } from '../lib/config';
+import { loggerFromConfig, sdkLogger } from '../lib/log';
 import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
+import { createWorker } from '../lib/worker';
 import { createDb, createPool } from '../warehouse/db';
 
-/** The Nightshift worker: polls the task queue, runs the workflows and activities. `make worker` runs it. */
+/** The Nightshift worker: polls the task queue, runs the workflows and activities. `nightshift worker` runs it. */
 
-export interface CreateWorkerOptions {
-  /** Overrides config.temporalTaskQueue (tests use their own). */
-  taskQueue?: string;
-  /** Identity shown in the Temporal UI. */
-  identity?: string;
-  /** Where activity log lines go (default: LOG_FORMAT/LOG_LEVEL on stdout). */
-  logger?: Logger;
-}
+export const HELP = `Run a worker in the foreground: it polls TEMPORAL_TASK_QUEUE and runs the workflows and activities.
+SIGINT or SIGTERM finishes the running tasks, then exits (a second one exits at once).
 
-export interface NightshiftWorker {
-  worker: Worker;
-  /** Owned by the caller: close it after `worker.run()` returns. */
-  connection: NativeConnection;
-}
+usage: nightshift worker   (make worker; make up starts one in the background)
 
-// a directory: the bundler finds index.ts (require.resolve would need a TypeScript loader, absent under vitest)
-const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
-/** Workflow interceptors bundled with the workflows: activity summaries for the Temporal UI. */
-export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(WORKFLOWS_PATH, 'activity-summaries')];
+${EXIT_CODES_HELP}`;
 
-// Bundling the workflow code takes seconds; a process that creates several workers bundles once.
-let bundle: Promise<WorkflowBundle> | undefined;
-function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
-    logger: quietBundlerLogger,
-  });
-  return bundle;
-}
-
-const noop = () => undefined;
-const quietBundlerLogger = {
-  log: noop,
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: console.warn,
-  error: console.error,
-};
-
-export async function createWorker(
-  config: Config,
-  deps: ActivityDeps,
-  options: CreateWorkerOptions = {},
-): Promise<NightshiftWorker> {
-  let connection: NativeConnection;
-  try {
-    connection = await NativeConnection.connect({ address: config.temporalAddress });
-  } catch (err) {
-    throw new Error(
-      `Cannot reach Temporal at ${config.temporalAddress} (TEMPORAL_ADDRESS): start it with \`make up\``,
-      {
-        cause: err,
-      },
-    );
+export async function main(argv: string[]): Promise<number> {
+  if (parseCommandLine(argv, {}) === 'help') {
+    console.log(HELP);
+    return EXIT.ok;
   }
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace: config.temporalNamespace,
-      taskQueue: options.taskQueue ?? config.temporalTaskQueue,
-      ...(options.identity ? { identity: options.identity } : {}),
-      workflowBundle: await workflowBundle(),
-      activities: createActivities(deps),
-      // a heartbeat every 5 s for every running activity: a dead worker is noticed in seconds, not at start-to-close
-      // and every log line of an activity carries its workflow id, run id, date and step
-      interceptors: { activity: [livenessHeartbeat, activityLogging(options.logger ?? loggerFromConfig(config))] },
-      // a 2-core machine: a few loads at once; each holds a database connection or two
-      maxConcurrentActivityTaskExecutions: 6,
-      // let a running activity finish its current step before a shutdown cancels it
-      shutdownGraceTime: '20 seconds',
-    });
-    return { worker, connection };
-  } catch (err) {
-    await connection.close();
-    throw err;
-  }
-}
-
-async function main(): Promise<void> {
   const config = loadConfig();
+  // every line, the SDK's included, goes through one logger, which redacts secrets (lib/log.ts)
   const logger = loggerFromConfig(config);
-  // we handle the signals ourselves, to close the pool after the worker has drained; the SDK logs through ours
+  // we handle the signals ourselves, to close the pool after the worker has drained
   Runtime.install({ shutdownSignals: [], logger: sdkLogger(logger), ...sdkTelemetryOptions(config) });
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
@@ -109,7 +39,7 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn(`${signal} again: exiting without waiting`);
-      process.exit(130);
+      process.exit(EXIT.interrupted);
     }
     stopping = true;
     logger.info(`${signal}: finishing running tasks, then exiting (send it again to exit now)`);
@@ -129,11 +59,7 @@ async function main(): Promise<void> {
     await db.destroy(); // ends the pool
   }
   logger.info('stopped');
+  return EXIT.ok;
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runCommand('worker', main);

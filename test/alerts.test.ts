@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAlertActivities } from '../activities/alert';
 import { createCheckActivities } from '../activities/checks';
 import { DQ_DEFAULTS } from '../lib/checks';
-import { ALERT_DEFAULTS, type AlertConfig, isMaterialChange, loadAlertConfig } from '../lib/slack';
+import { loadConfig } from '../lib/config';
+import { ALERT_DEFAULTS, type AlertConfig, isMaterialChange } from '../lib/slack';
 import { createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, dateKey, seedWarehouse, type Seeded } from './seed-warehouse';
 
@@ -244,11 +245,11 @@ describe('Slack alerts', () => {
   });
 
   it('alert settings come from the environment, bad values named', () => {
-    expect(loadAlertConfig({})).toEqual(ALERT_DEFAULTS);
-    expect(loadAlertConfig({ SLACK_RETRY_BUDGET_MS: '1000', ALERT_MATERIAL_CHANGE: '0.25' })).toMatchObject({
+    expect(loadConfig({}).alerts).toEqual(ALERT_DEFAULTS);
+    expect(loadConfig({ SLACK_RETRY_BUDGET_MS: '1000', ALERT_MATERIAL_CHANGE: '0.25' }).alerts).toMatchObject({
       retryBudgetMs: 1000,
       materialChange: 0.25,
     });
-    expect(() => loadAlertConfig({ SLACK_MAX_ATTEMPTS: '0' })).toThrow(/SLACK_MAX_ATTEMPTS="0"/);
+    expect(() => loadConfig({ SLACK_MAX_ATTEMPTS: '0' }).alerts).toThrow(/SLACK_MAX_ATTEMPTS="0"/);
   });
 });

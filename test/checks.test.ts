@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
-import { CHECKS, DQ_DEFAULTS, loadDqConfig, type CheckResult } from '../lib/checks';
+import { CHECKS, DQ_DEFAULTS, type CheckResult } from '../lib/checks';
+import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, dateKey, refreshDateActivity, seedWarehouse, type Seeded } from './seed-warehouse';
@@ -229,26 +230,26 @@ describe('data-quality checks', () => {
   });
 
   it('thresholds come from the environment with the SPEC defaults, and bad values are named', () => {
-    expect(loadDqConfig({})).toEqual(DQ_DEFAULTS);
+    expect(loadConfig({}).dq).toEqual(DQ_DEFAULTS);
     expect(DQ_DEFAULTS).toMatchObject({
       volumeTolerance: 0.2,
       deadLetterMaxRatio: 0.01,
       freshnessMaxAgeHours: 24,
       nullMaxRatio: 0,
     });
-    expect(loadDqConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' })).toMatchObject({
+    expect(loadConfig({ DQ_DEAD_LETTER_MAX_RATIO: '0.06', DQ_VOLUME_TOLERANCE: ' 0.5 ' }).dq).toMatchObject({
       deadLetterMaxRatio: 0.06,
       volumeTolerance: 0.5,
     });
-    expect(() => loadDqConfig({ DQ_VOLUME_TOLERANCE: 'twenty' })).toThrow(
+    expect(() => loadConfig({ DQ_VOLUME_TOLERANCE: 'twenty' }).dq).toThrow(
       /DQ_VOLUME_TOLERANCE="twenty".*number from 0/,
     );
-    expect(() => loadDqConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' })).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
-    expect(loadDqConfig({ DQ_SCHEDULE_START: '2026-01-05', DQ_VOLUME_MAD_K: '5' })).toMatchObject({
+    expect(() => loadConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' }).dq).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
+    expect(loadConfig({ DQ_SCHEDULE_START: '2026-01-05', DQ_VOLUME_MAD_K: '5' }).dq).toMatchObject({
       scheduleStart: '2026-01-05',
       volumeMadK: 5,
     });
-    expect(() => loadDqConfig({ DQ_SCHEDULE_START: '2026-13-01' })).toThrow(/DQ_SCHEDULE_START.*2026-13-01/);
+    expect(() => loadConfig({ DQ_SCHEDULE_START: '2026-13-01' })).toThrow(/DQ_SCHEDULE_START.*2026-13-01/);
   });
 
   it('a bad date is refused with a non-retryable error naming it', async () => {
@@ -259,13 +260,17 @@ describe('data-quality checks', () => {
     });
   });
 
-  it('scripts/check.ts prints the results and its exit code reflects them', async () => {
+  it('nightshift check prints the results and its exit code reflects them', async () => {
     const run = (args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join('scripts', 'check.ts'), ...args], {
-          cwd: path.resolve(__dirname, '..'),
-          env: { ...process.env, DATABASE_URL: env.config.databaseUrl, DQ_SCHEDULE_START: seeded.dates[0] },
-        });
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', path.join('scripts', 'nightshift.ts'), 'check', ...args],
+          {
+            cwd: path.resolve(__dirname, '..'),
+            env: { ...process.env, DATABASE_URL: env.config.databaseUrl, DQ_SCHEDULE_START: seeded.dates[0] },
+          },
+        );
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));
@@ -314,7 +319,7 @@ describe('data-quality checks', () => {
 
     const bad = await run(['--date', '2024-13-01']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('bad --date: "2024-13-01"');
+    expect(bad.stderr).toContain('--date: "2024-13-01" is not a calendar date');
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('usage:');

@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError, loadConfig } from '../lib/config';
+import { ConfigError, loadConfig, readEnvironment } from '../lib/config';
+import { redact } from '../lib/redact';
+import { temporalConnectionOptions } from '../lib/temporal-client';
 
 const root = path.resolve(__dirname, '..');
 
@@ -22,7 +26,6 @@ describe('configuration', () => {
     ['TEMPORAL_ADDRESS', 'localhost'],
     ['KAFKA_BROKERS', '127.0.0.1:9092,nope'],
     ['KAFKA_TOPIC', 'bad topic'],
-    ['SLACK_WEBHOOK_URL', 'not a url'],
     ['TEMPORAL_UI_URL', 'ftp://x'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
@@ -34,12 +37,11 @@ describe('configuration', () => {
   it('.env.example documents every variable the configuration reads', () => {
     const example = readFileSync(path.join(root, '.env.example'), 'utf8');
     const config = readFileSync(path.join(root, 'lib/config.ts'), 'utf8');
-    const read = new Set([...config.matchAll(/(?:env\.|^\s+)([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b/gm)].map((m) => m[1]));
-    for (const file of ['lib/checks.ts', 'lib/slack.ts']) {
-      const source = readFileSync(path.join(root, file), 'utf8');
-      for (const m of source.matchAll(/name: '([A-Z][A-Z0-9_]+)'/g)) read.add(m[1]);
-    }
-    expect(read.size).toBeGreaterThanOrEqual(9 + 8 + 6);
+    const read = new Set([
+      ...[...config.matchAll(/^\s+([A-Z][A-Z0-9]*_[A-Z0-9_]+):/gm)].map((m) => m[1]),
+      ...[...config.matchAll(/'([A-Z][A-Z0-9]*_[A-Z0-9_]+)'/g)].map((m) => m[1]),
+    ]);
+    expect(read.size).toBeGreaterThanOrEqual(9 + 8 + 6 + 2 + 7);
     for (const name of read) expect(example, name).toContain(`${name}=`);
   });
 });
@@ -80,5 +82,234 @@ describe('docker-compose.yml', () => {
     expect(() =>
       loadConfig(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{.*\}/, '')]))),
     ).not.toThrow();
+  });
+});
+
+describe('.env', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-env-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is read, and the environment wins over it', () => {
+    const file = path.join(dir, '.env');
+    writeFileSync(file, 'KAFKA_TOPIC=from_file\nLAKE_DIR=/lake/from/file\nDQ_VOLUME_TOLERANCE=0.3\n');
+    const config = loadConfig(readEnvironment(file, { LAKE_DIR: '/lake/from/env' }));
+    expect(config.kafkaTopic).toBe('from_file');
+    expect(config.dq.volumeTolerance).toBe(0.3);
+    expect(config.lakeDir).toBe('/lake/from/env');
+    expect(readEnvironment(path.join(dir, 'absent.env'), { A_B: 'c' })).toEqual({ A_B: 'c' });
+  });
+
+  it('means the same to make (scripts/stack/dotenv.sh) as to the app, and nothing in it runs', () => {
+    const file = path.join(dir, 'syntax.env');
+    const marker = path.join(dir, 'executed');
+    writeFileSync(
+      file,
+      [
+        '# a comment',
+        'NS_PLAIN=plain',
+        'NS_DOUBLE="double # not a comment"',
+        "NS_SINGLE='single $HOME'",
+        'NS_COMMENTED=value # comment',
+        'export NS_EXPORTED=exported',
+        '  NS_SPACED = spaced  ',
+        'NS_EMPTY=',
+        'NS_EQUALS=a=b=c',
+        `NS_CODE=$(touch ${marker})`,
+        `NS_CODE2=\`touch ${marker}\``,
+        'NS_URL=postgres://u:p@h:5432/d?sslmode=require',
+        'NS_FROM_ENV=file',
+      ].join('\n'),
+    );
+    const names = [...readFileSync(file, 'utf8').matchAll(/(NS_[A-Z0-9_]+)/g)].map((m) => m[1]);
+    const bash = spawnSync(
+      'bash',
+      [
+        '-c',
+        `source scripts/stack/dotenv.sh && load_dotenv "$1" && for n in ${names.join(' ')}; do printf '%s=%s\\0' "$n" "\${!n}"; done`,
+        '_',
+        file,
+      ],
+      { cwd: root, env: { PATH: process.env.PATH, NS_FROM_ENV: 'env' }, encoding: 'utf8' },
+    );
+    expect(bash.status, bash.stderr).toBe(0);
+    const fromBash = Object.fromEntries(
+      bash.stdout
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
+    const fromNode = readEnvironment(file, { NS_FROM_ENV: 'env' });
+    for (const name of names) expect(fromBash[name], name).toBe(fromNode[name]);
+    expect(fromBash.NS_FROM_ENV).toBe('env');
+    expect(fromBash.NS_SINGLE).toBe('single $HOME');
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
+describe('Temporal TLS and API key', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-tls-'));
+  const pemFile = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const cert = pemFile('client.crt', '-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n');
+  const key = pemFile('client.key', '-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n');
+  const ca = pemFile('ca.crt', '-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----\n');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('plain gRPC by default', () => {
+    expect(temporalConnectionOptions(loadConfig({}))).toEqual({ address: '127.0.0.1:7233' });
+  });
+
+  it('mutual TLS from the certificate, key and CA files, with a server name', () => {
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233',
+      TEMPORAL_TLS_CERT: cert,
+      TEMPORAL_TLS_KEY: key,
+      TEMPORAL_TLS_CA: ca,
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+    });
+    const options = temporalConnectionOptions(config);
+    expect(options.address).toBe('ns.acct.tmprl.cloud:7233');
+    expect(options.apiKey).toBeUndefined();
+    expect(options.tls?.serverNameOverride).toBe('temporal.internal');
+    expect(Buffer.from(options.tls!.serverRootCACertificate!).toString()).toBe(readFileSync(ca, 'utf8'));
+    expect(options.tls?.clientCertPair?.crt.toString()).toBe(readFileSync(cert, 'utf8'));
+    expect(options.tls?.clientCertPair?.key.toString()).toBe(readFileSync(key, 'utf8'));
+  });
+
+  it('an API key implies TLS (system CAs) and is sent as the API key', () => {
+    const options = temporalConnectionOptions(loadConfig({ TEMPORAL_API_KEY: 'key-abc-123' }));
+    expect(options).toEqual({ address: '127.0.0.1:7233', tls: {}, apiKey: 'key-abc-123' });
+    expect(temporalConnectionOptions(loadConfig({ TEMPORAL_TLS: 'true' }))).toEqual({
+      address: '127.0.0.1:7233',
+      tls: {},
+    });
+  });
+
+  it.each([
+    [{ TEMPORAL_TLS_CERT: cert }, /TEMPORAL_TLS_KEY is not set but TEMPORAL_TLS_CERT is/],
+    [{ TEMPORAL_TLS_KEY: key }, /TEMPORAL_TLS_CERT is not set but TEMPORAL_TLS_KEY is/],
+    [
+      { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: '/no/such/key.pem' },
+      /TEMPORAL_TLS_KEY="\/no\/such\/key.pem": no such file/,
+    ],
+    [{ TEMPORAL_TLS_CA: '/no/such/ca.pem' }, /TEMPORAL_TLS_CA=.*no such file/],
+    [{ TEMPORAL_TLS: 'maybe' }, /TEMPORAL_TLS="maybe": expected true or false/],
+    [{ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'key-abc-123' }, /TEMPORAL_API_KEY needs TLS/],
+  ])('%j is a configuration error naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+    expect(() => loadConfig(env)).not.toThrow(/key-abc-123/);
+  });
+});
+
+describe('secrets are never printed', () => {
+  it('configuration errors name the variable and hide or mask its value', () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const slack = message({ SLACK_WEBHOOK_URL: 'hooks.slack.com/services/T0/B0/tok3n' });
+    expect(slack).toContain('SLACK_WEBHOOK_URL');
+    expect(slack).not.toContain('tok3n');
+    expect(message({ SLACK_WEBHOOK_URL: 'not a url' })).toMatch(/^Invalid SLACK_WEBHOOK_URL \(value not shown/);
+    const db = message({ DATABASE_URL: 'mysql://u:pw123@db:5432/x' });
+    expect(db).toContain('DATABASE_URL="mysql://u:***@db:5432/x"');
+    const malformed = message({ DATABASE_URL: 'postgres:/u:pw123@db:5432/x' });
+    expect(malformed).toContain('DATABASE_URL');
+    expect(malformed).not.toContain('pw123');
+    expect(message({ DATABASE_URL: 'postgres://u:pw123@db/x?sslmode=sometimes' })).toMatch(
+      /DATABASE_URL="postgres:\/\/u:\*\*\*@db\/x\?sslmode=sometimes": sslmode=sometimes is not one of/,
+    );
+  });
+
+  it('redact masks URL passwords, webhook paths, keys and configured secret values', () => {
+    loadConfig({ ANALYST_PASSWORD: 's3cret-Analyst', TEMPORAL_API_KEY: 'tmprl-api-key-xyz' });
+    const text = [
+      'connect postgres://loader:hunter2@db.internal:5432/wh?sslmode=require failed',
+      'POST https://hooks.slack.com/services/T000/B000/XXXXtoken returned 404',
+      'password=plain&user=x',
+      '{"apiKey":"abc123def"}',
+      'Authorization: Bearer eyJhbGciOi.payload.sig',
+      '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----',
+      'role analyst: s3cret-Analyst, key tmprl-api-key-xyz (url-encoded s3cret%2DAnalyst)',
+    ].join('\n');
+    const out = redact(text);
+    for (const secret of ['hunter2', 'XXXXtoken', 'T000/B000', 'plain', 'abc123def', 'eyJhbGciOi', 'MIIEvQIBADANBg']) {
+      expect(out, secret).not.toContain(secret);
+    }
+    expect(out).not.toContain('s3cret-Analyst');
+    expect(out).not.toContain('tmprl-api-key-xyz');
+    // what is not secret stays readable
+    expect(out).toContain('postgres://loader:***@db.internal:5432/wh?sslmode=require');
+    expect(out).toContain('https://hooks.slack.com/services/***');
+    expect(out).toContain('returned 404');
+  });
+
+  it('only lib/config.ts reads the environment', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(path.join(root, dir), { withFileTypes: true })) {
+        const rel = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(rel);
+        else if (rel.endsWith('.ts') && rel !== path.join('lib', 'config.ts')) {
+          const source = readFileSync(path.join(root, rel), 'utf8');
+          // handing the whole environment to a child process is not reading it
+          if (/process\.env(?!,)(?!\s*\})/.test(source.replaceAll('...process.env', ''))) offenders.push(rel);
+        }
+      }
+    };
+    for (const dir of ['activities', 'lib', 'scripts', 'warehouse', 'workflows']) walk(dir);
+    expect(offenders).toEqual([]);
+  });
+});
+
+describe('make check with unreachable services and secrets in the configuration', () => {
+  const run = (env: Record<string, string>) =>
+    spawnSync('make', ['--no-print-directory', 'check', 'DATE=2024-03-01'], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+
+  it('fails clearly and prints neither the database password nor the webhook token', () => {
+    const out = run({
+      DATABASE_URL: 'postgres://u:pw123@127.0.0.1:1/x',
+      SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/tok',
+    });
+    const printed = out.stdout + out.stderr;
+    expect(out.status).not.toBe(0);
+    expect(printed).toContain('Cannot connect to 127.0.0.1:1 (DATABASE_URL)');
+    expect(printed).not.toContain('pw123');
+    expect(printed).not.toMatch(/\btok\b/);
+  });
+
+  it.each([
+    ['a malformed database URL', { DATABASE_URL: 'postgres:/u:pw123@127.0.0.1:1/x' }, 'DATABASE_URL'],
+    ['a webhook without a scheme', { SLACK_WEBHOOK_URL: 'hooks.slack.com/services/T/B/tok' }, 'SLACK_WEBHOOK_URL'],
+    ['a database URL of another server type', { DATABASE_URL: 'mysql://u:pw123@127.0.0.1:1/x' }, 'DATABASE_URL'],
+  ])('%s is a configuration error naming the variable, without the secret', (_, env, variable) => {
+    const out = run(env);
+    const printed = out.stdout + out.stderr;
+    expect(out.status).not.toBe(0);
+    expect(printed).toContain(`Invalid ${variable}`);
+    expect(printed).not.toContain('pw123');
+    expect(printed).not.toMatch(/\btok\b/);
+  });
+});
+
+describe('layout', () => {
+  it('tests import shared code from lib/, never from scripts/ (entry points are run, not imported)', () => {
+    const offenders = readdirSync(path.join(root, 'test'))
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /from '\.\.\/scripts\//.test(readFileSync(path.join(root, 'test', f), 'utf8')));
+    expect(offenders).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import { loadConfig } from '../lib/config';
 import { TABLE_COLUMNS } from '../warehouse/database';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
-import { databaseUrlFor, dropDatabase, uniqueName } from './support';
+import { analystPassword, databaseUrlFor, dropDatabase, uniqueName } from './support';
 
 const config = loadConfig();
 
@@ -113,7 +113,7 @@ describe('migrations and the migrated schema', () => {
     expect(await snapshot()).toEqual(first);
     const analystUrl = new URL(url);
     analystUrl.username = 'analyst';
-    analystUrl.password = 'analyst';
+    analystUrl.password = analystPassword();
     analyst = new pg.Client({ connectionString: analystUrl.toString() });
     await analyst.connect();
   });

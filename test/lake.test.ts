@@ -15,7 +15,7 @@ import {
   toParquet,
   writeLakeFile,
 } from '../lib/lake';
-import { produceEvents } from '../scripts/produce';
+import { produceEvents } from '../lib/produce';
 import { createTestEnv, type TestEnv } from './support';
 
 /** The lake's Parquet files: the columns and types loaders rely on, readable by an independent reader (DuckDB). */

@@ -4,7 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLandActivities, type LandTuning } from '../activities/land';
 import { readEventFile } from '../lib/lake';
-import { produceEvents } from '../scripts/produce';
+import { produceEvents } from '../lib/produce';
 import { createTestEnv, type TestEnv } from './support';
 
 /** Landing against the real broker and database: counts conserved, exactly once, late records, idempotent re-runs. */

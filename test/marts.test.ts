@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMartActivities } from '../activities/marts';
-import { createTestEnv, type TestEnv } from './support';
+import { analystPassword, createTestEnv, type TestEnv } from './support';
 import {
   cleanupEnv,
   dateKey,
@@ -393,7 +393,7 @@ describe('marts', () => {
     await createMartActivities(env).refreshMarts({ dates: seeded.dates.slice(-2) });
     const url = new URL(env.config.databaseUrl);
     url.username = 'analyst';
-    url.password = 'analyst';
+    url.password = analystPassword();
     const analyst = new pg.Client({ connectionString: url.toString() });
     await analyst.connect();
     try {

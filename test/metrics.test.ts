@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { kafkaHighWatermarks } from '../lib/metrics';
 import { formatPipelineStatus, pipelineStatus } from '../lib/pipeline-status';
 import { closeClient } from '../lib/temporal-client';
-import { produceEvents } from '../scripts/produce';
+import { produceEvents } from '../lib/produce';
 import { dailyPipelineWorkflow } from '../workflows';
 import { createTestEnv, type TestEnv } from './support';
 import { killAndWait, spawnWorker, testClient } from './temporal-support';

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { closeClient } from '../lib/temporal-client';
-import { startBackfill } from '../scripts/backfill';
+import { spawn } from 'node:child_process';
+import { backfillWorkflowId } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
-import { produceDays, type RunningWorker, startWorker, testClient } from './temporal-support';
+import { ROOT, envFor, produceDays, type RunningWorker, startWorker, testClient } from './temporal-support';
 
 /** The Temporal UI tells the story: static summary and details of a backfill and its daily runs, current details. */
 
@@ -26,9 +27,19 @@ describe('run summaries in the Temporal UI', () => {
   it('a backfill and its daily runs carry a one-line summary, details, and their outcome as current details', async () => {
     const [from, to] = ['2023-07-03', '2023-07-04'];
     await produceDays(env.config, from, 2, 300, 31);
-    const run = await startBackfill(client, env.config, { from, to, concurrency: 2, mode: 'all' });
-    const backfill = client.workflow.getHandle(run.workflowId, run.runId);
-    await backfill.result();
+    // what `make backfill FROM=… TO=…` runs
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/nightshift.ts', 'backfill', '--from', from, '--to', to, '--concurrency', '2'],
+        { cwd: ROOT, env: envFor(env.config), stdio: 'ignore' },
+      );
+      child.on('error', reject);
+      child.on('exit', resolve);
+    });
+    expect(code).toBe(0);
+    const run = { workflowId: backfillWorkflowId(from, to) };
+    const backfill = client.workflow.getHandle(run.workflowId);
 
     const described = await backfill.describe();
     expect(await described.staticSummary()).toBe(`Backfill ${from}..${to} · mode all · 2 at a time`);

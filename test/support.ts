@@ -19,6 +19,13 @@ function templateDatabase(): string {
   return name;
 }
 
+/** The configured analyst password (ANALYST_PASSWORD, which `make migrate` sets on the role). */
+export function analystPassword(): string {
+  const password = loadConfig().analystPassword;
+  if (!password) throw new Error('ANALYST_PASSWORD is not set: set it in .env (see .env.example) and run make migrate');
+  return password;
+}
+
 export function databaseUrlFor(baseUrl: string, database: string): string {
   const url = new URL(baseUrl);
   url.pathname = `/${database}`;

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { loadConfig } from '../lib/config';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { createDb, createPool } from '../warehouse/db';
-import { createWorker } from '../scripts/worker';
+import { createWorker } from '../lib/worker';
 import { smokeWorkflow } from '../workflows';
 import { uniqueName } from './support';
 

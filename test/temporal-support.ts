@@ -5,8 +5,8 @@ import type { Client } from '@temporalio/client';
 import { sql } from 'kysely';
 import type { Config } from '../lib/config';
 import { connectClient } from '../lib/temporal-client';
-import { createWorker, type NightshiftWorker } from '../scripts/worker';
-import { produceEvents } from '../scripts/produce';
+import { createWorker, type NightshiftWorker } from '../lib/worker';
+import { produceEvents } from '../lib/produce';
 import type { TestEnv } from './support';
 import type { Db } from '../warehouse/db';
 

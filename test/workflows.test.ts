@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Client, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { sql } from 'kysely';
+import { loadConfig } from '../lib/config';
 import { closeClient } from '../lib/temporal-client';
 import {
   PIPELINE_DATE,
@@ -14,7 +15,7 @@ import {
   utcDate,
 } from '../lib/temporal';
 import { createMartActivities } from '../activities/marts';
-import { deleteSchedule, upsertSchedule } from '../scripts/schedule';
+import { deleteSchedule, upsertSchedule } from '../lib/schedule';
 import { backfillWorkflow, dailyPipelineWorkflow, progressQuery } from '../workflows';
 import { createTestEnv, type TestEnv, uniqueName } from './support';
 import {
@@ -369,15 +370,19 @@ describe('daily schedule', () => {
   });
 });
 
-describe('make backfill argument checks', () => {
+describe('nightshift backfill argument checks', () => {
   it.each([
     [['--date', '2024-02-30'], /2024-02-30.*not a calendar date/],
     [['--from', '2024-03-02', '--to', '2024-03-01'], /FROM 2024-03-02 is after TO 2024-03-01/],
-    [['--from', '2024-03-01', '--to', '2024-03-02', '--mode', 'some'], /MODE=some is not one of all, missing, failed/],
-    [['--date', '2024-03-01', '--concurrency', '40'], /CONCURRENCY=40 is not a whole number from 1 to 16/],
+    [
+      ['--from', '2024-03-01', '--to', '2024-03-02', '--mode', 'some'],
+      /--mode some is not one of all, missing, failed/,
+    ],
+    [['--date', '2024-03-01', '--concurrency', '40'], /--concurrency "40" is not a whole number from 1 to 16/],
+    [['--date', '2024-03-01', '--bogus'], /Unknown option '--bogus'/],
   ])('%j fails fast with a clear message and starts nothing', async (args, message) => {
-    const config = { ...(await import('../lib/config')).loadConfig(), temporalTaskQueue: uniqueName('nightshift_cli') };
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/backfill.ts', ...args], {
+    const config = { ...loadConfig(), temporalTaskQueue: uniqueName('nightshift_cli') };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/nightshift.ts', 'backfill', ...args], {
       cwd: ROOT,
       env: envFor(config),
       encoding: 'utf8',

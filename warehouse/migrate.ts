@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, '..', 'migrations');
 
@@ -30,4 +31,27 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
     throw new Error(`Migration ${failed?.migrationName ?? '(unknown)'} failed: ${reason}`, { cause: error });
   }
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * Sets the analyst role's password from configuration and allows its login; without one the role stays as it is
+ * (created unable to log in). The password travels as a bound parameter into a session setting that a DO block
+ * quotes with %L: it is never spliced into SQL text by the client, and the setting is cleared afterwards.
+ */
+export async function configureAnalystRole(db: Kysely<any>, password: string | null): Promise<'set' | 'unset'> {
+  if (password === null) return 'unset';
+  await db.connection().execute(async (conn) => {
+    await sql`select set_config('nightshift.analyst_password', ${password}, false)`.execute(conn);
+    try {
+      await sql`
+        do $$
+        begin
+          execute format('alter role analyst login password %L', current_setting('nightshift.analyst_password'));
+        end
+        $$`.execute(conn);
+    } finally {
+      await sql`select set_config('nightshift.analyst_password', '', false)`.execute(conn);
+    }
+  });
+  return 'set';
 }

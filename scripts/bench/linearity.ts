@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { EXIT, UsageError, parseCommandLine, runCommand } from '../../lib/cli';
 
 /**
  * Linearity of a bench run against an earlier run at 1,000,000 events: issue 7 wants EVENTS=10000000 to cost at
@@ -75,19 +76,25 @@ export function linearityTable(l: Linearity, events: number): string {
   return lines.join('\n');
 }
 
-if (require.main === module) {
-  const [runFile, referenceArg] = process.argv.slice(2);
-  if (!runFile) {
-    process.stderr.write('usage: node --import tsx scripts/bench/linearity.ts RUN.json [REFERENCE.json]\n');
-    process.exit(2);
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseCommandLine(argv, {}, { positionals: true });
+  const [runFile, referenceArg, extra] = parsed === 'help' ? [] : parsed.positionals;
+  if (parsed === 'help' || !runFile || extra !== undefined) {
+    const usage = 'usage: node --import tsx scripts/bench/linearity.ts RUN.json [REFERENCE.json]';
+    if (parsed === 'help') {
+      console.log(usage);
+      return EXIT.ok;
+    }
+    throw new UsageError(`give a bench run's JSON file, and optionally the reference one; ${usage}`);
   }
   const run = JSON.parse(readFileSync(runFile, 'utf8')) as BenchJson;
   const reference = referenceArg
     ? { file: referenceArg, json: JSON.parse(readFileSync(referenceArg, 'utf8')) as BenchJson }
     : newestRun(path.dirname(runFile), 1_000_000, path.basename(runFile));
-  if (!reference) {
-    process.stderr.write(`no 1,000,000-event run next to ${runFile}: run make bench EVENTS=1000000 first\n`);
-    process.exit(2);
-  }
-  process.stdout.write(`${linearityTable(linearity(run, reference.json, reference.file), run.options.events)}\n`);
+  if (!reference)
+    throw new UsageError(`no 1,000,000-event run next to ${runFile}: run make bench EVENTS=1000000 first`);
+  console.log(linearityTable(linearity(run, reference.json, reference.file), run.options.events));
+  return EXIT.ok;
 }
+
+if (require.main === module) runCommand('bench linearity', main);

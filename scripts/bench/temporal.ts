@@ -6,8 +6,9 @@ import type { Config } from '../../lib/config';
 import { dailyWorkflowId } from '../../lib/temporal';
 import type { DailyPipelineOutput } from '../../workflows/daily-pipeline';
 
-/** `make worker`'s own entry point, run as a child so its peak RSS is the worker's alone. */
-const WORKER_SCRIPT = path.resolve(__dirname, '..', 'worker.ts');
+/** `nightshift worker`'s own entry point, run as a child so its peak RSS is the worker's alone: the compiled one from
+ * dist/, or the TypeScript one under the loader this process runs with (its execArgv). */
+const WORKER_SCRIPT = path.resolve(__dirname, '..', `worker${path.extname(__filename)}`);
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -21,9 +22,9 @@ function procStatusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Starts `scripts/worker.ts` on the environment of `config` and resolves once it polls its task queue. */
+/** Starts `nightshift worker` on the environment of `config` and resolves once it polls its task queue. */
 export async function startWorker(config: Config): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT], {
+  const child = spawn(process.execPath, [...process.execArgv, WORKER_SCRIPT], {
     env: {
       ...process.env,
       DATABASE_URL: config.databaseUrl,

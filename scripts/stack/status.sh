@@ -23,6 +23,7 @@ postgres_pid() {
 }
 
 main() {
+  require_database_url
   row SERVICE ADDRESS STATE PID LOG
   report temporal "$TEMPORAL_ADDRESS ui:$TEMPORAL_UI_PORT" "$(pid_of temporal)" temporal_healthy
   report postgres "$PG_HOST:$PG_PORT/$PG_DB" "$(postgres_pid)" pg_app_ok

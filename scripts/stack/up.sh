@@ -197,33 +197,33 @@ wait_kafka() {
 
 # --- worker ------------------------------------------------------------------
 
-# a worker already running from this checkout (started by us or by hand)
+# a worker already running from this checkout (started by us or by hand; an older one may run the TypeScript)
 find_worker() {
   local p
   pid_alive worker && { pid_of worker; return; }
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'scripts/worker\.ts' &&
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -Eq 'scripts/worker\.(js|ts)|nightshift\.js worker' &&
       ours "${p#/proc/}" && { echo "${p#/proc/}"; return; }
   done
   return 1
 }
 
-# TypeScript files newer than the running worker's pid file (written at its start)
+# the worker runs dist/: changed when a build finished after it started (its pid file is written at its start),
+# or when it runs something else (an older checkout's TypeScript worker)
 worker_code_changed() {
-  local started="$RUN/worker.pid"
-  find "$ROOT" \( -path "$ROOT/node_modules" -o -path "$ROOT/.data" -o -path "$ROOT/.tools" \
-    -o -path "$ROOT/.git" -o -path "$ROOT/.cache" -o -path "$ROOT/test" \) -prune -o -name '*.ts' -newer "$started" -print -quit
+  local pid="$1"
+  # a changed .env (read at start) restarts it too
+  [[ "$ROOT/.env" -nt "$RUN/worker.pid" ]] && return 0
+  [[ dist/.built -nt "$RUN/worker.pid" ]] && return 0
+  ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'dist/scripts/worker\.js'
 }
 
 up_worker() {
-  if [[ ! -f "$ROOT/scripts/worker.ts" ]]; then
-    log "worker: scripts/worker.ts does not exist yet, not started"
-    return
-  fi
+  bash "$ROOT/scripts/build.sh" --if-changed || failed worker "the build failed (make build shows why)"
   local pid
   if pid="$(find_worker)"; then
     [[ "$(pid_of worker)" == "$pid" ]] || echo "$pid" >"$RUN/worker.pid"
-    if [[ -z "$(worker_code_changed)" ]]; then
+    if ! worker_code_changed "$pid"; then
       log "worker: already running (pid $pid), skipping"
       return
     fi
@@ -231,12 +231,13 @@ up_worker() {
     stop_pid worker 15
   fi
   log "worker: starting (task queue $TEMPORAL_TASK_QUEUE)"
-  start_bg worker node --import tsx scripts/worker.ts
+  start_bg worker node dist/scripts/worker.js
   sleep 2
   pid_alive worker || failed worker "exited within 2 s"
 }
 
 main() {
+  require_database_url
   cd "$ROOT"
   mkdir -p "$LOGS" "$RUN"
   # the JVM and the Temporal server boot in the background while PostgreSQL starts
