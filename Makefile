@@ -53,8 +53,8 @@ produce: build ## produce events: make produce EVENTS=50000 DAYS=3 START=2024-12
 	@$(NIGHTSHIFT) produce $(if $(EVENTS),--events $(EVENTS)) $(if $(DAYS),--days $(DAYS)) \
 		$(if $(START),--start $(START)) $(if $(SEED),--seed $(SEED)) $(if $(BAD_RATE),--bad-rate $(BAD_RATE))
 
-check: build ## run the data-quality checks for a date: make check DATE=2024-12-17
-	@$(NIGHTSHIFT) check $(if $(DATE),--date $(DATE))
+check: build ## run the data-quality checks for a date: make check DATE=2024-12-17 [FORMAT=json]
+	@$(NIGHTSHIFT) check $(if $(DATE),--date $(DATE)) $(if $(FORMAT),--format $(FORMAT))
 
 backfill: build ## re-run dates: make backfill DATE=… or FROM=… TO=… [CONCURRENCY=3] [MODE=all|missing|failed]
 	@$(NIGHTSHIFT) backfill $(if $(DATE),--date $(DATE)) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) \

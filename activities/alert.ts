@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import type { ActivityDeps, RunRef } from './deps';
 import { lockAlertDecisions, lockAlertDelivery, unlockAlertDelivery } from '../lib/locks';
-import { redact } from '../lib/redact';
+import { type Logger as PinoLogger, currentLogger, loggerFromConfig } from '../lib/log';
 import { recordStep } from '../lib/runs';
 import {
   type AlertConfig,
@@ -116,8 +116,9 @@ type DateDecision = BackfillDateSummary & { decision: Decision };
 
 type Logger = (message: string, meta?: Record<string, unknown>) => void;
 
-function defaultLogger(): Logger {
-  return (message, meta) => console.log(redact(JSON.stringify({ level: 'info', msg: message, ...meta })));
+function defaultLogger(fallback: PinoLogger): Logger {
+  // inside an activity: its logger, which binds workflowId, runId, date and step to the line (and redacts secrets)
+  return (message, meta) => currentLogger(fallback)!.info(meta ?? {}, message);
 }
 
 const toNumber = (v: string | null): number | null => (v === null ? null : Number(v));
@@ -237,7 +238,7 @@ export interface AlertActivityOptions {
 
 export function createAlertActivities({ config, pool, db }: ActivityDeps, options: AlertActivityOptions = {}) {
   const alertConfig = options.alertConfig ?? config.alerts;
-  const log = options.log ?? defaultLogger();
+  const log = options.log ?? defaultLogger(loggerFromConfig(config));
   const webhookUrl = config.slackWebhookUrl;
 
   const linkFor = (run: RunRef): RunLink => ({
@@ -314,6 +315,11 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
   }
 
   return {
+    /** Delivers every pending alert message, oldest first (what the other alert activities end with). Idempotent. */
+    async deliverPendingAlerts(): Promise<{ delivered: number; undelivered: number }> {
+      return deliverPending();
+    },
+
     /**
      * Alerts on one date's check results of this run: records new alerts and recoveries in ops.alerts (one Slack
      * message per kind per run), then delivers every pending message. Grain: one run and date. Idempotent under

@@ -6,6 +6,7 @@ import { createFactActivities } from './facts';
 import { createLandActivities } from './land';
 import { createMartActivities } from './marts';
 import { createPipelineRunActivities } from './pipeline-runs';
+import { createRunAlertActivities } from './run-alerts';
 import { createSmokeActivities } from './smoke';
 import { createStageActivities } from './stage';
 
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMartActivities(deps),
     ...createCheckActivities(deps),
     ...createAlertActivities(deps),
+    ...createRunAlertActivities(deps),
   };
 }
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { addDays } from './temporal';
+import { type VolumeConfig, type VolumeDay, judgeVolume, volumeHistoryDays } from './volume';
 
 /**
  * The data-quality checks of SPEC section 6 as a declarative registry: each entry names the check and the table it
@@ -12,15 +12,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export type Severity = 'warn' | 'fail';
 
-export interface DqConfig {
+export interface DqConfig extends VolumeConfig {
   /** freshness (scheduled run): newest event_time younger than this. DQ_FRESHNESS_MAX_AGE_HOURS, default 24. */
   freshnessMaxAgeHours: number;
   /** freshness (backfilled date): the date's newest event within this many hours of its end. DQ_FRESHNESS_LAST_HOURS, default 1. */
   freshnessLastHours: number;
-  /** volume: allowed relative deviation from the baseline. DQ_VOLUME_TOLERANCE, default 0.2. */
-  volumeTolerance: number;
-  /** volume: fewer usable history days than this and the check is skipped. DQ_VOLUME_MIN_HISTORY_DAYS, default 3. */
-  volumeMinHistoryDays: number;
   /** nulls: allowed share of fact rows with a null critical column. DQ_NULL_MAX_RATIO, default 0. */
   nullMaxRatio: number;
   /** dead letters: dead-lettered share of the date's records must stay below this. DQ_DEAD_LETTER_MAX_RATIO, default 0.01. */
@@ -29,6 +25,8 @@ export interface DqConfig {
   reconciliationTolerance: number;
   /** schedule gaps: allowed days without a successful run. DQ_SCHEDULE_GAPS_MAX, default 0. */
   scheduleGapsMax: number;
+  /** schedule gaps: the first day the schedule should have run. DQ_SCHEDULE_START (YYYY-MM-DD); default the first date a scheduled run loaded. */
+  scheduleStart: string | null;
 }
 
 export const DQ_DEFAULTS: DqConfig = {
@@ -40,6 +38,12 @@ export const DQ_DEFAULTS: DqConfig = {
   deadLetterMaxRatio: 0.01,
   reconciliationTolerance: 0,
   scheduleGapsMax: 0,
+  scheduleStart: null,
+  volumeWeeks: 8,
+  volumeMinWeeks: 3,
+  volumeMadK: 4,
+  volumeMinBand: 0.1,
+  volumeFloorRows: 100,
 };
 
 /** What a check's evaluation is about. */
@@ -69,7 +73,7 @@ export interface CheckDefinition<Row = any> {
   table: string;
   /** The status a failed rule gets. */
   severity: Severity;
-  /** True when the check is about the date's own data; a failure then keeps the date out of volume baselines. */
+  /** True when the check is about the date's own data (not the whole warehouse's). */
   dateScoped: boolean;
   sql: string;
   params(ctx: CheckContext): unknown[];
@@ -149,12 +153,12 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
-    // fact rows of the date (its partition) and of the 28 days before it (their user_days rows, which the fact
-    // loads keep equal to them); a history day whose latest date-scoped check failed is flagged
+    // fact rows of the date (its partition) and of the weeks before it (their user_days rows, which the fact loads
+    // keep equal to them); a history day whose own latest volume check failed is anomalous (lib/volume.ts)
     sql: `
       with history_days as (
           select g::date as dt
-          from generate_series($1::date - 28, $1::date, interval '1 day') as g
+          from generate_series($1::date - $2::int, $1::date, interval '1 day') as g
       ),
       day_counts as (
           select $3::int as date_key, count(*) as rows
@@ -166,27 +170,24 @@ export const CHECKS: CheckDefinition[] = [
           where ud.date_key = any (select to_char(hd.dt, 'YYYYMMDD')::int from history_days as hd where hd.dt < $1::date)
           group by ud.date_key
       ),
-      latest_results as (
-          select distinct on (r.dt, r.check_name) r.dt, r.status
+      latest_volume as (
+          select distinct on (r.dt) r.dt, r.status
           from ops.dq_results as r
-          where r.dt between $1::date - 28 and $1::date - 1 and r.check_name = any ($2::text[])
-          order by r.dt, r.check_name, r.checked_at desc, r.dq_result_id desc
-      ),
-      failed_days as (
-          select distinct lr.dt from latest_results as lr where lr.status = 'fail'
+          where r.dt between $1::date - $2::int and $1::date - 1 and r.check_name = 'volume'
+          order by r.dt, r.checked_at desc, r.dq_result_id desc
       )
       select
           coalesce(json_agg(json_build_object(
               'date', to_char(hd.dt, 'YYYY-MM-DD'),
               'rows', coalesce(dc.rows, 0),
-              'failed', fd.dt is not null
+              'anomalous', coalesce(lv.status = 'fail', false)
           ) order by hd.dt), '[]') as days
       from history_days as hd
       left join day_counts as dc on dc.date_key = to_char(hd.dt, 'YYYYMMDD')::int
-      left join failed_days as fd on fd.dt = hd.dt`,
-    params: (ctx) => [ctx.date, dateScopedCheckNames(), ctx.dateKey],
-    judge(row: { days: { date: string; rows: number; failed: boolean }[] }, ctx) {
-      return judgeVolume(row.days, ctx);
+      left join latest_volume as lv on lv.dt = hd.dt`,
+    params: (ctx) => [ctx.date, volumeHistoryDays(ctx.config), ctx.dateKey],
+    judge(row: { days: VolumeDay[] }, ctx) {
+      return judgeVolume(row.days, ctx.date, ctx.config);
     },
   },
   {
@@ -422,12 +423,14 @@ export const CHECKS: CheckDefinition[] = [
     table: 'ops.pipeline_runs',
     severity: 'warn',
     dateScoped: false,
-    // every day from the first loaded date up to the day before the checked one must have a successful whole run
+    // every day the schedule should have run, from DQ_SCHEDULE_START or the first date a scheduled run loaded, up
+    // to the day before the checked one, must have a successful whole run (history never meant to run is not a gap)
     sql: `
       with first_day as (
-          select least(
-              (select min(dl.dt) from ops.date_loads as dl where dl.first_loaded_at is not null),
-              (select min(pr.dt) from ops.pipeline_runs as pr where pr.step = 'pipeline')
+          select coalesce(
+              $2::date,
+              (select min(pr.dt) from ops.pipeline_runs as pr
+               where pr.step = 'pipeline' and pr.details @> '{"scheduled": true}')
           ) as dt
       ),
       days as (
@@ -447,20 +450,27 @@ export const CHECKS: CheckDefinition[] = [
           (select to_char(fd.dt, 'YYYY-MM-DD') from first_day as fd) as first_day
       from days as d
       left join succeeded_days as sd on sd.dt = d.dt`,
-    params: (ctx) => [ctx.date],
+    params: (ctx) => [ctx.date, ctx.config.scheduleStart],
     judge(row, ctx) {
       const missing = num(row.missing);
       const days: string[] = row.missing_days ?? [];
       const limit = ctx.config.scheduleGapsMax;
+      const threshold = `<= ${limit} days without a successful run since the schedule started`;
+      if (!row.first_day) {
+        return {
+          ok: 'skip',
+          observed: null,
+          threshold,
+          details: 'no scheduled run recorded yet and no DQ_SCHEDULE_START: no day was due',
+        };
+      }
       return {
         ok: missing <= limit,
         observed: missing,
-        threshold: `<= ${limit} days without a successful run since the first loaded date`,
-        details: row.first_day
-          ? missing
-            ? `no successful run on ${days.slice(0, 10).join(', ')}${days.length > 10 ? ` and ${days.length - 10} more` : ''} (of ${num(row.days)} days since ${row.first_day})`
-            : `every one of ${num(row.days)} days since ${row.first_day} has a successful run`
-          : 'no loaded dates yet',
+        threshold,
+        details: missing
+          ? `no successful run on ${days.slice(0, 10).join(', ')}${days.length > 10 ? ` and ${days.length - 10} more` : ''} (of ${num(row.days)} days since ${row.first_day})`
+          : `every one of ${num(row.days)} days since ${row.first_day} has a successful run`,
       };
     },
   },
@@ -468,44 +478,6 @@ export const CHECKS: CheckDefinition[] = [
 
 export function dateScopedCheckNames(checks: CheckDefinition[] = CHECKS): string[] {
   return checks.filter((c) => c.dateScoped).map((c) => c.name);
-}
-
-/**
- * Volume against a baseline of like days: the same weekday of the last 4 weeks when at least
- * `volumeMinHistoryDays` of them are usable, else the trailing 7 days; usable = has rows and its own date-scoped
- * checks did not fail. Skipped with too little history.
- */
-export function judgeVolume(days: { date: string; rows: number; failed: boolean }[], ctx: CheckContext): Verdict {
-  const today = days.find((d) => d.date === ctx.date);
-  const rows = num(today?.rows);
-  const usable = days.filter((d) => d.date < ctx.date && num(d.rows) > 0 && !d.failed);
-  const sameWeekday = usable.filter((d) => [7, 14, 21, 28].some((n) => addDays(ctx.date, -n) === d.date));
-  const trailing = usable.filter((d) => d.date >= addDays(ctx.date, -7));
-  const excluded = days.filter((d) => d.date < ctx.date && d.failed).map((d) => d.date);
-  const tol = ctx.config.volumeTolerance;
-  const min = ctx.config.volumeMinHistoryDays;
-  const [basis, label] =
-    sameWeekday.length >= min ? [sameWeekday, 'same weekday, last 4 weeks'] : [trailing, 'trailing 7 days'];
-  if (basis.length < min) {
-    return {
-      ok: 'skip',
-      observed: rows,
-      threshold: `within ± ${pct(tol)} of the trailing average (needs ${min} days of history)`,
-      details: `only ${trailing.length} usable days in the trailing 7${excluded.length ? ` (left out after failed checks: ${excluded.join(', ')})` : ''}`,
-    };
-  }
-  const average = basis.reduce((a, d) => a + num(d.rows), 0) / basis.length;
-  const deviation = average ? (rows - average) / average : 0;
-  const low = Math.ceil(average * (1 - tol));
-  const high = Math.floor(average * (1 + tol));
-  return {
-    ok: Math.abs(deviation) <= tol,
-    observed: rows,
-    threshold: `${low}–${high} (± ${pct(tol)} of ${Math.round(average)}, ${label})`,
-    details:
-      `${rows} rows, ${deviation >= 0 ? '+' : ''}${(deviation * 100).toFixed(1)} % against ${basis.length} days (${basis.map((d) => d.date).join(', ')})` +
-      (excluded.length ? `; left out after failed checks: ${excluded.join(', ')}` : ''),
-  };
 }
 
 function round(value: number, digits: number): number {

@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import { type DqConfig, DQ_DEFAULTS } from './checks';
 import { registerEndpoint, registerSecrets, MASK } from './redact';
 import { type AlertConfig, ALERT_DEFAULTS } from './slack';
+import { dateProblem } from './temporal';
 
 /**
  * Configuration, read once from the environment and the project's `.env` file, validated, and handed down.
@@ -40,6 +41,17 @@ export interface Config {
   kafkaTopic: string;
   lakeDir: string;
   slackWebhookUrl: string | null;
+  // --- operating: metrics, logs, late-data alerts (one block, see README "Operating") ---
+  /** Port of the worker's Prometheus endpoint /metrics (0: none). METRICS_PORT, default 9464. */
+  metricsPort: number;
+  /** Loopback port the Temporal SDK's own exporter binds; its series are merged into /metrics. TEMPORAL_METRICS_PORT, default 9465. */
+  temporalMetricsPort: number;
+  /** Log lines as JSON (log search) or pretty (a terminal). LOG_FORMAT; default pretty on a TTY, else json. */
+  logFormat: 'json' | 'pretty' | null;
+  /** LOG_LEVEL: trace, debug, info (default), warn, error. */
+  logLevel: string;
+  /** The previous UTC day is late when not loaded by this UTC time of day. LATE_DATA_DEADLINE, default 06:00. */
+  lateDataDeadline: string;
   /** The read-only analyst role's password, set by `make migrate`; null leaves the role unable to log in. */
   analystPassword: string | null;
   /** Data-quality thresholds (DQ_*). */
@@ -63,6 +75,10 @@ const DEFAULTS = {
   KAFKA_BROKERS: '127.0.0.1:9092',
   KAFKA_TOPIC: EVENTS_TOPIC,
   LAKE_DIR: '.data/lake',
+  METRICS_PORT: '9464',
+  TEMPORAL_METRICS_PORT: '9465',
+  LOG_LEVEL: 'info',
+  LATE_DATA_DEADLINE: '06:00',
 } as const;
 
 /** Variables whose values are secrets: never printed, not even in a configuration error. */
@@ -75,7 +91,7 @@ interface NumberSetting {
   integer?: boolean;
 }
 
-const DQ_ENV: Record<keyof DqConfig, NumberSetting> = {
+const DQ_ENV: Record<Exclude<keyof DqConfig, 'scheduleStart'>, NumberSetting> = {
   freshnessMaxAgeHours: { name: 'DQ_FRESHNESS_MAX_AGE_HOURS', min: 0.1, max: 24 * 365 },
   freshnessLastHours: { name: 'DQ_FRESHNESS_LAST_HOURS', min: 0.01, max: 24 },
   volumeTolerance: { name: 'DQ_VOLUME_TOLERANCE', min: 0, max: 10 },
@@ -84,6 +100,11 @@ const DQ_ENV: Record<keyof DqConfig, NumberSetting> = {
   deadLetterMaxRatio: { name: 'DQ_DEAD_LETTER_MAX_RATIO', min: 0, max: 1 },
   reconciliationTolerance: { name: 'DQ_RECONCILIATION_TOLERANCE', min: 0, max: 1e12, integer: true },
   scheduleGapsMax: { name: 'DQ_SCHEDULE_GAPS_MAX', min: 0, max: 100_000, integer: true },
+  volumeWeeks: { name: 'DQ_VOLUME_WEEKS', min: 2, max: 52, integer: true },
+  volumeMinWeeks: { name: 'DQ_VOLUME_MIN_WEEKS', min: 1, max: 52, integer: true },
+  volumeMadK: { name: 'DQ_VOLUME_MAD_K', min: 0, max: 100 },
+  volumeMinBand: { name: 'DQ_VOLUME_MIN_BAND', min: 0, max: 10 },
+  volumeFloorRows: { name: 'DQ_VOLUME_FLOOR_ROWS', min: 0, max: 1e12, integer: true },
 };
 
 const ALERT_ENV: Record<keyof AlertConfig, NumberSetting> = {
@@ -186,6 +207,32 @@ function identifier(name: string, value: string): string {
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(value)) {
     fail(name, value, 'use letters, digits, ".", "_" or "-" only');
   }
+  return value;
+}
+
+function port(name: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,5}$/.test(value) || n > 65535) fail(name, value, 'expected a port number from 0 to 65535');
+  return n;
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) fail(name, value, `use one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** DQ_SCHEDULE_START: the first day the daily schedule should have run (schedule_gaps counts from it). */
+function scheduleStart(env: Env): string | null {
+  const value = env.DQ_SCHEDULE_START?.trim();
+  if (!value) return DQ_DEFAULTS.scheduleStart;
+  const problem = dateProblem(value);
+  if (problem) fail('DQ_SCHEDULE_START', value, `${problem}; use YYYY-MM-DD or unset it`);
+  return value;
+}
+
+function timeOfDay(name: string, value: string): string {
+  const m = /^(\d{2}):(\d{2})$/.exec(value);
+  if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) fail(name, value, 'expected a UTC time of day HH:MM, e.g. 06:00');
   return value;
 }
 
@@ -306,8 +353,13 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     kafkaTopic: identifier('KAFKA_TOPIC', read(env, 'KAFKA_TOPIC')),
     lakeDir: read(env, 'LAKE_DIR'),
     slackWebhookUrl: slack ? url('SLACK_WEBHOOK_URL', slack, ['https:', 'http:']) : null,
+    metricsPort: port('METRICS_PORT', read(env, 'METRICS_PORT')),
+    temporalMetricsPort: port('TEMPORAL_METRICS_PORT', read(env, 'TEMPORAL_METRICS_PORT')),
+    logFormat: env.LOG_FORMAT?.trim() ? oneOf('LOG_FORMAT', env.LOG_FORMAT.trim(), ['json', 'pretty'] as const) : null,
+    logLevel: oneOf('LOG_LEVEL', read(env, 'LOG_LEVEL'), ['trace', 'debug', 'info', 'warn', 'error'] as const),
+    lateDataDeadline: timeOfDay('LATE_DATA_DEADLINE', read(env, 'LATE_DATA_DEADLINE')),
     analystPassword,
-    dq: numbers(env, DQ_ENV, DQ_DEFAULTS),
+    dq: { ...numbers<Omit<DqConfig, 'scheduleStart'>>(env, DQ_ENV, DQ_DEFAULTS), scheduleStart: scheduleStart(env) },
     alerts: numbers(env, ALERT_ENV, ALERT_DEFAULTS),
     demo: numbers(env, DEMO_ENV, DEMO_DEFAULTS),
   };

@@ -37,6 +37,7 @@ function scheduleOptions(config: Config, scheduleId: string, cron: string): Sche
       taskQueue: config.temporalTaskQueue,
       // the scheduler appends the scheduled time; the run then delegates the load to `daily-<date>`
       workflowId: scheduleId,
+      staticSummary: 'Daily pipeline · scheduled, for the previous UTC day (hands the date to daily-<date>)',
     },
     policies: {
       // runs never overlap, and runs missed while the server was down are all taken, one after another

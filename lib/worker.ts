@@ -4,6 +4,7 @@ import { createActivities } from '../activities';
 import type { ActivityDeps } from '../activities/deps';
 import type { Config } from './config';
 import { livenessHeartbeat } from './liveness-heartbeat';
+import { type Logger, activityLogging, loggerFromConfig } from './log';
 import { temporalConnectionOptions, temporalUnreachable } from './temporal-client';
 
 /** A Nightshift worker on the configured Temporal server: the workflows bundled once per process, every activity. */
@@ -13,6 +14,8 @@ export interface CreateWorkerOptions {
   taskQueue?: string;
   /** Identity shown in the Temporal UI. */
   identity?: string;
+  /** Where activity log lines go (default: LOG_FORMAT/LOG_LEVEL on stdout). */
+  logger?: Logger;
 }
 
 export interface NightshiftWorker {
@@ -23,11 +26,17 @@ export interface NightshiftWorker {
 
 // a directory: the bundler finds index.ts (require.resolve would need a TypeScript loader, absent under vitest)
 const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
+/** Workflow interceptors bundled with the workflows: activity summaries for the Temporal UI. */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(WORKFLOWS_PATH, 'activity-summaries')];
 
 // Bundling the workflow code takes seconds; a process that creates several workers bundles once.
 let bundle: Promise<WorkflowBundle> | undefined;
 function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    logger: quietBundlerLogger,
+  });
   return bundle;
 }
 
@@ -61,7 +70,8 @@ export async function createWorker(
       workflowBundle: await workflowBundle(),
       activities: createActivities(deps),
       // a heartbeat every 5 s for every running activity: a dead worker is noticed in seconds, not at start-to-close
-      interceptors: { activity: [livenessHeartbeat] },
+      // and every log line of an activity carries its workflow id, run id, date and step
+      interceptors: { activity: [livenessHeartbeat, activityLogging(options.logger ?? loggerFromConfig(config))] },
       // a 2-core machine: a few loads at once; each holds a database connection or two
       maxConcurrentActivityTaskExecutions: 6,
       // let a running activity finish its current step before a shutdown cancels it

@@ -1,3 +1,4 @@
+import { backfillStaticDetails, backfillStaticSummary } from '../lib/run-summary';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { EXIT, EXIT_CODES_HELP, UsageError, calendarDate, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
@@ -82,6 +83,8 @@ export async function startBackfill(client: Client, config: Config, args: Backfi
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     typedSearchAttributes: [{ key: PIPELINE_DATE, value: `${args.from}..${args.to}` }],
+    staticSummary: backfillStaticSummary(args.from, args.to, args.mode, args.concurrency),
+    staticDetails: backfillStaticDetails(args.from, args.to, args.mode, args.concurrency),
   });
   const runId = handle.firstExecutionRunId;
   return {

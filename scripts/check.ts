@@ -1,4 +1,5 @@
 import { createCheckActivities } from '../activities/checks';
+import { formatReportJson, formatReportTable, isReportFormat } from '../lib/check-report';
 import { EXIT, EXIT_CODES_HELP, UsageError, calendarDate, parseCommandLine, runCommand } from '../lib/cli';
 import { loadConfig } from '../lib/config';
 import { createDb, createPool } from '../warehouse/db';
@@ -11,31 +12,22 @@ import { createDb, createPool } from '../warehouse/db';
 
 export const HELP = `Run every data-quality check for a date and print check, table, status, observed, threshold, details.
 
-usage: nightshift check --date YYYY-MM-DD [--scheduled]
-   or: make check DATE=YYYY-MM-DD
+usage: nightshift check --date YYYY-MM-DD [--scheduled] [--format table|json]
+   or: make check DATE=YYYY-MM-DD [FORMAT=json]
 
   --date YYYY-MM-DD   the date to check (UTC)
   --scheduled         judge freshness as the scheduled run does (newest event < 24 h old) instead of
                       "the date's data reaches its last hour"
+  --format table|json table for people (default); json: one document on stdout with one object per check
+                      (name, table, status, observed, threshold, details), for CI
 
 ${EXIT_CODES_HELP} Warn and skip do not fail; 1: a check failed.`;
 
 const OPTIONS = {
   date: { type: 'string' },
   scheduled: { type: 'boolean', default: false },
+  format: { type: 'string', default: 'table' },
 } as const;
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
 
 export async function main(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv, OPTIONS);
@@ -44,7 +36,9 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (parsed.values.date === undefined) throw new UsageError('--date is required, e.g. make check DATE=2024-12-17');
-  const args = { date: calendarDate('--date', parsed.values.date), scheduled: parsed.values.scheduled };
+  const format = parsed.values.format;
+  if (!isReportFormat(format)) throw new UsageError(`bad --format ${JSON.stringify(format)}: use table or json`);
+  const args = { date: calendarDate('--date', parsed.values.date), scheduled: parsed.values.scheduled, format };
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 2);
   const db = createDb(pool);
@@ -56,21 +50,9 @@ export async function main(argv: string[]): Promise<number> {
       run: { workflowId: 'manual-check', runId },
       scheduled: args.scheduled,
     });
-    const rows = [['check', 'table', 'status', 'observed', 'threshold', 'details']];
-    for (const r of out.results) {
-      rows.push([
-        r.check,
-        r.table,
-        r.status.toUpperCase(),
-        r.observed === null ? '-' : String(r.observed),
-        r.threshold,
-        r.details,
-      ]);
-    }
-    console.log(`Data-quality checks for ${args.date} (run ${runId}, recorded in ops.dq_results)\n`);
-    console.log(table(rows));
-    const { pass, warn, fail, skip } = out.counts;
-    console.log(`\n${pass} pass, ${warn} warn, ${fail} fail, ${skip} skip${fail ? ' — exit 1' : ''}`);
+    const report = { date: args.date, runId, counts: out.counts, results: out.results };
+    console.log(args.format === 'json' ? formatReportJson(report) : formatReportTable(report));
+    const { fail } = out.counts;
     return fail > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await db.destroy();

@@ -16,7 +16,10 @@ import { createWorker } from '../lib/worker';
  */
 
 const SEED = 42;
-const BAD_RATE = 0.01;
+/** A steady trickle of bad records, under the dead-letter check's 1 %. */
+const BAD_RATE = 0.002;
+/** The incident the demo plants on purpose: a burst of malformed records on its last date, for the dead-letter check. */
+const INCIDENT_BAD_RECORDS = 2500;
 
 async function topicRecordCount(config: Config): Promise<number> {
   const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
@@ -142,6 +145,9 @@ export async function main(argv: string[]): Promise<number> {
       );
       const produced = await produceEvents(config, { events, days, start: from, seed: SEED, badRate: BAD_RATE });
       console.log(`  ${produced.events} records (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s`);
+      const burst = Math.min(INCIDENT_BAD_RECORDS, Math.ceil(events / days / 10));
+      await produceEvents(config, { events: burst, days: 1, start: to, seed: SEED + 1, badRate: 1 });
+      console.log(`  planted incident: ${burst} malformed records on ${to} (its dead_letters check should fail)`);
     }
 
     if (await workerPolling(client, config)) {
@@ -162,6 +168,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s through Temporal)`);
 
     await printWarehouse(db, from, to);
+    console.log(
+      `\nPlanted incident: a burst of malformed records on ${to}; its dead_letters check fails on purpose and is the ` +
+        'one alert of the backfill summary. Every other check passes, or is skipped while the volume baseline warms up.',
+    );
 
     console.log(`
 Where to look

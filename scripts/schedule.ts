@@ -1,5 +1,6 @@
 import { EXIT, EXIT_CODES_HELP, UsageError, parseCommandLine, runCommand } from '../lib/cli';
 import { loadConfig } from '../lib/config';
+import { LATE_DATA_SCHEDULE_ID, deleteLateDataSchedule, upsertLateDataSchedule } from '../lib/late-data';
 import { CATCHUP_WINDOW, cronProblem, deleteSchedule, upsertSchedule } from '../lib/schedule';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from '../lib/temporal';
@@ -9,7 +10,7 @@ import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from '../lib/temporal';
  * `nightshift schedule delete` (`make unschedule`) deletes it. Each run loads the previous UTC day of its scheduled time.
  */
 
-export const HELP = `Create, update or delete the Temporal Schedule of the daily pipeline.
+export const HELP = `Create, update or delete the Temporal Schedule of the daily pipeline (and the late-data one, at LATE_DATA_DEADLINE).
 
 usage: nightshift schedule create [--cron '0 2 * * *']   (make schedule [CRON='0 2 * * *'])
        nightshift schedule delete                      (make unschedule)
@@ -56,9 +57,17 @@ export async function main(argv: string[]): Promise<number> {
       console.log(
         `see it: ${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/schedules/${DAILY_SCHEDULE_ID}`,
       );
+      const late = await upsertLateDataSchedule(client, config);
+      console.log(
+        `${late} schedule ${LATE_DATA_SCHEDULE_ID}: at ${config.lateDataDeadline} UTC (LATE_DATA_DEADLINE), one Slack message when the previous UTC day is not loaded`,
+      );
     } else {
       const deleted = await deleteSchedule(client);
       console.log(deleted ? `deleted schedule ${DAILY_SCHEDULE_ID}` : `no schedule ${DAILY_SCHEDULE_ID} to delete`);
+      const lateDeleted = await deleteLateDataSchedule(client);
+      console.log(
+        lateDeleted ? `deleted schedule ${LATE_DATA_SCHEDULE_ID}` : `no schedule ${LATE_DATA_SCHEDULE_ID} to delete`,
+      );
     }
     return EXIT.ok;
   } finally {

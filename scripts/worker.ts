@@ -1,8 +1,8 @@
-import { inspect } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
 import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
 import { loadConfig } from '../lib/config';
-import { redact } from '../lib/redact';
+import { loggerFromConfig, sdkLogger } from '../lib/log';
+import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createWorker } from '../lib/worker';
 import { createDb, createPool } from '../warehouse/db';
 
@@ -20,46 +20,45 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return EXIT.ok;
   }
-  // we handle the signals ourselves, to close the pool after the worker has drained
-  // the SDK logs activity failures with their messages: those pass through the redaction like every other line
-  Runtime.install({
-    shutdownSignals: [],
-    logger: new DefaultLogger('INFO', ({ level, message, meta }) =>
-      console.error(redact(`[${level}] ${message}${meta && Object.keys(meta).length ? ` ${inspect(meta)}` : ''}`)),
-    ),
-  });
   const config = loadConfig();
+  // every line, the SDK's included, goes through one logger, which redacts secrets (lib/log.ts)
+  const logger = loggerFromConfig(config);
+  // we handle the signals ourselves, to close the pool after the worker has drained
+  Runtime.install({ shutdownSignals: [], logger: sdkLogger(logger), ...sdkTelemetryOptions(config) });
   const pool = createPool(config.databaseUrl, 8);
   const db = createDb(pool);
+  const metrics = await startWorkerMetrics(config, pool);
+  if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
   const { worker, connection } = await createWorker(
     config,
     { config, pool, db },
-    { identity: `nightshift-worker@${process.pid}` },
+    { identity: `nightshift-worker@${process.pid}`, logger },
   );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      console.error(`[worker] ${signal} again: exiting without waiting`);
+      logger.warn(`${signal} again: exiting without waiting`);
       process.exit(EXIT.interrupted);
     }
     stopping = true;
-    console.error(`[worker] ${signal}: finishing running tasks, then exiting (send it again to exit now)`);
+    logger.info(`${signal}: finishing running tasks, then exiting (send it again to exit now)`);
     worker.shutdown();
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  console.error(
-    `[worker] polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
+  logger.info(
+    `polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
   );
   try {
     await worker.run();
   } finally {
+    await metrics?.close();
     await connection.close();
     await db.destroy(); // ends the pool
   }
-  console.error('[worker] stopped');
+  logger.info('stopped');
   return EXIT.ok;
 }
 

@@ -36,7 +36,7 @@ describe('data-quality checks', () => {
   });
 
   async function check(date: string, options: { scheduled?: boolean; now?: string } = {}) {
-    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    const { runChecks } = createCheckActivities(env, { config: { ...DQ_DEFAULTS, scheduleStart: seeded.dates[0] } });
     const runId = `run-${++counter}`;
     const out = await runChecks({ date, run: { workflowId: `daily-${date}`, runId }, ...options });
     const by = Object.fromEntries(out.results.map((r) => [r.check, r])) as Record<string, CheckResult>;
@@ -47,7 +47,7 @@ describe('data-quality checks', () => {
     const { by, out, runId } = await check(last);
     expect(Object.values(by).filter((r) => r.status !== 'pass')).toEqual([]);
     expect(Object.keys(by)).toEqual(CHECKS.map((c) => c.name));
-    expect(by.volume.threshold).toContain('trailing 7 days');
+    expect(by.volume.threshold).toContain('trailing weekdays, last 14 days');
     expect(by.uniqueness.details).toBe(
       `every event_id once: fact_events_${lastKey} has its valid primary key (event_id)`,
     );
@@ -55,7 +55,7 @@ describe('data-quality checks', () => {
     expect(rows).toHaveLength(CHECKS.length);
 
     // a retry of the same run replaces its rows instead of adding more
-    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    const { runChecks } = createCheckActivities(env, { config: { ...DQ_DEFAULTS, scheduleStart: seeded.dates[0] } });
     await runChecks({ date: last, run: { workflowId: `daily-${last}`, runId } });
     const again = await env.pool.query('select count(*)::int as n from ops.dq_results where run_id = $1', [runId]);
     expect(again.rows[0].n).toBe(CHECKS.length);
@@ -79,31 +79,6 @@ describe('data-quality checks', () => {
     expect(by.volume.details).toContain('only 2 usable days');
   });
 
-  it('volume: a day whose own checks failed is left out of the baseline, so the incident does not widen the band', async () => {
-    const incident = seeded.dates[8];
-    // the incident day holds three times its rows
-    for (let i = 0; i < 2; i++) {
-      await env.pool.query(
-        `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset)
-         select gen_random_uuid(), event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset
-         from warehouse.fact_events where date_key = $1 and event_id::text < 'z'`,
-        [dateKey(incident)],
-      );
-    }
-    await refreshDateActivity(env.pool, incident);
-    const withIncident = await check(last);
-    expect(withIncident.by.volume.status).toBe('fail');
-    // its own checks failed when it ran, so the next day's baseline leaves it out
-    await env.pool.query(
-      `insert into ops.dq_results (run_id, dt, check_name, table_name, observed, threshold, status, details)
-       values ('earlier', $1::date, 'reconciliation', 'ops.lake_files', 1, 'x', 'fail', 'x')`,
-      [incident],
-    );
-    const { by } = await check(last);
-    expect(by.volume.status).toBe('pass');
-    expect(by.volume.details).toContain(`left out after failed checks: ${incident}`);
-  });
-
   it('volume: compares with the same weekday when four weeks of history allow', async () => {
     const long = await createTestEnv({ topic: false });
     try {
@@ -112,7 +87,9 @@ describe('data-quality checks', () => {
       const out = await runChecks({ date: '2024-11-29', run: { workflowId: 'w', runId: 'r' } });
       const volume = out.results.find((r) => r.check === 'volume')!;
       expect(volume.threshold).toContain('same weekday');
-      expect(volume.details).toContain('against 4 days (2024-11-01, 2024-11-08, 2024-11-15, 2024-11-22)');
+      expect(volume.details).toContain(
+        'against the median of 4 days (same weekday, last 8 weeks: 2024-11-01, 2024-11-08, 2024-11-15, 2024-11-22)',
+      );
     } finally {
       await cleanupEnv(long);
     }
@@ -228,12 +205,28 @@ describe('data-quality checks', () => {
     expect(by.reconciliation.details).toContain('3 repeated event_ids subtracted');
   });
 
-  it('schedule gaps: a day with no successful run in the middle of loaded days is reported', async () => {
+  it('schedule gaps: counted from the schedule start; a day with no successful run after it is reported', async () => {
     const gap = seeded.dates[4];
     await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [gap]);
     const { by } = await check(last);
     expect(by.schedule_gaps).toMatchObject({ status: 'warn', observed: 1 });
     expect(by.schedule_gaps.details).toContain(`no successful run on ${gap}`);
+
+    // without a configured start, days count from the first date a scheduled run loaded: loads of history before
+    // the schedule existed are no gaps, and with no scheduled run at all nothing was due
+    const { runChecks } = createCheckActivities(env, { config: DQ_DEFAULTS });
+    const unscheduled = await runChecks({ date: last, run: { workflowId: 'w', runId: 'unscheduled' } });
+    expect(unscheduled.results.find((r) => r.check === 'schedule_gaps')).toMatchObject({ status: 'skip' });
+    await env.pool.query(
+      `update ops.pipeline_runs set details = details || '{"scheduled": true}' where step = 'pipeline' and dt >= $1`,
+      [seeded.dates[6]],
+    );
+    const scheduled = await runChecks({ date: last, run: { workflowId: 'w', runId: 'scheduled' } });
+    expect(scheduled.results.find((r) => r.check === 'schedule_gaps')).toMatchObject({
+      status: 'pass',
+      observed: 0,
+      details: `every one of 3 days since ${seeded.dates[6]} has a successful run`,
+    });
   });
 
   it('thresholds come from the environment with the SPEC defaults, and bad values are named', () => {
@@ -252,6 +245,11 @@ describe('data-quality checks', () => {
       /DQ_VOLUME_TOLERANCE="twenty".*number from 0/,
     );
     expect(() => loadConfig({ DQ_VOLUME_MIN_HISTORY_DAYS: '2.5' }).dq).toThrow(/DQ_VOLUME_MIN_HISTORY_DAYS.*integer/);
+    expect(loadConfig({ DQ_SCHEDULE_START: '2026-01-05', DQ_VOLUME_MAD_K: '5' }).dq).toMatchObject({
+      scheduleStart: '2026-01-05',
+      volumeMadK: 5,
+    });
+    expect(() => loadConfig({ DQ_SCHEDULE_START: '2026-13-01' })).toThrow(/DQ_SCHEDULE_START.*2026-13-01/);
   });
 
   it('a bad date is refused with a non-retryable error naming it', async () => {
@@ -270,7 +268,7 @@ describe('data-quality checks', () => {
           ['--import', 'tsx', path.join('scripts', 'nightshift.ts'), 'check', ...args],
           {
             cwd: path.resolve(__dirname, '..'),
-            env: { ...process.env, DATABASE_URL: env.config.databaseUrl },
+            env: { ...process.env, DATABASE_URL: env.config.databaseUrl, DQ_SCHEDULE_START: seeded.dates[0] },
           },
         );
         let stdout = '';
@@ -287,6 +285,21 @@ describe('data-quality checks', () => {
     expect(clean.stdout).toMatch(/volume\s+warehouse\.fact_events\s+PASS/);
     expect(clean.stdout).toContain(`${CHECKS.length} pass, 0 warn, 0 fail`);
 
+    // FORMAT=json: one valid JSON document on stdout, one object per check
+    const json = await run(['--date', last, '--format', 'json']);
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout);
+    expect(report).toMatchObject({ date: last, ok: true, counts: { pass: CHECKS.length, fail: 0 } });
+    expect(report.checks.map((c: { name: string }) => c.name)).toEqual(CHECKS.map((c) => c.name));
+    for (const c of report.checks) {
+      expect(Object.keys(c)).toEqual(['name', 'table', 'status', 'observed', 'threshold', 'details']);
+    }
+    expect(report.checks.find((c: { name: string }) => c.name === 'volume')).toMatchObject({
+      table: 'warehouse.fact_events',
+      status: 'pass',
+    });
+    expect((await run(['--date', last, '--format', 'xml'])).code).toBe(2);
+
     // a warning alone keeps exit code 0
     await env.pool.query(`update ops.pipeline_runs set status = 'failed' where dt = $1 and step = 'pipeline'`, [
       seeded.dates[3],
@@ -302,7 +315,7 @@ describe('data-quality checks', () => {
     const { rows } = await env.pool.query(
       `select count(distinct run_id)::int as n from ops.dq_results where run_id like 'manual-%'`,
     );
-    expect(rows[0].n).toBe(3);
+    expect(rows[0].n).toBe(4);
 
     const bad = await run(['--date', '2024-13-01']);
     expect(bad.code).toBe(2);

@@ -32,6 +32,7 @@ describe('recorded workflow histories', () => {
     quietRuntime();
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: path.join(__dirname, '..', 'workflows'),
+      workflowInterceptorModules: [path.join(__dirname, '..', 'workflows', 'activity-summaries')],
       logger: silent,
     });
     const histories = releases.flatMap((release) => {

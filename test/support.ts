@@ -64,6 +64,8 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
     kafkaTopic: topic,
     lakeDir,
     temporalTaskQueue: uniqueName('nightshift_test'),
+    // a test's output shows problems, not every activity
+    logLevel: 'warn',
   };
   const pool = createPool(config.databaseUrl, 4);
   const db = createDb(pool);

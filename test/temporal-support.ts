@@ -61,14 +61,16 @@ export function envFor(config: Config): NodeJS.ProcessEnv {
     TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
     TEMPORAL_ADDRESS: config.temporalAddress,
     TEMPORAL_NAMESPACE: config.temporalNamespace,
+    // several test workers at once: no Prometheus endpoint unless a test asks for one on a port of its own
+    METRICS_PORT: '0',
   };
 }
 
 /** `scripts/worker.ts` in a child process (what `make worker` runs); resolves once it polls. */
-export async function spawnWorker(config: Config): Promise<ChildProcess> {
+export async function spawnWorker(config: Config, extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
     cwd: ROOT,
-    env: envFor(config),
+    env: { ...envFor(config), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

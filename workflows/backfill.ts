@@ -11,6 +11,7 @@ import {
   defineQuery,
   executeChild,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -29,6 +30,7 @@ import {
   rangeProblem,
 } from '../lib/temporal';
 import { dailyPipelineWorkflow, errorMessage } from './daily-pipeline';
+import { backfillProgressDetails, dailyStaticDetails, dailyStaticSummary } from '../lib/run-summary';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
@@ -181,6 +183,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
     };
   };
   setHandler(progressQuery, progress);
+  // the UI's current details: no command, nothing for replay to compare
+  const showProgress = () => {
+    const p = progress();
+    setCurrentDetails(backfillProgressDetails({ ...p, failed: p.failed.length }));
+  };
   upsertSearchAttributes([
     { key: PIPELINE_DATE, value: `${from}..${to}` },
     { key: PIPELINE_STEP, value: phase },
@@ -201,9 +208,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
       startedThisRun++;
       running.add(date);
       upsertSearchAttributes([{ key: PIPELINE_STEP, value: `running ${[...running].sort().join(', ')}` }]);
-      const outcome = await runDate(date);
+      showProgress();
+      const outcome = await runDate(date, `backfill ${from}..${to} (${workflowInfo().workflowId})`);
       running.delete(date);
       carried.results.push(outcome);
+      showProgress();
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(queue.length, 1)) }, lane));
@@ -250,13 +259,15 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillOu
 }
 
 /** Runs `daily-<date>` as a child and reduces its output to an outcome; a failure is an outcome, not a throw. */
-async function runDate(date: string): Promise<DateOutcome> {
+async function runDate(date: string, trigger: string): Promise<DateOutcome> {
   const workflowId = dailyWorkflowId(date);
   for (let waits = 0; ; waits++) {
     try {
       const result = await executeChild(dailyPipelineWorkflow, {
         workflowId,
         args: [{ date, partOfBackfill: true }],
+        staticSummary: dailyStaticSummary(date, trigger),
+        staticDetails: dailyStaticDetails(date, trigger),
         typedSearchAttributes: [
           { key: PIPELINE_DATE, value: date },
           { key: PIPELINE_STEP, value: 'starting' },

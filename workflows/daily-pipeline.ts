@@ -7,6 +7,7 @@ import {
   executeChild,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -23,6 +24,7 @@ import {
   dateProblem,
   previousUtcDay,
 } from '../lib/temporal';
+import { dailyOutcomeDetails, dailyStaticDetails, dailyStaticSummary, dailyStepDetails } from '../lib/run-summary';
 
 // --- timeout and retry profiles ---------------------------------------------------------------------------------
 
@@ -97,11 +99,15 @@ const { stageEvents } = proxyActivities<AllActivities>(STAGE);
 const { loadDimensions, loadFacts } = proxyActivities<AllActivities>(LOAD);
 const { refreshMarts } = proxyActivities<AllActivities>(MARTS);
 const { runChecks } = proxyActivities<AllActivities>(CHECKS);
-const { sendAlerts } = proxyActivities<AllActivities>(ALERT);
+const { sendAlerts, alertRunOutcome } = proxyActivities<AllActivities>(ALERT);
 const { recordPipelineRun, listDatesLoadedAfter, listDatesToReload } = proxyActivities<AllActivities>(BOOKKEEPING);
 
 /** Patch: re-load a date whose load left lake files out, and the dates earlier runs marked but did not re-load. */
 const RELOAD_MARKED_DATES = 'reload-marked-dates';
+/** Patch: a run that fails posts one Slack message, a later success of the date one "recovered" (activities/run-alerts.ts). */
+export const RUN_OUTCOME_ALERTS_PATCH = 'run-outcome-alerts';
+/** Patch: the alert step runs after the re-loads of late dates, so a hanging Slack never delays them. */
+export const ALERT_AFTER_RELOADS_PATCH = 'alert-after-reloads';
 
 // --- contract ---------------------------------------------------------------------------------------------------
 
@@ -175,6 +181,8 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
   const setStep = (step: string) => {
     if (state.step !== 'starting' && !state.done.includes(state.step)) state.done.push(state.step);
     state.step = step;
+    // the UI's current details: no command, nothing for replay to compare
+    setCurrentDetails(dailyStepDetails(date, step, state.done.length));
     upsertSearchAttributes([
       { key: PIPELINE_DATE, value: date },
       { key: PIPELINE_STEP, value: step },
@@ -186,18 +194,25 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
   try {
     const output = await runSteps(date, input, run, setStep);
     setStep('done');
+    setCurrentDetails(dailyOutcomeDetails(date, output.summary));
     await recordPipelineRun({
       run,
       date,
       status: 'succeeded',
       rowsRead: output.summary.recordsLanded,
       rowsInserted: output.summary.factRows,
-      details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date) },
+      // `scheduled` marks the days the schedule ran: the schedule_gaps check counts from the first of them
+      details: { ...output.summary, reloadDates: output.reloads.map((r) => r.date), ...scheduledMark(input) },
     });
+    // a backfill's children stay quiet: the backfill's summary speaks for the range
+    if (!input.partOfBackfill && patched(RUN_OUTCOME_ALERTS_PATCH)) {
+      await alertRunOutcomeSafely({ date, run, status: 'succeeded' });
+    }
     return output;
   } catch (err) {
     const failedStep = state.step;
     setStep('failed');
+    setCurrentDetails(`**${date}** failed at step **${failedStep}**: ${errorMessage(err)}`);
     // runs even when the workflow is being cancelled, so ops.pipeline_runs never keeps a stale 'running' row
     await CancellationScope.nonCancellable(() =>
       recordPipelineRun({
@@ -205,9 +220,14 @@ export async function dailyPipelineWorkflow(input: DailyPipelineInput = {}): Pro
         date,
         status: 'failed',
         error: `${failedStep}: ${errorMessage(err)}`,
-        details: { failedStep },
+        details: { failedStep, ...scheduledMark(input) },
       }),
     );
+    if (!input.partOfBackfill && patched(RUN_OUTCOME_ALERTS_PATCH)) {
+      await CancellationScope.nonCancellable(() =>
+        alertRunOutcomeSafely({ date, run, status: 'failed', step: failedStep, error: errorMessage(err) }),
+      );
+    }
     throw err;
   }
 }
@@ -235,12 +255,17 @@ async function runSteps(
   const checks = await runChecks({ date, run, scheduled: input.scheduled ?? false });
 
   let alert: DailyPipelineOutput['alert'];
-  if (input.partOfBackfill) {
-    alert = { skipped: 'part of a backfill: the backfill posts one summary' };
-  } else {
-    setStep('alert');
-    alert = await sendAlertsSafely({ date, run });
-  }
+  const alertStep = async () => {
+    if (input.partOfBackfill) {
+      alert = { skipped: 'part of a backfill: the backfill posts one summary' };
+    } else {
+      setStep('alert');
+      alert = await sendAlertsSafely({ date, run });
+    }
+  };
+  // a Slack that hangs must not delay the re-load of late dates: alert after them
+  const alertAfterReloads = patched(ALERT_AFTER_RELOADS_PATCH);
+  if (!alertAfterReloads) await alertStep();
 
   // late records landed for dates loaded before: re-load each, then refresh the marts of all of them together;
   // so are dates an earlier run marked for re-load (ops.date_loads.needs_reload) but did not get to
@@ -256,6 +281,7 @@ async function runSteps(
     const martDates = [...new Set([...reloadDates, ...reloads.flatMap((r) => r.repointedDates)])].sort();
     reloadMarts = await refreshMarts({ dates: martDates, run });
   }
+  if (alertAfterReloads) await alertStep();
 
   return {
     date,
@@ -297,6 +323,15 @@ async function sendAlertsSafely(
   }
 }
 
+/** Alerting on the run's outcome never changes it: an alert activity that gave up is ignored (ops.alerts keeps the row). */
+async function alertRunOutcomeSafely(input: Parameters<AllActivities['alertRunOutcome']>[0]): Promise<void> {
+  try {
+    await alertRunOutcome(input);
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+  }
+}
+
 /**
  * A run whose id is not `daily-<date>` (the schedule names its runs `<schedule id>-<time>`) starts `daily-<date>`
  * as a child and waits for it, so every load of a date goes through the one id that Temporal keeps unique.
@@ -310,9 +345,12 @@ async function delegate(date: string, input: DailyPipelineInput, run: RunRef): P
     { key: PIPELINE_STEP, value: `delegated to ${childId}` },
   ]);
   try {
+    const trigger = input.scheduled ? `scheduled (${run.workflowId})` : `started by ${run.workflowId}`;
     const delegated = await executeChild(dailyPipelineWorkflow, {
       workflowId: childId,
       args: [{ ...input, date }],
+      staticSummary: dailyStaticSummary(date, trigger),
+      staticDetails: dailyStaticDetails(date, trigger),
       typedSearchAttributes: [{ key: PIPELINE_DATE, value: date }],
     });
     return { ...base, status: 'delegated', delegatedTo: childId, delegated, summary: delegated.summary };
@@ -354,6 +392,10 @@ function summarize(
     factRows: load.facts.rowsDistinct,
     checks: checkCounts(checks),
   };
+}
+
+function scheduledMark(input: DailyPipelineInput): { scheduled?: true } {
+  return input.scheduled ? { scheduled: true } : {};
 }
 
 function emptySummary(): DailyPipelineOutput['summary'] {

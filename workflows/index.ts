@@ -2,3 +2,4 @@
 export { dailyPipelineWorkflow, currentStepQuery } from './daily-pipeline';
 export { backfillWorkflow, progressQuery } from './backfill';
 export { smokeWorkflow } from './smoke';
+export { lateDataWorkflow } from './late-data';

@@ -33,6 +33,9 @@ main() {
   else
     row worker "queue:$TEMPORAL_TASK_QUEUE" absent - "(scripts/worker.ts not written yet)"
   fi
+  # the pipeline itself: newest loaded date, last run, Kafka lag (says so when the database does not answer)
+  echo
+  node --disable-warning=TimeoutNegativeWarning --import tsx "$ROOT/scripts/pipeline-status.ts" || true
   return "$DOWN"
 }
 
