@@ -43,6 +43,10 @@ KAFKA_HOST="${KAFKA_FIRST_BROKER%:*}"
 KAFKA_PORT="${KAFKA_FIRST_BROKER##*:}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_PARTITIONS=4
+# the SASL_SSL listener of the local broker (TLS with a certificate made at first start, SCRAM or PLAIN)
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-9094}"
+KAFKA_LOCAL_SASL_USER=nightshift
+KAFKA_LOCAL_SASL_PASSWORD=nightshift-local
 
 # postgres://user:password@host:port/db (password and port optional)
 if [[ "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@]*))?@([^:/]+)(:([0-9]+))?/([^?]+) ]]; then
