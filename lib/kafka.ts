@@ -3,7 +3,6 @@ import {
   Admin,
   type BaseOptions,
   FetchIsolationLevels,
-  findErrorBy,
   GenericError,
   ListOffsetTimestamps,
   SASLMechanisms,
@@ -85,45 +84,86 @@ export function kafkaClientOptions(
  */
 export function kafkaError(err: unknown, conn: KafkaConnection, doing: string): Error {
   if (err instanceof ApplicationFailure) return err;
-  const e = err instanceof Error ? err : null;
-  const auth = findErrorBy(e, 'code', 'PLT_KFK_AUTHENTICATION') ?? findErrorBy(e, 'apiId', 'SASL_AUTHENTICATION_FAILED');
-  const unsupported = findErrorBy(e, 'apiId', 'UNSUPPORTED_SASL_MECHANISM');
-  if (auth !== null || unsupported !== null) {
+  const auth = findInChain(
+    err,
+    (e) =>
+      e.code === 'PLT_KFK_AUTHENTICATION' ||
+      e.apiId === 'SASL_AUTHENTICATION_FAILED' ||
+      e.apiId === 'UNSUPPORTED_SASL_MECHANISM' ||
+      e.apiId === 'ILLEGAL_SASL_STATE',
+  );
+  if (auth !== null) {
     const who =
       conn.kafkaSasl === null
         ? 'no SASL credentials (KAFKA_SASL_MECHANISM is unset)'
         : `KAFKA_SASL_MECHANISM=${conn.kafkaSasl.mechanism}, KAFKA_SASL_USERNAME=${JSON.stringify(conn.kafkaSasl.username)}`;
     return ApplicationFailure.nonRetryable(
-      `Kafka refused the SASL authentication while ${doing} with ${who}: check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (${(auth ?? unsupported)?.message ?? ''})`,
+      `Kafka refused the SASL authentication while ${doing} with ${who}: check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (${auth.message})`,
       'KafkaAuthentication',
-      undefined,
     );
   }
   const tls = tlsFailure(err);
   if (tls !== null) {
     return ApplicationFailure.nonRetryable(
-      `TLS to Kafka failed while ${doing} (${tls}): check KAFKA_SSL, KAFKA_SSL_CA and that KAFKA_BROKERS names the TLS listener`,
+      `TLS to Kafka failed while ${doing} (${tls.message}): check KAFKA_SSL, KAFKA_SSL_CA and that KAFKA_BROKERS names the TLS listener`,
       'KafkaTls',
     );
   }
-  return err instanceof Error ? err : new Error(String(err));
+  // transient (a broker down, a request timed out): thrown for the retry policy, saying what failed underneath
+  const leaves = leafMessages(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new Error(`Kafka ${message.replace(/\.$/, '')} while ${doing}${leaves ? ` (${leaves})` : ''}`, { cause: err });
 }
 
-/** The message of a TLS certificate error anywhere in the error's causes, or null. */
-function tlsFailure(err: unknown): string | null {
+/** The distinct messages of the innermost errors of `err` (the client wraps each retry's error). */
+function leafMessages(err: unknown): string {
+  const seen = new Set<unknown>();
+  const leaves = new Set<string>();
+  const queue: unknown[] = [err];
+  while (queue.length > 0) {
+    const e = queue.shift() as ErrorLike | null;
+    if (e === null || typeof e !== 'object' || seen.has(e)) continue;
+    seen.add(e);
+    const inner = [e.cause, ...(Array.isArray(e.errors) ? (e.errors as unknown[]) : [])].filter((x) => x != null);
+    if (inner.length === 0 && e !== err) leaves.add(String(e.message));
+    queue.push(...inner);
+  }
+  return [...leaves].join('; ');
+}
+
+interface ErrorLike {
+  code?: unknown;
+  apiId?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+}
+
+/** The first error in `err`, its causes and aggregated errors that matches, or null. */
+function findInChain(err: unknown, match: (e: ErrorLike) => boolean): { message: string } | null {
   const seen = new Set<unknown>();
   const queue: unknown[] = [err];
   while (queue.length > 0) {
-    const e = queue.shift() as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown } | null;
+    const e = queue.shift() as ErrorLike | null;
     if (e === null || typeof e !== 'object' || seen.has(e)) continue;
     seen.add(e);
-    const code = typeof e.code === 'string' ? e.code : '';
-    if (/^(ERR_TLS_|ERR_SSL_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_)/.test(code))
-      return `${code}: ${String(e.message)}`;
+    if (match(e)) return { message: `${typeof e.code === 'string' ? `${e.code}: ` : ''}${String(e.message)}` };
     queue.push(e.cause);
     if (Array.isArray(e.errors)) queue.push(...(e.errors as unknown[]));
   }
   return null;
+}
+
+/** A TLS certificate or handshake error anywhere in the error's causes, or null. */
+function tlsFailure(err: unknown): { message: string } | null {
+  return findInChain(
+    err,
+    (e) =>
+      typeof e.code === 'string' &&
+      /^(ERR_TLS_|ERR_SSL_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_)/.test(
+        e.code,
+      ),
+  );
 }
 
 /** Runs `fn` with a connected admin client, closed afterwards. */

@@ -148,7 +148,7 @@ describe('a private broker', () => {
     await broker?.stop();
   });
 
-  async function produce(e: TestEnv, events: number, seed: number): Promise<void> {
+  async function produce(e: TestEnv, events: number, seed: number, compression: Compression = 'lz4'): Promise<void> {
     const { values } = eventValues(events, seed);
     const perPartition = Math.ceil(values.length / 4);
     await produceIndependently(
@@ -157,7 +157,7 @@ describe('a private broker', () => {
       [0, 1, 2, 3].map((partition) => ({
         kind: 'plain',
         partition,
-        compression: 'lz4',
+        compression,
         values: values.slice(partition * perPartition, (partition + 1) * perPartition),
       })),
     );
@@ -186,7 +186,9 @@ describe('a private broker', () => {
 
   it('a broker that stops answering fails the landing by the request timeout; once it answers, the retry lands the rest', async () => {
     const e = await env(plaintext);
-    await produce(e, 8_000, 400);
+    // 25 MB uncompressed: several fetch rounds (2 MB per partition each), so reading goes on after the broker stops
+    // answering at the first commit
+    await produce(e, 60_000, 400, 'none');
     let commits = 0;
     const hanging: LandTuning = {
       commitEvery: 2_000,
