@@ -1,7 +1,7 @@
-import { Kafka, logLevel } from 'kafkajs';
 import { sql } from 'kysely';
 import { type Client } from '@temporalio/client';
 import { type Config, loadConfig } from '../lib/config';
+import { topicOffsets } from '../lib/kafka';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
@@ -27,14 +27,8 @@ function positiveInt(name: string, fallback: number): number {
 }
 
 async function topicRecordCount(config: Config): Promise<number> {
-  const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(config.kafkaTopic);
-    return offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
+  const offsets = await topicOffsets(config, config.kafkaTopic);
+  return offsets.reduce((sum, p) => sum + p.high - p.low, 0);
 }
 
 async function workerPolling(client: Client, config: Config): Promise<boolean> {

