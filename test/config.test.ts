@@ -55,7 +55,9 @@ describe('configuration', () => {
       { KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_PASSWORD: 's3cret-value' },
       { KAFKA_SASL_PASSWORD: 's3cret-value' },
     ]) {
-      expect(() => loadConfig(env)).toThrow(expect.objectContaining({ message: expect.not.stringContaining('s3cret') }));
+      expect(() => loadConfig(env)).toThrow(
+        expect.objectContaining({ message: expect.not.stringContaining('s3cret') }),
+      );
     }
   });
 

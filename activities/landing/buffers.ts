@@ -1,12 +1,5 @@
 import { MAX_FUTURE_MS, parseEvent } from '../../lib/events';
-import {
-  DeadLetterRows,
-  EventRows,
-  type LakeArea,
-  lakeFilePath,
-  toParquet,
-  writeLakeFile,
-} from '../../lib/lake';
+import { DeadLetterRows, EventRows, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../../lib/lake';
 import type { PartitionPlan } from './plan';
 
 /** The records side of a landing: validation, per-file row buffers, Parquet files written and not yet committed. */
@@ -22,7 +15,6 @@ export interface WrittenFile {
   rows: number;
   bytes: number;
 }
-
 
 /** The landing's knobs (see LandTuning in activities/land.ts). */
 export interface LandingTuning {
@@ -44,7 +36,6 @@ export interface ChunkCommit {
   landed: number;
   dead: number;
 }
-
 
 /**
  * The records side of a landing over some partitions: open buffers, files written since the last commit, counts.
@@ -179,4 +170,3 @@ export class Landing {
     this.chunkRead = this.chunkLanded = this.chunkDead = 0;
   }
 }
-

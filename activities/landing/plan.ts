@@ -91,4 +91,3 @@ export async function planPartitions(
     })
     .sort((a, b) => a.partition - b.partition);
 }
-

@@ -11,7 +11,6 @@ import { consume } from './read';
 /** Below this many records to land, starting worker threads costs more than it saves. */
 const MIN_PARALLEL_RECORDS = 20_000;
 
-
 /** What a landing worker is given (workerData); its partitions are `plans`. */
 export interface LandWorkerData {
   kafka: KafkaConnection;
@@ -143,4 +142,3 @@ export async function landInWorkers(
     await Promise.all([...workers.map((w) => w.terminate()), local]);
   }
 }
-

@@ -10,7 +10,8 @@ import type { LandWorkerData, LandWorkerMessage } from './threads';
  */
 
 const port = parentPort;
-if (port === null) throw new Error('activities/landing/worker.ts runs as a worker thread of activities/landing/threads.ts');
+if (port === null)
+  throw new Error('activities/landing/worker.ts runs as a worker thread of activities/landing/threads.ts');
 const data = workerData as LandWorkerData;
 const send = (m: LandWorkerMessage): void => port.postMessage(m);
 

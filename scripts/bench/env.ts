@@ -68,8 +68,8 @@ export async function createBenchEnv(
       await db.destroy();
       if (keep) return;
       rmSync(path.resolve(dir, name), { recursive: true, force: true });
-      await deleteTopic(base, topic).catch(
-        (err: unknown) => console.error(`bench: could not delete topic ${topic}: ${String(err)}`),
+      await deleteTopic(base, topic).catch((err: unknown) =>
+        console.error(`bench: could not delete topic ${topic}: ${String(err)}`),
       );
       // plain DROP (as scripts/measure-load.ts): WITH (FORCE) may not stop autovacuum workers for a non-superuser
       for (let attempt = 1; ; attempt++) {
