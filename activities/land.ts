@@ -148,9 +148,9 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
 
   return {
     /**
-     * Lands everything new in the topic (up to the high watermarks seen at its start) into the lake: valid events
-     * under events/dt=…, rejected records with their reason under dead_letter/dt=…. Grain: one Kafka record → one
-     * lake row. Idempotent: offsets and files commit together, so a retry resumes after the last commit, lands
+     * Lands everything new in the topic (read_committed, up to the last stable offsets seen at its start) into the
+     * lake: valid events under events/dt=…, rejected records with their reason under dead_letter/dt=…. Grain: one
+     * delivered Kafka record → one lake row (transaction markers and aborted records are passed over). Idempotent: offsets and files commit together, so a retry resumes after the last commit, lands
      * nothing twice, and removes the files of an interrupted attempt; a second landing with nothing new writes nothing.
      */
     async landEvents(input: LandEventsInput = {}): Promise<LandEventsOutput> {
