@@ -151,7 +151,7 @@ up_postgres() {
 make_kafka_certificate() {
   [[ -s "$KAFKA_TLS_DIR/broker.p12" && -s "$KAFKA_TLS_DIR/ca.pem" ]] && return
   command -v keytool >/dev/null || failed kafka "keytool (Java 17) is needed to make the TLS certificate"
-  mkdir -p "$KAFKA_TLS_DIR"
+  mkdir -p "$KAFKA_TLS_DIR" && chmod 700 "$KAFKA_TLS_DIR"
   rm -f "$KAFKA_TLS_DIR/broker.p12" "$KAFKA_TLS_DIR/ca.pem"
   head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KAFKA_TLS_DIR/password"
   log "kafka: making the TLS certificate of the SASL_SSL listener in $KAFKA_TLS_DIR"
