@@ -39,6 +39,10 @@ export interface Config {
   temporalApiKey: string | null;
   kafkaBrokers: string[];
   kafkaTopic: string;
+  /** TLS, SASL: see "Kafka security" below. */
+  kafkaSsl: boolean;
+  kafkaSslCa: string | null;
+  kafkaSasl: KafkaSasl | null;
   lakeDir: string;
   slackWebhookUrl: string | null;
   // --- operating: metrics, logs, late-data alerts (one block, see README "Operating") ---
@@ -328,6 +332,47 @@ function temporalTls(env: Env, apiKey: string | null): TemporalTlsConfig | null 
   return { certFile, keyFile, caFile, serverName };
 }
 
+// --- Kafka security: KAFKA_SSL, KAFKA_SSL_CA, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD ---
+
+export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
+export interface KafkaSasl {
+  mechanism: (typeof KAFKA_SASL_MECHANISMS)[number];
+  username: string;
+  password: string;
+}
+
+/** TLS (KAFKA_SSL=true, KAFKA_SSL_CA a PEM file, else the system's CAs) and SASL, for every Kafka connection. */
+function kafkaSecurity(env: Env): Pick<Config, 'kafkaSsl' | 'kafkaSslCa' | 'kafkaSasl'> {
+  const ssl = env.KAFKA_SSL?.trim().toLowerCase() ?? '';
+  if (!['', 'true', 'false', '1', '0'].includes(ssl)) fail('KAFKA_SSL', env.KAFKA_SSL ?? '', 'use true or false');
+  const ca = env.KAFKA_SSL_CA?.trim() || null;
+  const mechanism = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase() || null;
+  const username = env.KAFKA_SASL_USERNAME?.trim() || null;
+  const password = env.KAFKA_SASL_PASSWORD || null;
+  if (mechanism !== null && !(KAFKA_SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+    fail('KAFKA_SASL_MECHANISM', mechanism, `use one of ${KAFKA_SASL_MECHANISMS.join(', ')}`);
+  }
+  if (mechanism === null && (username !== null || password !== null)) {
+    throw new ConfigError(
+      'KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set without KAFKA_SASL_MECHANISM: set it to plain, scram-sha-256 or scram-sha-512',
+    );
+  }
+  if (mechanism !== null && (username === null || password === null)) {
+    throw new ConfigError(
+      `KAFKA_SASL_MECHANISM=${mechanism} needs both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD to be set`,
+    );
+  }
+  return {
+    kafkaSsl: ssl === 'true' || ssl === '1' || ca !== null,
+    kafkaSslCa: ca,
+    kafkaSasl:
+      mechanism === null
+        ? null
+        : { mechanism: mechanism as KafkaSasl['mechanism'], username: username ?? '', password: password ?? '' },
+  };
+}
+
 /** Reads and validates the configuration; throws a ConfigError naming the bad variable. */
 export function loadConfig(env: Env = readEnvironment()): Config {
   const slack = optional(env, 'SLACK_WEBHOOK_URL');
@@ -351,6 +396,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     temporalApiKey: apiKey,
     kafkaBrokers: brokers.map((b) => hostPort('KAFKA_BROKERS', b)),
     kafkaTopic: identifier('KAFKA_TOPIC', read(env, 'KAFKA_TOPIC')),
+    ...kafkaSecurity(env),
     lakeDir: read(env, 'LAKE_DIR'),
     slackWebhookUrl: slack ? url('SLACK_WEBHOOK_URL', slack, ['https:', 'http:']) : null,
     metricsPort: port('METRICS_PORT', read(env, 'METRICS_PORT')),

@@ -1,7 +1,7 @@
+import { type KafkaConnection, kafkaConnection, topicOffsets } from './kafka';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from './config';
 
@@ -18,38 +18,11 @@ type Queryable = Pick<pg.Pool, 'query'>;
 /** Kafka's high watermark (next offset to be written) per partition of a topic. */
 export type HighWatermarks = (topic: string) => Promise<{ partition: number; high: number }[]>;
 
-/** High watermarks through one Kafka admin connection, opened on the first scrape and kept. */
-export function kafkaHighWatermarks(brokers: string[]): HighWatermarks & { close(): Promise<void> } {
-  let admin: Promise<Admin> | undefined;
-  const connect = (): Promise<Admin> => {
-    admin ??= (async () => {
-      const a = new Kafka({
-        clientId: 'nightshift-metrics',
-        brokers,
-        logLevel: logLevel.NOTHING,
-        connectionTimeout: 3000,
-        requestTimeout: 5000,
-        retry: { retries: 1 },
-      }).admin();
-      await a.connect();
-      return a;
-    })().catch((err) => {
-      admin = undefined;
-      throw err;
-    });
-    return admin;
-  };
-  const read = async (topic: string) => {
-    const offsets = await (await connect()).fetchTopicOffsets(topic);
-    return offsets.map((o) => ({ partition: o.partition, high: Number(o.high) }));
-  };
-  return Object.assign(read, {
-    async close() {
-      const a = await admin?.catch(() => undefined);
-      admin = undefined;
-      await a?.disconnect();
-    },
-  });
+/** High watermarks (read_committed: the last stable offset) through the project's Kafka client, per scrape. */
+export function kafkaHighWatermarks(conn: KafkaConnection): HighWatermarks & { close(): Promise<void> } {
+  const read = async (topic: string) =>
+    (await topicOffsets(conn, topic)).map((o) => ({ partition: o.partition, high: o.high }));
+  return Object.assign(read, { close: async () => undefined });
 }
 
 export interface PipelineMetricsOptions {
@@ -331,11 +304,14 @@ export function sdkTelemetryOptions(config: Pick<Config, 'metricsPort' | 'tempor
 
 /** The worker's /metrics on METRICS_PORT (none when it is 0): the pipeline's series and the SDK's. */
 export async function startWorkerMetrics(
-  config: Pick<Config, 'metricsPort' | 'temporalMetricsPort' | 'kafkaBrokers' | 'kafkaTopic'>,
+  config: Pick<
+    Config,
+    'metricsPort' | 'temporalMetricsPort' | 'kafkaBrokers' | 'kafkaSsl' | 'kafkaSslCa' | 'kafkaSasl' | 'kafkaTopic'
+  >,
   pool: Queryable,
 ): Promise<MetricsServer | null> {
   if (!config.metricsPort) return null;
-  const highWatermarks = kafkaHighWatermarks(config.kafkaBrokers);
+  const highWatermarks = kafkaHighWatermarks(kafkaConnection(config));
   let server: MetricsServer;
   try {
     server = await startMetricsServer({

@@ -1,6 +1,6 @@
 import type { Config } from './config';
 import { type GenerateOptions, checkGenerateOptions, generateEvents } from './generator';
-import { FastProducer } from './kafka-wire';
+import { EventSender } from './kafka';
 
 /** Produces realistic, deterministic v1 events (and a share of bad records) into Kafka: `make produce`, the demo, tests. */
 
@@ -24,29 +24,14 @@ export interface ProduceSummary {
   undated: number;
 }
 
-/**
- * Records go through lib/kafka-wire's FastProducer: kafkajs's producer spends about 40 µs per message (generic
- * encoders, byte-wise CRC32C, O(n²) grouping by partition) and capped this script at ~17,500 events/s.
- * Keys map to the same partitions as with kafkajs's DefaultPartitioner (murmur2).
- */
-const REQUEST_BYTES = 1 << 20;
-const IN_FLIGHT = 4;
-
-/** Generates the events for `options` and sends them keyed by user_id, in batches, several requests in flight. */
+/** Generates the events for `options` and sends them keyed by user_id through the project's Kafka client (lib/kafka.ts). */
 export async function produceEvents(config: Config, options: ProduceOptions): Promise<ProduceSummary> {
   checkGenerateOptions(options);
   const topic = options.topic ?? config.kafkaTopic;
   let sent = 0;
-  const producer = await FastProducer.connect({
-    brokers: config.kafkaBrokers,
-    topic,
-    clientId: 'nightshift-produce',
-    requestBytes: REQUEST_BYTES,
-    inFlight: IN_FLIGHT,
-    onAcked: (records) => {
-      sent += records;
-      options.onProgress?.(sent, options.events);
-    },
+  const producer = EventSender.connect(config, topic, (records) => {
+    sent += records;
+    options.onProgress?.(sent, options.events);
   });
   const started = process.hrtime.bigint();
   const byDate: Record<string, number> = {};

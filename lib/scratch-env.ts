@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { createTopic, deleteTopic } from './kafka';
 import pg from 'pg';
 import type { Config } from './config';
 import { createDb, createPool, type Db } from '../warehouse/db';
@@ -41,27 +41,17 @@ export async function createScratchEnv(base: Config, prefix: string, partitions 
   };
   const pool = createPool(config.databaseUrl, 4);
   const db = createDb(pool);
-  const kafka = new Kafka({ brokers: base.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
   const cleanup = async () => {
     await db.destroy();
     if (!pool.ended) await pool.end();
     rmSync(lakeDir, { recursive: true, force: true });
-    await kafka
-      .connect()
-      .then(() => kafka.deleteTopics({ topics: [topic] }))
-      .catch(() => undefined)
-      .finally(() => kafka.disconnect());
+    await deleteTopic(base, topic).catch(() => undefined);
     // our own sessions are gone (pool ended); drop waits for nothing else
     await adminQuery(base.databaseUrl, `drop database if exists ${database}`);
   };
   try {
     await migrateToLatest(db);
-    await kafka.connect();
-    await kafka.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
-    await kafka.disconnect();
+    await createTopic(base, topic, partitions);
   } catch (err) {
     await cleanup();
     throw err;

@@ -1,8 +1,8 @@
-import { Kafka, logLevel } from 'kafkajs';
 import { sql } from 'kysely';
 import { type Client } from '@temporalio/client';
 import { EXIT, EXIT_CODES_HELP, parseCommandLine, runCommand } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
+import { topicOffsets } from '../lib/kafka';
 import { closeClient, connectClient } from '../lib/temporal-client';
 import { addDays, utcDate, workflowUiUrl } from '../lib/temporal';
 import { createDb, createPool, type Db } from '../warehouse/db';
@@ -22,14 +22,8 @@ const BAD_RATE = 0.002;
 const INCIDENT_BAD_RECORDS = 2500;
 
 async function topicRecordCount(config: Config): Promise<number> {
-  const admin = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(config.kafkaTopic);
-    return offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
+  const offsets = await topicOffsets(config, config.kafkaTopic);
+  return offsets.reduce((sum, p) => sum + p.high - p.low, 0);
 }
 
 async function workerPolling(client: Client, config: Config): Promise<boolean> {

@@ -7,7 +7,7 @@ import { createPool } from '../warehouse/db';
 async function main(): Promise<void> {
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 1);
-  const high = kafkaHighWatermarks(config.kafkaBrokers);
+  const high = kafkaHighWatermarks(config);
   try {
     console.log(formatPipelineStatus(await pipelineStatus(pool, config.kafkaTopic, high), config.kafkaTopic));
   } finally {

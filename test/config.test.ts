@@ -34,6 +34,36 @@ describe('configuration', () => {
     );
   });
 
+  it('reads Kafka TLS and SASL settings, and names the variable when they are incomplete, never the password', () => {
+    const secure = loadConfig({
+      KAFKA_SSL_CA: '/etc/ca.pem',
+      KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      KAFKA_SASL_USERNAME: 'app',
+      KAFKA_SASL_PASSWORD: 's3cret-value',
+    });
+    expect(secure.kafkaSsl).toBe(true);
+    expect(secure.kafkaSslCa).toBe('/etc/ca.pem');
+    expect(secure.kafkaSasl).toEqual({ mechanism: 'scram-sha-512', username: 'app', password: 's3cret-value' });
+    expect(loadConfig({}).kafkaSasl).toBeNull();
+    expect(loadConfig({}).kafkaSsl).toBe(false);
+    expect(() => loadConfig({ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_PASSWORD: 's3cret-value' })).toThrow(
+      /KAFKA_SASL_MECHANISM="gssapi".*plain, scram-sha-256, scram-sha-512/,
+    );
+    expect(() => loadConfig({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'app' })).toThrow(
+      /KAFKA_SASL_PASSWORD/,
+    );
+    expect(() => loadConfig({ KAFKA_SASL_PASSWORD: 's3cret-value' })).toThrow(/KAFKA_SASL_MECHANISM/);
+    expect(() => loadConfig({ KAFKA_SSL: 'yes please' })).toThrow(/KAFKA_SSL=/);
+    for (const env of [
+      { KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_PASSWORD: 's3cret-value' },
+      { KAFKA_SASL_PASSWORD: 's3cret-value' },
+    ]) {
+      expect(() => loadConfig(env)).toThrow(
+        expect.objectContaining({ message: expect.not.stringContaining('s3cret') }),
+      );
+    }
+  });
+
   it('.env.example documents every variable the configuration reads', () => {
     const example = readFileSync(path.join(root, '.env.example'), 'utf8');
     const config = readFileSync(path.join(root, 'lib/config.ts'), 'utf8');

@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLandActivities, type LandTuning } from '../activities/land';
+import { topicOffsets } from '../lib/kafka';
 import { readEventFile } from '../lib/lake';
 import { produceEvents } from '../lib/produce';
 import { createTestEnv, type TestEnv } from './support';
@@ -25,14 +25,8 @@ function land(e: TestEnv, tuning: LandTuning = {}) {
 }
 
 async function highWatermarks(e: TestEnv): Promise<Map<number, number>> {
-  const admin = new Kafka({ brokers: e.config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(e.config.kafkaTopic);
-    return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
-  } finally {
-    await admin.disconnect();
-  }
+  const offsets = await topicOffsets(e.config, e.config.kafkaTopic);
+  return new Map(offsets.map((o) => [o.partition, o.high]));
 }
 
 async function manifest(e: TestEnv) {

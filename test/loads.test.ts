@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createDimensionActivities } from '../activities/dimensions';
 import { createFactActivities } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
-import { Kafka, logLevel } from 'kafkajs';
 import { createLandActivities } from '../activities/land';
+import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import type { RawEventV1 } from '../lib/events';
 import { createTestEnv, type TestEnv } from './support';
@@ -68,19 +68,12 @@ interface LoadFeed {
 
 /** The real landing path: JSON records produced to the test's topic (keyed by user_id), then landEvents. */
 async function landingFeed(env: TestEnv): Promise<LoadFeed & { close(): Promise<void> }> {
-  const producer = new Kafka({
-    clientId: 'loads-test',
-    brokers: env.config.kafkaBrokers,
-    logLevel: logLevel.NOTHING,
-  }).producer();
-  await producer.connect();
   const land = createLandActivities({ config: env.config, pool: env.pool, db: env.db });
   return {
     async send(events) {
-      await producer.send({
-        topic: env.config.kafkaTopic,
-        messages: events.map((e) => ({ key: e.user_id, value: JSON.stringify(e) })),
-      });
+      const producer = EventSender.connect(env.config, env.config.kafkaTopic);
+      for (const e of events) await producer.send(Buffer.from(e.user_id), Buffer.from(JSON.stringify(e)));
+      await producer.close();
       const landed = await land.landEvents({});
       expect(landed).toMatchObject({
         recordsRead: events.length,
@@ -88,7 +81,7 @@ async function landingFeed(env: TestEnv): Promise<LoadFeed & { close(): Promise<
         recordsDeadLettered: 0,
       });
     },
-    close: () => producer.disconnect(),
+    close: () => Promise.resolve(),
   };
 }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
-import { Kafka, logLevel } from 'kafkajs';
+import { topicOffsets } from '../lib/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { kafkaHighWatermarks } from '../lib/metrics';
@@ -82,10 +82,7 @@ describe('Prometheus metrics on the worker', () => {
     expect(m.get(`nightshift_records_landed_total{topic="${topic}"}`)).toBe(files.landed);
     expect(m.get(`nightshift_records_dead_lettered_total{topic="${topic}"}`)).toBe(files.dead);
 
-    const admin = new Kafka({ brokers: env.config.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
-    await admin.connect();
-    const high = await admin.fetchTopicOffsets(topic);
-    await admin.disconnect();
+    const high = await topicOffsets(env.config, topic);
     const landed = await q('select partition, next_offset::int as next from ops.kafka_offsets where topic = $1', [
       topic,
     ]);
@@ -124,7 +121,7 @@ describe('Prometheus metrics on the worker', () => {
     expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
 
     // make status says the same beside the services' health
-    const watermarks = kafkaHighWatermarks(env.config.kafkaBrokers);
+    const watermarks = kafkaHighWatermarks(env.config);
     const status = await pipelineStatus(env.pool, topic, watermarks);
     await watermarks.close();
     expect(status).toEqual({

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { type Config, loadConfig } from '../lib/config';
+import { createTopic, deleteTopic, type KafkaConnection } from '../lib/kafka';
 import { createDb, createPool, type Db } from '../warehouse/db';
 
 /** Test isolation: every test gets its own database, Kafka topic, lake folder and task queue. */
@@ -45,8 +45,10 @@ export interface TestEnv {
 }
 
 /** A migrated database cloned from the template, a fresh topic with `partitions` partitions, and a temp lake. */
-export async function createTestEnv(options: { partitions?: number; topic?: boolean } = {}): Promise<TestEnv> {
-  const base = loadConfig();
+export async function createTestEnv(
+  options: { partitions?: number; topic?: boolean; kafka?: KafkaConnection } = {},
+): Promise<TestEnv> {
+  const base = { ...loadConfig(), ...options.kafka };
   const database = uniqueName('ns_test');
   const admin = new pg.Client({ connectionString: base.databaseUrl });
   await admin.connect();
@@ -56,7 +58,7 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
     await admin.end();
   }
   const topic = uniqueName('events_test');
-  if (options.topic !== false) await createTopic(base.kafkaBrokers, topic, options.partitions ?? 4);
+  if (options.topic !== false) await createTopic(base, topic, options.partitions ?? 4);
   const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-lake-'));
   const config: Config = {
     ...base,
@@ -78,7 +80,7 @@ export async function createTestEnv(options: { partitions?: number; topic?: bool
       // Kysely ends the pool only if it ever used it.
       if (!pool.ended) await pool.end();
       rmSync(lakeDir, { recursive: true, force: true });
-      if (options.topic !== false) await deleteTopic(base.kafkaBrokers, topic).catch(() => undefined);
+      if (options.topic !== false) await deleteTopic(base, topic).catch(() => undefined);
       await dropDatabase(base.databaseUrl, database);
     },
   };
@@ -110,28 +112,5 @@ export async function dropDatabase(adminUrl: string, database: string): Promise<
     }
   } finally {
     await client.end();
-  }
-}
-
-export async function createTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-export async function deleteTopic(brokers: string[], topic: string): Promise<void> {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics: [topic] });
-  } finally {
-    await admin.disconnect();
   }
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import type { Config } from '../../lib/config';
+import { createTopic, deleteTopic } from '../../lib/kafka';
 import { createDb, createPool, type Db } from '../../warehouse/db';
 import { migrateToLatest } from '../../warehouse/migrate';
 
@@ -27,16 +27,6 @@ function databaseUrlFor(baseUrl: string, database: string): string {
   return url.toString();
 }
 
-async function withKafkaAdmin<T>(brokers: string[], fn: (admin: ReturnType<Kafka['admin']>) => Promise<T>): Promise<T> {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 async function adminQuery(baseUrl: string, text: string): Promise<void> {
   const client = new pg.Client({ connectionString: baseUrl });
   await client.connect();
@@ -56,12 +46,7 @@ export async function createBenchEnv(
   const name = benchName('nightshift_bench');
   await adminQuery(base.databaseUrl, `create database ${name}`);
   const topic = name.replace(/_/g, '-');
-  await withKafkaAdmin(base.kafkaBrokers, (admin) =>
-    admin.createTopics({
-      topics: [{ topic, numPartitions: options.partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    }),
-  );
+  await createTopic(base, topic, options.partitions);
   const lakeDir = path.resolve(dir, name, 'lake');
   mkdirSync(lakeDir, { recursive: true });
   const config: Config = {
@@ -83,8 +68,8 @@ export async function createBenchEnv(
       await db.destroy();
       if (keep) return;
       rmSync(path.resolve(dir, name), { recursive: true, force: true });
-      await withKafkaAdmin(base.kafkaBrokers, (admin) => admin.deleteTopics({ topics: [topic] })).catch(
-        (err: unknown) => console.error(`bench: could not delete topic ${topic}: ${String(err)}`),
+      await deleteTopic(base, topic).catch((err: unknown) =>
+        console.error(`bench: could not delete topic ${topic}: ${String(err)}`),
       );
       // plain DROP (as scripts/measure-load.ts): WITH (FORCE) may not stop autovacuum workers for a non-superuser
       for (let attempt = 1; ; attempt++) {

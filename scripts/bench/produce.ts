@@ -1,9 +1,13 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import type { Message } from 'kafkajs';
 import type { Config } from '../../lib/config';
 import { generateEvents } from '../../lib/generator';
-import { FastProducer } from '../../lib/kafka-wire';
+import { EventSender } from '../../lib/kafka';
 import { addDays } from '../../lib/temporal';
+
+interface Message {
+  key: string | Buffer;
+  value: Buffer;
+}
 
 /**
  * The benchmark's events: one generated world running over two days (the same users come back on day 2), split at
@@ -12,7 +16,7 @@ import { addDays } from '../../lib/temporal';
  * Day 1 and day 2 should both be weekdays, so each gets the same number of events.
  */
 
-/** Messages handed to the sender at a time; the FastProducers batch them by bytes (as scripts/produce.ts does). */
+/** Messages handed to the sender at a time; the EventSenders batch them by bytes (as scripts/produce.ts does). */
 const BATCH_SIZE = 4000;
 
 export interface Produced {
@@ -21,29 +25,19 @@ export interface Produced {
   seconds: number;
 }
 
-/** Sends batches keyed by user_id to each topic through lib/kafka-wire's FastProducer, as `make produce` does. */
+/** Sends batches keyed by user_id to each topic through lib/kafka's EventSender, as `make produce` does. */
 class BatchSender {
-  private constructor(private readonly producers: FastProducer[]) {}
+  private constructor(private readonly producers: EventSender[]) {}
 
-  static async connect(config: Config, topics: string[]): Promise<BatchSender> {
-    const producers: FastProducer[] = [];
-    try {
-      for (const topic of topics)
-        producers.push(
-          await FastProducer.connect({ brokers: config.kafkaBrokers, topic, clientId: 'nightshift-bench' }),
-        );
-    } catch (err) {
-      await Promise.all(producers.map((p) => p.close().catch(() => undefined)));
-      throw err;
-    }
-    return new BatchSender(producers);
+  static connect(config: Config, topics: string[]): Promise<BatchSender> {
+    return Promise.resolve(new BatchSender(topics.map((topic) => EventSender.connect(config, topic))));
   }
 
   async send(messages: Message[]): Promise<void> {
     for (const producer of this.producers) {
       for (const m of messages) {
-        const key = typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? Buffer.alloc(0));
-        await producer.send(key, m.value as Buffer);
+        const key = typeof m.key === 'string' ? Buffer.from(m.key) : m.key;
+        await producer.send(key, m.value);
       }
     }
   }

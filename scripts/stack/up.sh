@@ -10,6 +10,7 @@ POSTGRES_TIMEOUT=60
 KAFKA_TIMEOUT=90
 KAFKA_DIR="$DATA/kafka"
 KAFKA_LOG_DIR="$KAFKA_DIR/data"
+KAFKA_TLS_DIR="$KAFKA_DIR/tls"
 
 failed() { die "$1 did not become healthy${2:+ ($2)}; read $LOGS/$1.log"; }
 
@@ -146,10 +147,30 @@ up_postgres() {
 
 # --- Kafka -------------------------------------------------------------------
 
+# a self-signed certificate for the SASL_SSL listener, made once; clients trust tls/ca.pem (KAFKA_SSL_CA)
+make_kafka_certificate() {
+  [[ -s "$KAFKA_TLS_DIR/broker.p12" && -s "$KAFKA_TLS_DIR/ca.pem" ]] && return
+  command -v keytool >/dev/null || failed kafka "keytool (Java 17) is needed to make the TLS certificate"
+  mkdir -p "$KAFKA_TLS_DIR" && chmod 700 "$KAFKA_TLS_DIR"
+  rm -f "$KAFKA_TLS_DIR/broker.p12" "$KAFKA_TLS_DIR/ca.pem"
+  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KAFKA_TLS_DIR/password"
+  log "kafka: making the TLS certificate of the SASL_SSL listener in $KAFKA_TLS_DIR"
+  keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=$KAFKA_HOST" \
+    -ext "SAN=IP:127.0.0.1,DNS:localhost" -ext "BC:c=ca:true" -storetype PKCS12 \
+    -keystore "$KAFKA_TLS_DIR/broker.p12" -storepass "$(cat "$KAFKA_TLS_DIR/password")" \
+    >>"$LOGS/kafka.log" 2>&1 || failed kafka "keytool -genkeypair failed"
+  keytool -exportcert -rfc -alias broker -keystore "$KAFKA_TLS_DIR/broker.p12" \
+    -storepass "$(cat "$KAFKA_TLS_DIR/password")" -file "$KAFKA_TLS_DIR/ca.pem" \
+    >>"$LOGS/kafka.log" 2>&1 || failed kafka "keytool -exportcert failed"
+}
+
 write_kafka_config() {
   mkdir -p "$KAFKA_LOG_DIR"
+  make_kafka_certificate
   sed -e "s|@HOST@|$KAFKA_HOST|g" -e "s|@PORT@|$KAFKA_PORT|g" \
-    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@SASL_SSL_PORT@|$KAFKA_SASL_SSL_PORT|g" \
+    -e "s|@TLS_DIR@|$KAFKA_TLS_DIR|g" -e "s|@TLS_PASSWORD@|$(cat "$KAFKA_TLS_DIR/password")|g" \
+    -e "s|@SASL_USER@|$KAFKA_LOCAL_SASL_USER|g" -e "s|@SASL_PASSWORD@|$KAFKA_LOCAL_SASL_PASSWORD|g" \
     -e "s|@LOG_DIRS@|$KAFKA_LOG_DIR|g" -e "s|@TOPIC@|$KAFKA_TOPIC|g" \
     "$STACK_DIR/kafka-server.properties.template" >"$KAFKA_DIR/server.properties"
 }
@@ -161,7 +182,10 @@ format_kafka_storage() {
   log "kafka: formatting storage in $KAFKA_LOG_DIR"
   "${KAFKA_TOOL[@]}" kafka.tools.StorageTool format --standalone \
     -t "$(cat "$KAFKA_DIR/cluster-id")" -c "$KAFKA_DIR/server.properties" --ignore-formatted \
+    --add-scram "SCRAM-SHA-256=[name=$KAFKA_LOCAL_SASL_USER,password=$KAFKA_LOCAL_SASL_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$KAFKA_LOCAL_SASL_USER,password=$KAFKA_LOCAL_SASL_PASSWORD]" \
     >>"$LOGS/kafka.log" 2>&1 || failed kafka "storage format failed"
+  touch "$KAFKA_DIR/scram-user"
 }
 
 start_kafka() {
@@ -190,9 +214,20 @@ ensure_topic() {
     --replication-factor 1 >>"$LOGS/kafka.log" 2>&1
 }
 
+# storage formatted before the SASL_SSL listener existed: create its SCRAM user once, on the running broker
+ensure_scram_user() {
+  [[ -f "$KAFKA_DIR/scram-user" ]] && return
+  log "kafka: creating the SCRAM user $KAFKA_LOCAL_SASL_USER"
+  "${KAFKA_TOOL[@]}" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKERS" --alter \
+    --add-config "SCRAM-SHA-256=[password=$KAFKA_LOCAL_SASL_PASSWORD],SCRAM-SHA-512=[password=$KAFKA_LOCAL_SASL_PASSWORD]" \
+    --entity-type users --entity-name "$KAFKA_LOCAL_SASL_USER" >>"$LOGS/kafka.log" 2>&1 &&
+    touch "$KAFKA_DIR/scram-user"
+}
+
 wait_kafka() {
   wait_service kafka "$KAFKA_TIMEOUT" port_open "$KAFKA_HOST" "$KAFKA_PORT"
   ensure_topic || failed kafka "could not create topic $KAFKA_TOPIC"
+  ensure_scram_user || failed kafka "could not create the SCRAM user $KAFKA_LOCAL_SASL_USER"
 }
 
 # --- worker ------------------------------------------------------------------

@@ -15,7 +15,8 @@ import { dailyPipelineWorkflow } from '../../workflows';
 import { createDb, createPool, type Db } from '../../warehouse/db';
 import { migrateToLatest } from '../../warehouse/migrate';
 import { type FaultPostgres, startFaultPostgres } from '../fault-postgres';
-import { createTopic, databaseUrlFor, deleteTopic, uniqueName } from '../support';
+import { createTopic, deleteTopic } from '../../lib/kafka';
+import { databaseUrlFor, uniqueName } from '../support';
 import { killAndWait, produceDays, spawnWorker, testClient, until, warehouseHashes } from '../temporal-support';
 
 /**
@@ -174,7 +175,7 @@ describe('crash safety under faults', () => {
       await migrator.destroy();
     }
     topic = uniqueName('events_faults');
-    await createTopic(base.kafkaBrokers, topic, 4);
+    await createTopic(base, topic, 4);
     await produceDays({ ...base, kafkaTopic: topic }, DATE, 1, EVENTS, 11);
     client = await testClient(base);
 
@@ -192,7 +193,7 @@ describe('crash safety under faults', () => {
 
   afterAll(async () => {
     if (client) await closeClient(client);
-    if (topic) await deleteTopic(base.kafkaBrokers, topic).catch(() => undefined);
+    if (topic) await deleteTopic(base, topic).catch(() => undefined);
     await postgres?.stop();
   });
 

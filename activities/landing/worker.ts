@@ -1,14 +1,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ChunkCommit, type LandWorkerData, type LandWorkerMessage, Landing, consume } from './land';
+import { type ChunkCommit, Landing } from './buffers';
+import { consume } from './read';
+import type { LandWorkerData, LandWorkerMessage } from './threads';
 
 /**
- * A landing worker thread (started by activities/land.ts): lands its share of the partitions — fetch, validate,
+ * A landing worker thread (started by activities/landing/threads.ts): lands its share of the partitions — fetch, validate,
  * write Parquet under temp names and rename — and sends each chunk to the activity's thread, which commits it in
  * PostgreSQL and answers; the worker reads on only once its chunk is committed.
  */
 
 const port = parentPort;
-if (port === null) throw new Error('activities/land-worker.ts runs as a worker thread of activities/land.ts');
+if (port === null)
+  throw new Error('activities/landing/worker.ts runs as a worker thread of activities/landing/threads.ts');
 const data = workerData as LandWorkerData;
 const send = (m: LandWorkerMessage): void => port.postMessage(m);
 
@@ -30,7 +33,8 @@ const commitChunk = (chunk: ChunkCommit): Promise<void> =>
 async function main(): Promise<void> {
   const landing = new Landing(data.lakeDir, data.topic, data.plans, data.tuning, data.nowMs, commitChunk);
   await consume({
-    brokers: data.brokers,
+    kafka: data.kafka,
+    requestTimeoutMs: data.tuning.requestTimeoutMs,
     topic: data.topic,
     plans: data.plans,
     landing,
