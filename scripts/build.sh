@@ -28,6 +28,8 @@ echo "[build] compiling to $OUT/"
 rm -rf "$OUT.new" "$OUT.old"
 node_modules/.bin/tsc -p tsconfig.build.json --outDir "$OUT.new"
 find warehouse -name '*.sql' -exec install -D -m 644 {} "$OUT.new/{}" \;
+# package.json bin: npx runs it as a program (npm sets the bit only when it first links the package)
+chmod +x "$OUT.new/scripts/nightshift.js"
 date -u +%FT%TZ >"$OUT.new/.built"
 [[ ! -d "$OUT" ]] || mv "$OUT" "$OUT.old"
 mv "$OUT.new" "$OUT"
