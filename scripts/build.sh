@@ -23,7 +23,14 @@ if [[ "${1:-}" == --if-changed && -z "$(changed_input)" ]]; then
 fi
 [[ -x node_modules/.bin/tsc ]] || { echo "node_modules/ is not installed: run make install" >&2; exit 1; }
 echo "[build] compiling to $OUT/"
-rm -rf "$OUT"
-node_modules/.bin/tsc -p tsconfig.build.json --outDir "$OUT"
-find warehouse -name '*.sql' -exec install -D -m 644 {} "$OUT/{}" \;
-date -u +%FT%TZ >"$OUT/.built"
+# built beside it, then swapped in: a worker running from $OUT never finds it half-written or missing
+# (make up restarts it on the new build; until then it runs the code it loaded)
+rm -rf "$OUT.new" "$OUT.old"
+node_modules/.bin/tsc -p tsconfig.build.json --outDir "$OUT.new"
+find warehouse -name '*.sql' -exec install -D -m 644 {} "$OUT.new/{}" \;
+# package.json bin: npx runs it as a program (npm sets the bit only when it first links the package)
+chmod +x "$OUT.new/scripts/nightshift.js"
+date -u +%FT%TZ >"$OUT.new/.built"
+[[ ! -d "$OUT" ]] || mv "$OUT" "$OUT.old"
+mv "$OUT.new" "$OUT"
+rm -rf "$OUT.old"
