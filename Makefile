@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 NODE_RUN := node --import tsx
 
-.PHONY: help install up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench
+.PHONY: help install up down status migrate worker test lint psql produce check backfill schedule unschedule demo bench schema
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,3 +63,6 @@ demo: up ## produce several days of events, run them through Temporal, print a s
 
 bench: ## benchmark each stage against a raw COPY baseline: make bench EVENTS=1000000
 	@$(NODE_RUN) scripts/bench.ts $(if $(EVENTS),--events $(EVENTS))
+
+schema: ## write the published event contract schema/event.v1.schema.json from lib/event-schema.ts
+	@$(NODE_RUN) scripts/write-event-schema.ts
