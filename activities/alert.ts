@@ -9,6 +9,7 @@ import {
   type RunLink,
   type SlackMessage,
   buildAlertMessage,
+  backfillSummaryHasNews,
   buildBackfillSummary,
   buildRecoveredMessage,
   isMaterialChange,
@@ -69,6 +70,8 @@ export interface SendBackfillSummaryOutput {
   datesWithProblems: number;
   alerted: string[];
   recovered: string[];
+  /** The summary had nothing new (every item alerted before): recorded in ops.alerts as suppressed, not posted. */
+  suppressed: boolean;
   messagesDelivered: number;
   messagesUndelivered: number;
 }
@@ -239,7 +242,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           `select array_agg(a.alert_id order by a.alert_id) as ids, a.run_id, min(a.attempts) as attempts,
                   (array_agg(a.payload order by a.alert_id))[1] as payload
            from ops.alerts as a
-           where not a.delivered and a.created_at > now() - make_interval(hours => $1::int)
+           where not a.delivered and not a.suppressed and a.created_at > now() - make_interval(hours => $1::int)
            group by a.run_id, md5(a.payload::text)
            order by min(a.alert_id)`,
           [Math.ceil(alertConfig.redeliverMaxAgeHours)],
@@ -445,12 +448,20 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
             );
         }
         const bad = summaries.filter((s) => s.checked && (s.alerts.length || s.stillFailing.length)).length;
+        // every item alerted before (e.g. a re-run backfill): recorded as suppressed, never posted
+        const suppressed = !backfillSummaryHasNews(summaries);
         await client.query(
-          `insert into ops.alerts (fingerprint, kind, dt, check_name, status, observed, run_id, payload, last_error)
-           values ($1, 'summary', null, null, $2, $3, $4, $5::jsonb, $6)`,
-          [fingerprint, bad ? 'fail' : 'pass', bad, input.run.runId, JSON.stringify(message), lastError],
+          `insert into ops.alerts (fingerprint, kind, dt, check_name, status, observed, run_id, payload, last_error, suppressed)
+           values ($1, 'summary', null, null, $2, $3, $4, $5::jsonb, $6, $7)`,
+          [fingerprint, bad ? 'fail' : 'pass', bad, input.run.runId, JSON.stringify(message), lastError, suppressed],
         );
-        return { datesChecked: summaries.filter((s) => s.checked).length, datesWithProblems: bad, alerted, recovered };
+        return {
+          datesChecked: summaries.filter((s) => s.checked).length,
+          datesWithProblems: bad,
+          alerted,
+          recovered,
+          suppressed,
+        };
       });
       const delivery = await deliverPending();
       return {
@@ -460,6 +471,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         datesWithProblems: decided?.datesWithProblems ?? 0,
         alerted: decided?.alerted ?? [],
         recovered: decided?.recovered ?? [],
+        suppressed: decided?.suppressed ?? false,
         messagesDelivered: delivery.delivered,
         messagesUndelivered: delivery.undelivered,
       };
