@@ -259,6 +259,13 @@ function codePoints(s: string): number {
   return n;
 }
 
+/**
+ * Whether the record being validated has a \u escape. U+0000 and lone surrogates can only reach a parsed string
+ * through one (raw control characters are not JSON; decoded UTF-8 has no lone surrogates), so records without
+ * any skip those per-field checks. Set by parseEvent for the record it validates.
+ */
+let textHasEscapes = true;
+
 /** String.prototype.isWellFormed (ES2024, Node 20+), not in this project's ES2022 lib typings. */
 type WellFormed = { isWellFormed(): boolean };
 
@@ -268,6 +275,7 @@ function checkText(value: string, path: string, max: number | null): string {
     const n = codePoints(value);
     if (n > max) throw new Reject(`field "${path}" is ${n} characters long, above its limit of ${max}`);
   }
+  if (!textHasEscapes) return value;
   if (value.indexOf('\0') !== -1) {
     throw new Reject(`field "${path}" contains U+0000, which PostgreSQL text cannot hold`);
   }
@@ -442,17 +450,17 @@ function salvage(obj: Record<string, unknown>): { eventId?: string; eventTime?: 
 /**
  * The nesting depth of a JSON text when it exceeds `max`, else 0. JSON.parse itself copes with any depth, but a
  * deep value would overflow the stack of whatever walks it later. Most records have a handful of brackets: only
- * those with more than `max` opening brackets are scanned.
+ * those with more than `max` opening brackets are scanned (String#indexOf, much cheaper than a loop or Buffer's).
  */
-function depthAbove(raw: Buffer, max: number): number {
+function depthAbove(text: string, max: number): number {
   let opens = 0;
-  for (let i = raw.indexOf(0x7b); i !== -1 && opens <= max; i = raw.indexOf(0x7b, i + 1)) opens++;
-  for (let i = raw.indexOf(0x5b); i !== -1 && opens <= max; i = raw.indexOf(0x5b, i + 1)) opens++;
+  for (let i = text.indexOf('{'); i !== -1 && opens <= max; i = text.indexOf('{', i + 1)) opens++;
+  for (let i = text.indexOf('['); i !== -1 && opens <= max; i = text.indexOf('[', i + 1)) opens++;
   if (opens <= max) return 0;
   let depth = 0;
   let inString = false;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     if (inString) {
       if (c === 0x5c) i++;
       else if (c === 0x22) inString = false;
@@ -472,13 +480,16 @@ export function parseEvent(raw: Buffer, now: Date): ParseResult {
   if (raw.length > MAX_RECORD_BYTES) {
     return { ok: false, reason: `record is ${raw.length} bytes, above the limit of ${MAX_RECORD_BYTES} bytes` };
   }
-  if (!isUtf8(raw)) return { ok: false, reason: 'record is not valid UTF-8' };
-  if (depthAbove(raw, MAX_DEPTH) > 0) {
+  const text = raw.toString('utf8');
+  // invalid UTF-8 decodes to U+FFFD: only then is the byte check needed
+  if (text.indexOf('\uFFFD') !== -1 && !isUtf8(raw)) return { ok: false, reason: 'record is not valid UTF-8' };
+  if (depthAbove(text, MAX_DEPTH) > 0) {
     return { ok: false, reason: `record nests objects and arrays more than ${MAX_DEPTH} levels deep (the limit)` };
   }
+  textHasEscapes = text.indexOf('\\u') !== -1;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `not valid JSON: ${(err as Error).message}` };
   }
