@@ -3,8 +3,9 @@ import { type Kysely, sql } from 'kysely';
 /**
  * Bad rows never block a date.
  *
- * - staging.events (the template of every per-date staging table) holds the warehouse's limits, the v1 contract's
- *   (lib/events.ts): amount as numeric(14,2), text lengths, event_time's range. A lake row that breaks one, or
+ * - staging.events (the template of every per-date staging table) holds the warehouse's limits: amount as
+ *   numeric(14,2), event_time's range, and text lengths in bytes, 4 per code point of the v1 contract's limits
+ *   (lib/events.ts), so any text the contract accepts fits (octet_length is O(1); char_length scans). A lake row that breaks one, or
  *   that PostgreSQL refuses outright (U+0000, invalid UTF-8), fails its COPY into staging; the stage step then
  *   finds it and sets it aside instead of failing the date.
  * - ops.rejected_rows: the rows (or unreadable lake files) set aside, with the reason and their lineage.
@@ -16,15 +17,15 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`
     alter table staging.events alter column amount type numeric(14, 2);
     alter table staging.events
-      add constraint user_id_at_most_256_characters check (char_length(user_id) <= 256),
-      add constraint session_id_at_most_256_characters check (char_length(session_id) <= 256),
-      add constraint device_os_at_most_128_characters check (char_length(device_os) <= 128),
-      add constraint device_browser_at_most_128_characters check (char_length(device_browser) <= 128),
-      add constraint page_at_most_2048_characters check (char_length(page) <= 2048),
-      add constraint referrer_at_most_2048_characters check (char_length(referrer) <= 2048),
-      add constraint user_email_at_most_254_characters check (char_length(user_email) <= 254),
-      add constraint order_id_at_most_256_characters check (char_length(order_id) <= 256),
-      add constraint product_id_at_most_256_characters check (char_length(product_id) <= 256),
+      add constraint user_id_at_most_1024_bytes check (octet_length(user_id) <= 1024),
+      add constraint session_id_at_most_1024_bytes check (octet_length(session_id) <= 1024),
+      add constraint device_os_at_most_512_bytes check (octet_length(device_os) <= 512),
+      add constraint device_browser_at_most_512_bytes check (octet_length(device_browser) <= 512),
+      add constraint page_at_most_8192_bytes check (octet_length(page) <= 8192),
+      add constraint referrer_at_most_8192_bytes check (octet_length(referrer) <= 8192),
+      add constraint user_email_at_most_1016_bytes check (octet_length(user_email) <= 1016),
+      add constraint order_id_at_most_1024_bytes check (octet_length(order_id) <= 1024),
+      add constraint product_id_at_most_1024_bytes check (octet_length(product_id) <= 1024),
       add constraint amount_not_negative check (amount >= 0),
       add constraint event_time_from_2000_to_2100 check (
         event_time >= '2000-01-01 00:00:00+00' and event_time < '2100-01-02 00:00:00+00'
@@ -92,15 +93,15 @@ export async function down(db: Kysely<any>): Promise<void> {
     drop table ops.staged_dates;
     drop table ops.rejected_rows;
     alter table staging.events
-      drop constraint user_id_at_most_256_characters,
-      drop constraint session_id_at_most_256_characters,
-      drop constraint device_os_at_most_128_characters,
-      drop constraint device_browser_at_most_128_characters,
-      drop constraint page_at_most_2048_characters,
-      drop constraint referrer_at_most_2048_characters,
-      drop constraint user_email_at_most_254_characters,
-      drop constraint order_id_at_most_256_characters,
-      drop constraint product_id_at_most_256_characters,
+      drop constraint user_id_at_most_1024_bytes,
+      drop constraint session_id_at_most_1024_bytes,
+      drop constraint device_os_at_most_512_bytes,
+      drop constraint device_browser_at_most_512_bytes,
+      drop constraint page_at_most_8192_bytes,
+      drop constraint referrer_at_most_8192_bytes,
+      drop constraint user_email_at_most_1016_bytes,
+      drop constraint order_id_at_most_1024_bytes,
+      drop constraint product_id_at_most_1024_bytes,
       drop constraint amount_not_negative,
       drop constraint event_time_from_2000_to_2100;
     alter table staging.events alter column amount type numeric;

@@ -268,7 +268,7 @@ describe('bad input never blocks a date', () => {
     ]);
     expect(setAside[0].reason).toContain('0x00');
     expect(setAside[1].reason).toContain('numeric field overflow');
-    expect(setAside[2].reason).toContain('user_id_at_most_256_characters');
+    expect(setAside[2].reason).toContain('user_id_at_most_1024_bytes');
     expect(setAside[3].reason).toContain('is not readable Parquet');
 
     // the good row of the hand-written file loaded; the checks count what was set aside and reconcile the rest
