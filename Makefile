@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 # the compiled command line (make build); its exit codes are in the README, make turns any failure into 2
 NIGHTSHIFT := node dist/scripts/nightshift.js
 
-.PHONY: help install build up down status migrate worker test faults lint psql produce check backfill schedule unschedule demo bench histories
+.PHONY: help install build up down status migrate worker test faults lint psql produce check backfill schedule unschedule demo bench histories schema
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,3 +75,7 @@ bench: build ## benchmark each stage against a raw COPY baseline: make bench EVE
 # a development command: it records from the TypeScript sources through the tsx loader
 histories: ## record this release's workflow histories for replay: make histories RELEASE=v0.2 [FORCE=1]
 	@node --import tsx scripts/record-histories.ts $(if $(RELEASE),--release $(RELEASE)) $(if $(FORCE),--force)
+
+# a development command (tsx): the schema is generated from the TypeScript sources
+schema: ## write the published event contract schema/event.v1.schema.json from lib/event-schema.ts
+	@node --import tsx scripts/write-event-schema.ts

@@ -11,6 +11,7 @@ import {
   type RunLink,
   type SlackMessage,
   buildAlertMessage,
+  backfillSummaryHasNews,
   buildBackfillSummary,
   buildRecoveredMessage,
   isMaterialChange,
@@ -83,6 +84,8 @@ export interface SendBackfillSummaryOutput {
   datesFailed: BackfillDateOutcome[];
   alerted: string[];
   recovered: string[];
+  /** The summary had nothing new (every item alerted before): recorded in ops.alerts as suppressed, not posted. */
+  suppressed: boolean;
   messagesDelivered: number;
   messagesUndelivered: number;
 }
@@ -266,7 +269,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           `select array_agg(a.alert_id order by a.alert_id) as ids, a.run_id, min(a.attempts) as attempts,
                   (array_agg(a.payload order by a.alert_id))[1] as payload
            from ops.alerts as a
-           where not a.delivered and a.created_at > now() - make_interval(hours => $1::int)
+           where not a.delivered and not a.suppressed and a.created_at > now() - make_interval(hours => $1::int)
            group by a.run_id, md5(a.payload::text)
            order by min(a.alert_id)`,
           [Math.ceil(alertConfig.redeliverMaxAgeHours)],
@@ -482,10 +485,12 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         const bad = summaries.filter((s) => s.checked && (s.alerts.length || s.stillFailing.length)).length;
         const failed = outcomes.filter((o) => o.status === 'failed' && dates.includes(o.date));
         const succeeded = outcomes.filter((o) => o.status === 'succeeded' && dates.includes(o.date)).length;
+        // every item alerted before (e.g. a re-run backfill) and no date failed: recorded as suppressed, never posted
+        const suppressed = failed.length === 0 && !backfillSummaryHasNews(summaries);
         // a failed date is never a pass, whatever the checks say; observed counts the dates that need a look
         await client.query(
-          `insert into ops.alerts (fingerprint, kind, dt, check_name, status, observed, run_id, payload, last_error)
-           values ($1, 'summary', null, null, $2, $3, $4, $5::jsonb, $6)`,
+          `insert into ops.alerts (fingerprint, kind, dt, check_name, status, observed, run_id, payload, last_error, suppressed)
+           values ($1, 'summary', null, null, $2, $3, $4, $5::jsonb, $6, $7)`,
           [
             fingerprint,
             bad || failed.length ? 'fail' : 'pass',
@@ -493,6 +498,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
             input.run.runId,
             JSON.stringify(message),
             lastError,
+            suppressed,
           ],
         );
         return {
@@ -502,6 +508,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
           datesFailed: failed,
           alerted,
           recovered,
+          suppressed,
         };
       });
       const delivery = await deliverPending();
@@ -514,6 +521,7 @@ export function createAlertActivities({ config, pool, db }: ActivityDeps, option
         datesFailed: decided?.datesFailed ?? [],
         alerted: decided?.alerted ?? [],
         recovered: decided?.recovered ?? [],
+        suppressed: decided?.suppressed ?? false,
         messagesDelivered: delivery.delivered,
         messagesUndelivered: delivery.undelivered,
       };

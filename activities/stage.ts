@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
@@ -5,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { type Data, type RecordBatch, type Table, TimeUnit, Type, makeVector } from 'apache-arrow';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { readLakeFiles } from '../lib/lake';
+import { LakeFileCorruptError, readEventFile, readLakeFiles } from '../lib/lake';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
@@ -67,8 +68,10 @@ export interface StageEventsOutput {
   bytes: number;
   /** Records in the date's lake files. */
   rowsRead: number;
-  /** Rows left in staging: one per event_id. */
+  /** Rows left in staging: one per event_id, after set-aside. */
   rowsStaged: number;
+  /** Records PostgreSQL refused (or in unreadable lake files), set aside in ops.rejected_rows. */
+  rowsSetAside: number;
   /** Surplus records of an event_id (landed twice) left out of staging. */
   duplicates: number;
 }
@@ -381,19 +384,32 @@ export async function stageDate(
   const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
   let filesDone = 0;
   let rowsRead = 0;
-  const copy = client.query(copyFrom(copyStatement(client, table)));
-  await pipeline(
-    Readable.from(
-      copyTextChunks(lakeDir, refs, (_file, rows) => {
-        filesDone++;
-        rowsRead += rows;
-        heartbeat({ filesDone, files: files.length, rowsRead });
-      }),
-    ),
-    copy,
-  );
-  const copied = Number(copy.rowCount);
-  const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0);
+  let copied: number;
+  let setAside: SetAsideRow[] = [];
+  await client.query('savepoint stage_copy');
+  try {
+    const copy = client.query(copyFrom(copyStatement(client, table)));
+    await pipeline(
+      Readable.from(
+        copyTextChunks(lakeDir, refs, (_file, rows) => {
+          filesDone++;
+          rowsRead += rows;
+          heartbeat({ filesDone, files: files.length, rowsRead });
+        }),
+      ),
+      copy,
+    );
+    copied = Number(copy.rowCount);
+    await client.query('release savepoint stage_copy');
+  } catch (err) {
+    // a row PostgreSQL refuses or a file that does not decode: find them, set them aside, stage the rest
+    if (!isRowRefusal(err) && !(err instanceof LakeFileCorruptError)) throw err;
+    await client.query('rollback to savepoint stage_copy');
+    ({ copied, rowsRead, setAside } = await copyIsolating(client, lakeDir, table, files));
+  }
+  const rowsSetAside = await recordSetAside(client, date, setAside);
+  const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0) - rowsSetAside;
+  rowsRead -= setAside.filter((r) => r.rowNumber !== null).length;
   if (copied !== expected || rowsRead !== expected) {
     throw ApplicationFailure.create({
       message: `staged ${copied} rows for ${date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${lakeDir}/events/dt=${date}`,
@@ -405,6 +421,16 @@ export async function stageDate(
   const duplicates = dedupe.rowCount ?? 0;
   await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
   const rowsStaged = rowsRead - duplicates;
+  await runSqlFile(client, 'staged_dates', {
+    values: {
+      date,
+      files: files.length,
+      rows_read: rowsRead + rowsSetAside,
+      rows_set_aside: rowsSetAside,
+      duplicates,
+      rows_staged: rowsStaged,
+    },
+  });
   await client.query(
     `insert into ops.date_stages (dt, staged_at, run_id, row_count, lake_file_ids)
      values ($1::date, now(), $2, $3, $4::bigint[])
@@ -418,8 +444,9 @@ export async function stageDate(
     stagingTable: `staging.${table}`,
     files: files.length,
     bytes: files.reduce((sum, f) => sum + Number(f.bytes), 0),
-    rowsRead,
+    rowsRead: rowsRead + rowsSetAside,
     rowsStaged,
+    rowsSetAside,
     duplicates,
   };
 }
@@ -507,11 +534,164 @@ export function createStageActivities(deps: ActivityDeps) {
       return {
         rowsRead: r.rowsRead,
         rowsInserted: r.rowsStaged,
-        details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates },
+        details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates, rowsSetAside: r.rowsSetAside },
       };
     });
     return result;
   }
 
   return { stageEvents };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-aside: the slow path after a failed COPY. Staging is where PostgreSQL first sees the rows, and its table
+// holds the warehouse's limits (CHECK constraints, amount as numeric(14,2)), so what it accepts loads.
+
+/** A lake row (or a whole unreadable lake file, rowNumber null) set aside instead of staged. */
+export interface SetAsideRow {
+  lakeFileId: number;
+  path: string;
+  rowNumber: number | null;
+  /** Records it stands for: 1, or the manifest's row_count of an unreadable file. */
+  rows: number;
+  topic: string | null;
+  partition: number | null;
+  offset: number | null;
+  eventId: string | null;
+  reason: string;
+  sqlstate: string | null;
+  raw: Buffer | null;
+}
+
+/** PostgreSQL refused a row's data (class 22 data exception, class 23 e.g. a CHECK): retrying cannot fix it. */
+function isRowRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** A table's rows as COPY text lines (newline-terminated; values never hold a raw newline, it is escaped). */
+function copyLines(data: Table, lakeFileId: number): Buffer[] {
+  const out = new CopyTextBuffer();
+  const writeTimestamp = timestampWriter(out);
+  const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
+  for (const batch of data.batches) encodeBatch(out, batch, idBytes, writeTimestamp);
+  const text = Buffer.concat(out.take(true));
+  const lines: Buffer[] = [];
+  for (let start = 0; start < text.length;) {
+    const end = text.indexOf(NEWLINE, start) + 1;
+    lines.push(text.subarray(start, end));
+    start = end;
+  }
+  return lines;
+}
+
+function column(data: Table, name: string, row: number): unknown {
+  const value: unknown = data.getChild(name)?.get(row);
+  return value === undefined ? null : value;
+}
+
+/**
+ * Stages the files one at a time: a file that does not decode is set aside whole; a file PostgreSQL refuses is
+ * halved until each refused row stands alone, and those rows are set aside with PostgreSQL's error. Each COPY
+ * runs under a savepoint, so a refused one leaves the transaction usable.
+ */
+async function copyIsolating(
+  client: pg.ClientBase,
+  lakeDir: string,
+  table: string,
+  files: ManifestFile[],
+): Promise<{ copied: number; rowsRead: number; setAside: SetAsideRow[] }> {
+  const setAside: SetAsideRow[] = [];
+  let copied = 0;
+  let rowsRead = 0;
+  for (const [filesDone, f] of files.entries()) {
+    const lakeFileId = Number(f.lake_file_id);
+    let data: Table;
+    try {
+      data = await readEventFile(path.resolve(lakeDir, f.path));
+    } catch (err) {
+      if (!(err instanceof LakeFileCorruptError)) throw err;
+      setAside.push({
+        lakeFileId,
+        path: f.path,
+        rowNumber: null,
+        rows: Number(f.row_count),
+        topic: null,
+        partition: null,
+        offset: null,
+        eventId: null,
+        reason: err.message,
+        sqlstate: null,
+        raw: null,
+      });
+      continue;
+    }
+    checkColumns(data, f.path);
+    const lines = copyLines(data, lakeFileId);
+    rowsRead += lines.length;
+    const refuse = (row: number, err: Error & { code?: string; where?: string }) => {
+      const offset = column(data, 'kafka_offset', row);
+      setAside.push({
+        lakeFileId,
+        path: f.path,
+        rowNumber: row,
+        rows: 1,
+        topic: column(data, 'kafka_topic', row) as string | null,
+        partition: column(data, 'kafka_partition', row) as number | null,
+        offset: offset === null ? null : Number(offset),
+        eventId: column(data, 'event_id', row) as string | null,
+        reason: err.where ? `${err.message} (${err.where.replace(/^COPY \S+, line \d+, /, '')})` : err.message,
+        sqlstate: err.code ?? null,
+        raw: lines[row],
+      });
+    };
+    copied += await copyBisecting(client, table, lines, 0, lines.length, refuse);
+    heartbeat({ filesDone: filesDone + 1, files: files.length, rowsRead, setAside: setAside.length });
+  }
+  return { copied, rowsRead, setAside };
+}
+
+async function copyBisecting(
+  client: pg.ClientBase,
+  table: string,
+  lines: Buffer[],
+  from: number,
+  to: number,
+  refuse: (row: number, err: Error & { code?: string; where?: string }) => void,
+): Promise<number> {
+  if (from >= to) return 0;
+  await client.query('savepoint stage_rows');
+  try {
+    const copy = client.query(copyFrom(copyStatement(client, table)));
+    await pipeline(Readable.from([Buffer.concat(lines.slice(from, to))]), copy);
+    await client.query('release savepoint stage_rows');
+    return Number(copy.rowCount);
+  } catch (err) {
+    if (!isRowRefusal(err)) throw err;
+    await client.query('rollback to savepoint stage_rows');
+    await client.query('release savepoint stage_rows');
+    if (to - from === 1) {
+      refuse(from, err as Error);
+      return 0;
+    }
+    const middle = (from + to) >>> 1;
+    return (
+      (await copyBisecting(client, table, lines, from, middle, refuse)) +
+      (await copyBisecting(client, table, lines, middle, to, refuse))
+    );
+  }
+}
+
+/** Rewrites the date's rows in ops.rejected_rows (same transaction as the staging); returns the records set aside. */
+async function recordSetAside(client: pg.ClientBase, date: string, rows: SetAsideRow[]): Promise<number> {
+  await client.query('delete from ops.rejected_rows where dt = $1::date', [date]);
+  for (const r of rows) {
+    await client.query(
+      `insert into ops.rejected_rows
+         (dt, lake_file_id, path, row_number, kafka_topic, kafka_partition, kafka_offset, event_id, reason, sqlstate, raw_values)
+       values ($1::date, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [date, r.lakeFileId, r.path, r.rowNumber, r.topic, r.partition, r.offset, r.eventId, r.reason, r.sqlstate, r.raw],
+    );
+  }
+  return rows.reduce((sum, r) => sum + r.rows, 0);
 }

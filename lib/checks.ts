@@ -383,25 +383,32 @@ export const CHECKS: CheckDefinition[] = [
     severity: 'fail',
     dateScoped: true,
     // records landed for the date (lake manifest) against fact rows. A producer retry lands the same event_id twice
-    // and it becomes one fact: when the date's staging table still holds the lake records, its repeated event_ids are
-    // subtracted from the landed count (each event_id counts once).
+    // and it becomes one fact; rows PostgreSQL refused were set aside. The date's last stage run recorded both
+    // (ops.staged_dates), so each event_id counts once whatever the staging table still holds. Dates staged before
+    // that table existed fall back to the staging table's repeated event_ids while it is there.
     sql: `
       select
           (select coalesce(sum(lf.row_count), 0) from ops.lake_files as lf where lf.area = 'events' and lf.dt = $1::date) as landed,
           (select count(*) from warehouse.fact_events as f where f.date_key = $2) as facts,
-          to_regclass('staging.events_' || $2::text) is not null as has_staging`,
+          sd.duplicates as staged_duplicates,
+          sd.rows_set_aside,
+          to_regclass('staging.events_' || $2::text) is not null as has_staging
+      from (select) as one
+      left join ops.staged_dates as sd on sd.dt = $1::date`,
     params: (ctx) => [ctx.date, ctx.dateKey],
     async enrich(client, row, ctx) {
+      if (row.staged_duplicates !== null) return { duplicates: num(row.staged_duplicates) };
       return row.has_staging ? { duplicates: await stagingDuplicates(client, ctx.dateKey) } : {};
     },
     judge(row, ctx) {
-      const expected = num(row.landed) - num(row.duplicates ?? 0);
+      const setAside = num(row.rows_set_aside ?? 0);
+      const expected = num(row.landed) - num(row.duplicates ?? 0) - setAside;
       const facts = num(row.facts);
       const tolerance = ctx.config.reconciliationTolerance;
       const dup =
         row.duplicates === undefined
           ? 'staging table gone: no duplicates subtracted'
-          : `${num(row.duplicates)} repeated event_ids subtracted`;
+          : `${num(row.duplicates)} repeated event_ids${setAside ? ` and ${setAside} rows set aside` : ''} subtracted`;
       if (num(row.landed) === 0 && facts === 0) {
         return {
           ok: 'skip',
@@ -415,6 +422,35 @@ export const CHECKS: CheckDefinition[] = [
         observed: facts,
         threshold: `= ${expected} distinct records landed${tolerance ? ` (± ${tolerance})` : ''}`,
         details: `${facts} fact rows; ${num(row.landed)} records landed, ${dup}; difference ${facts - expected}`,
+      };
+    },
+  },
+  {
+    name: 'set_aside',
+    table: 'ops.rejected_rows',
+    severity: 'warn',
+    dateScoped: true,
+    // lake rows PostgreSQL refused while staging the date (or unreadable lake files): the date loaded without them
+    sql: `
+      select
+          coalesce(sd.rows_set_aside, 0) as set_aside,
+          (select count(*) from ops.rejected_rows as rr where rr.dt = $1::date and rr.row_number is null) as files,
+          (select string_agg(distinct rr.reason, '; ') from (
+              select r.reason from ops.rejected_rows as r where r.dt = $1::date order by r.rejected_row_id limit 3
+          ) as rr) as reasons
+      from (select) as one
+      left join ops.staged_dates as sd on sd.dt = $1::date`,
+    params: (ctx) => [ctx.date],
+    judge(row) {
+      const n = num(row.set_aside);
+      const files = num(row.files);
+      return {
+        ok: n === 0,
+        observed: n,
+        threshold: '0 lake rows set aside (ops.rejected_rows)',
+        details: n
+          ? `${n} lake rows set aside${files ? ` (${files} unreadable files)` : ''}, see ops.rejected_rows: ${row.reasons ?? ''}`
+          : 'every lake row staged',
       };
     },
   },

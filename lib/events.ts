@@ -1,6 +1,10 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * The v1 event contract (SPEC section 3): the one schema the producer, the landing and the tests share.
  * Hand-written rather than generated: it runs once per Kafka record and must stay well above 60k records/s.
+ * lib/event-schema.ts publishes the same rules as a JSON Schema (schema/event.v1.schema.json), built from the
+ * constants below; test/event-schema.test.ts proves the two accept the same records on a fuzzed corpus.
  */
 
 export const SCHEMA_VERSION = 'v1';
@@ -30,6 +34,37 @@ export const PURCHASE_EVENT_TYPES: readonly EventType[] = ['purchase', 'payment_
 
 /** An event may be at most this far ahead of the landing's clock. */
 export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The limits of the warehouse, so that a record the landing accepts can always be loaded.
+ * Text limits count Unicode code points (as JSON Schema's maxLength does): at 4 bytes each, user_id stays below
+ * the 2,704-byte b-tree entry of dim_user and the user tables, and the device triple below dim_device's.
+ */
+export const TEXT_LIMITS = {
+  user_id: 256,
+  session_id: 256,
+  'device.os': 128,
+  'device.browser': 128,
+  'context.page': 2048,
+  'context.referrer': 2048,
+  'user.email': 254,
+  'purchase.order_id': 256,
+  'purchase.product_id': 256,
+} as const;
+export type TextField = keyof typeof TEXT_LIMITS;
+
+/**
+ * fact_events.amount is numeric(14,2). The amount's shortest decimal form (JavaScript's, e.g. 1.005) is rounded
+ * half away from zero to 2 decimals by PostgreSQL's numeric cast (1.005 → 1.01), so the largest amount it holds is
+ * 999999999999.99 and anything from 999999999999.995 up would round past it.
+ */
+export const AMOUNT_EXCLUSIVE_MAXIMUM = 999_999_999_999.995;
+/** event_time's year as written: from 2001 (any offset keeps the UTC date inside dim_date, which starts 2000-01-01) to 2099. */
+export const EVENT_YEARS = { min: 2001, max: 2099 } as const;
+/** A record's raw size: Kafka's default message limit. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+/** Nesting of objects and arrays in a record, the record itself being level 1. */
+export const MAX_DEPTH = 16;
 
 /** A v1 event as it travels on the topic (JSON value, keyed by user_id). */
 export interface RawEventV1 {
@@ -84,6 +119,14 @@ export const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 /** The specification of parseIsoTimeUs's hand-rolled scan (kept for reference and tests). */
 export const ISO_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))$/;
+/**
+ * event_time as the JSON Schema states it: what parseIsoTimeUs accepts, with the year within EVENT_YEARS and
+ * impossible dates excluded (2001–2099 has a leap year every 4 years).
+ */
+export const EVENT_TIME_PATTERN =
+  '^(?:20(?:0[1-9]|[1-9][0-9])-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)' +
+  '|20(?:0[48]|[2468][048]|[13579][26])-02-29)' +
+  'T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\\.[0-9]{1,9})?)?(?:Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])$';
 const CURRENCY = /^[A-Z]{3}$/;
 const COUNTRY = /^[A-Z]{2}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
@@ -202,19 +245,59 @@ function uuidKind(s: string): 0 | 1 | 2 {
   return upper ? 2 : 1;
 }
 
-function requireString(obj: Record<string, unknown>, key: string, path: string): string {
+/** Code points of a string (lone surrogates count one each, as JSON Schema validators count them). */
+function codePoints(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Whether the record being validated has a \u escape. U+0000 and lone surrogates can only reach a parsed string
+ * through one (raw control characters are not JSON; decoded UTF-8 has no lone surrogates), so records without
+ * any skip those per-field checks. Set by parseEvent for the record it validates.
+ */
+let textHasEscapes = true;
+
+/** String.prototype.isWellFormed (ES2024, Node 20+), not in this project's ES2022 lib typings. */
+type WellFormed = { isWellFormed(): boolean };
+
+/** Text PostgreSQL can store: no U+0000, no lone surrogate (not encodable as UTF-8), at most `max` code points. */
+function checkText(value: string, path: string, max: number | null): string {
+  if (max !== null && value.length > max) {
+    const n = codePoints(value);
+    if (n > max) throw new Reject(`field "${path}" is ${n} characters long, above its limit of ${max}`);
+  }
+  if (!textHasEscapes) return value;
+  if (value.indexOf('\0') !== -1) {
+    throw new Reject(`field "${path}" contains U+0000, which PostgreSQL text cannot hold`);
+  }
+  if (!(value as unknown as WellFormed).isWellFormed()) {
+    throw new Reject(`field "${path}" contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode`);
+  }
+  return value;
+}
+
+function requireString(obj: Record<string, unknown>, key: string, path: string, max: number | null = null): string {
   const value = obj[key];
   if (value === undefined || value === null) throw new Reject(`missing required field "${path}"`);
   if (typeof value !== 'string') throw new Reject(`field "${path}" must be a string, got ${show(value)}`);
   if (value.length === 0) throw new Reject(`field "${path}" must not be empty`);
-  return value;
+  return checkText(value, path, max);
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, path: string): string | null {
+function optionalString(obj: Record<string, unknown>, key: string, path: string, max: number | null): string | null {
   const value = obj[key];
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new Reject(`field "${path}" must be a string, got ${show(value)}`);
-  return value;
+  return checkText(value, path, max);
 }
 
 function optionalObject(obj: Record<string, unknown>, key: string): Record<string, unknown> | null {
@@ -227,7 +310,7 @@ function optionalObject(obj: Record<string, unknown>, key: string): Record<strin
 }
 
 function checkCountry(value: string | null, path: string): string | null {
-  if (value !== null && !COUNTRY.test(value)) {
+  if (value !== null && !(value.length === 2 && COUNTRY.test(value))) {
     throw new Reject(`field "${path}" must be an ISO 3166-1 alpha-2 code like "DE", got ${show(value)}`);
   }
   return value;
@@ -239,6 +322,12 @@ function readEventTime(obj: Record<string, unknown>, nowMs: number): number {
   if (us === null) {
     throw new Reject(
       `field "event_time" must be ISO-8601 with an offset like "2024-12-17T09:30:00Z", got ${show(text)}`,
+    );
+  }
+  const year = digits(text, 0, 4);
+  if (year < EVENT_YEARS.min || year > EVENT_YEARS.max) {
+    throw new Reject(
+      `field "event_time" must be in the years ${EVENT_YEARS.min}-${EVENT_YEARS.max}, got ${show(text)}`,
     );
   }
   if (us / 1000 > nowMs + MAX_FUTURE_MS) throw new Reject(`event_time ${text} is more than 1 day in the future`);
@@ -253,16 +342,16 @@ function readDevice(obj: Record<string, unknown>, event: LakeEvent): void {
     throw new Reject(`field "device.type" must be one of ${DEVICE_TYPES.join('|')}, got ${show(type)}`);
   }
   event.device_type = type as DeviceType;
-  event.device_os = optionalString(device, 'os', 'device.os');
-  event.device_browser = optionalString(device, 'browser', 'device.browser');
+  event.device_os = optionalString(device, 'os', 'device.os', TEXT_LIMITS['device.os']);
+  event.device_browser = optionalString(device, 'browser', 'device.browser', TEXT_LIMITS['device.browser']);
 }
 
 function readContext(obj: Record<string, unknown>, event: LakeEvent): void {
   const context = optionalObject(obj, 'context');
   if (context === null) return;
-  event.country = checkCountry(optionalString(context, 'country', 'context.country'), 'context.country');
-  event.page = optionalString(context, 'page', 'context.page');
-  event.referrer = optionalString(context, 'referrer', 'context.referrer');
+  event.country = checkCountry(optionalString(context, 'country', 'context.country', null), 'context.country');
+  event.page = optionalString(context, 'page', 'context.page', TEXT_LIMITS['context.page']);
+  event.referrer = optionalString(context, 'referrer', 'context.referrer', TEXT_LIMITS['context.referrer']);
 }
 
 function readUser(obj: Record<string, unknown>, event: LakeEvent): void {
@@ -271,7 +360,7 @@ function readUser(obj: Record<string, unknown>, event: LakeEvent): void {
     if (USER_TYPES.has(event.event_type)) throw new Reject(`missing required field "user" on ${event.event_type}`);
     return;
   }
-  const email = requireString(user, 'email', 'user.email');
+  const email = requireString(user, 'email', 'user.email', TEXT_LIMITS['user.email']);
   if (!EMAIL.test(email)) throw new Reject(`field "user.email" must be an email address, got ${show(email)}`);
   const plan = requireString(user, 'plan', 'user.plan');
   if (!PLAN_SET.has(plan)) throw new Reject(`field "user.plan" must be one of ${PLANS.join('|')}, got ${show(plan)}`);
@@ -287,12 +376,17 @@ function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
       throw new Reject(`missing required field "purchase" on ${event.event_type}`);
     return;
   }
-  event.order_id = requireString(purchase, 'order_id', 'purchase.order_id');
-  event.product_id = requireString(purchase, 'product_id', 'purchase.product_id');
+  event.order_id = requireString(purchase, 'order_id', 'purchase.order_id', TEXT_LIMITS['purchase.order_id']);
+  event.product_id = requireString(purchase, 'product_id', 'purchase.product_id', TEXT_LIMITS['purchase.product_id']);
   const amount = purchase.amount;
   if (amount === undefined || amount === null) throw new Reject('missing required field "purchase.amount"');
   if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
     throw new Reject(`field "purchase.amount" must be a number >= 0, got ${show(amount)}`);
+  }
+  if (amount >= AMOUNT_EXCLUSIVE_MAXIMUM) {
+    throw new Reject(
+      `field "purchase.amount" must be below ${AMOUNT_EXCLUSIVE_MAXIMUM} (numeric(14,2) holds at most 999999999999.99), got ${show(amount)}`,
+    );
   }
   event.amount = amount;
   const currency = requireString(purchase, 'currency', 'purchase.currency');
@@ -317,8 +411,8 @@ function validate(obj: Record<string, unknown>, nowMs: number): LakeEvent {
     schema_version: version,
     event_type: eventType as EventType,
     event_time_us: readEventTime(obj, nowMs),
-    user_id: requireString(obj, 'user_id', 'user_id'),
-    session_id: optionalString(obj, 'session_id', 'session_id'),
+    user_id: requireString(obj, 'user_id', 'user_id', TEXT_LIMITS.user_id),
+    session_id: optionalString(obj, 'session_id', 'session_id', TEXT_LIMITS.session_id),
     device_type: null,
     device_os: null,
     device_browser: null,
@@ -340,15 +434,42 @@ function validate(obj: Record<string, unknown>, nowMs: number): LakeEvent {
   return event;
 }
 
-/** What can still be told about a rejected record: its id and time, when they are readable. */
+/** What can still be told about a rejected record: its id and time, when they are readable and within limits. */
 function salvage(obj: Record<string, unknown>): { eventId?: string; eventTime?: Date } {
   const out: { eventId?: string; eventTime?: Date } = {};
-  if (typeof obj.event_id === 'string' && obj.event_id.length > 0) out.eventId = obj.event_id;
+  if (typeof obj.event_id === 'string' && uuidKind(obj.event_id) !== 0) out.eventId = obj.event_id.toLowerCase();
   if (typeof obj.event_time === 'string') {
     const us = parseIsoTimeUs(obj.event_time);
-    if (us !== null) out.eventTime = new Date(Math.floor(us / 1000));
+    const year = digits(obj.event_time, 0, 4);
+    if (us !== null && year >= EVENT_YEARS.min && year <= EVENT_YEARS.max)
+      out.eventTime = new Date(Math.floor(us / 1000));
   }
   return out;
+}
+
+/**
+ * The nesting depth of a JSON text when it exceeds `max`, else 0. JSON.parse itself copes with any depth, but a
+ * deep value would overflow the stack of whatever walks it later. Most records have a handful of brackets: only
+ * those with more than `max` opening brackets are scanned (String#indexOf, much cheaper than a loop or Buffer's).
+ */
+function depthAbove(text: string, max: number): number {
+  let opens = 0;
+  for (let i = text.indexOf('{'); i !== -1 && opens <= max; i = text.indexOf('{', i + 1)) opens++;
+  for (let i = text.indexOf('['); i !== -1 && opens <= max; i = text.indexOf('[', i + 1)) opens++;
+  if (opens <= max) return 0;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return 0;
 }
 
 /**
@@ -356,9 +477,19 @@ function salvage(obj: Record<string, unknown>): { eventId?: string; eventTime?: 
  * `now` bounds how far in the future event_time may be. Never throws: a bad record yields a precise reason.
  */
 export function parseEvent(raw: Buffer, now: Date): ParseResult {
+  if (raw.length > MAX_RECORD_BYTES) {
+    return { ok: false, reason: `record is ${raw.length} bytes, above the limit of ${MAX_RECORD_BYTES} bytes` };
+  }
+  const text = raw.toString('utf8');
+  // invalid UTF-8 decodes to U+FFFD: only then is the byte check needed
+  if (text.indexOf('\uFFFD') !== -1 && !isUtf8(raw)) return { ok: false, reason: 'record is not valid UTF-8' };
+  if (depthAbove(text, MAX_DEPTH) > 0) {
+    return { ok: false, reason: `record nests objects and arrays more than ${MAX_DEPTH} levels deep (the limit)` };
+  }
+  textHasEscapes = text.indexOf('\\u') !== -1;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `not valid JSON: ${(err as Error).message}` };
   }

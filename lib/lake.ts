@@ -370,6 +370,11 @@ export async function writeLakeFile(lakeDir: string, relPath: string, bytes: Uin
   }
 }
 
+/** A lake file that reads but does not decode as Parquet/Arrow: retrying cannot fix it. */
+export class LakeFileCorruptError extends Error {
+  override name = 'LakeFileCorruptError';
+}
+
 /** Reads one lake file (events or dead letters) into an Arrow table. */
 export async function readEventFile(absPath: string): Promise<Table> {
   let bytes: Buffer;
@@ -383,7 +388,13 @@ export async function readEventFile(absPath: string): Promise<Table> {
       },
     );
   }
-  return tableFromIPC(readParquet(bytes).intoIPCStream());
+  try {
+    return tableFromIPC(readParquet(bytes).intoIPCStream());
+  } catch (err) {
+    throw new LakeFileCorruptError(`lake file ${absPath} is not readable Parquet: ${(err as Error).message ?? err}`, {
+      cause: err,
+    });
+  }
 }
 
 /**

@@ -160,6 +160,11 @@ export interface BackfillDateSummary {
 }
 
 /** The one message of a whole backfill range. */
+/** Whether a backfill summary says anything not alerted before: a new alert, a recovery, a date without results. */
+export function backfillSummaryHasNews(dates: BackfillDateSummary[]): boolean {
+  return dates.some((d) => d.alerts.length > 0 || d.recovered.length > 0 || !d.checked);
+}
+
 export function buildBackfillSummary(input: {
   from: string;
   to: string;

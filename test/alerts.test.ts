@@ -279,6 +279,32 @@ describe('Slack alerts', () => {
     expect(rows).toEqual([{ status: 'fail', observed: '1' }]);
   });
 
+  it('a re-run backfill whose problems were all alerted before posts nothing, and records the summary as suppressed', async () => {
+    await breakVolume();
+    const alerts = createAlertActivities(env, { alertConfig: FAST, log: quiet });
+    const backfill = async (runId: string) => {
+      for (const date of seeded.dates.slice(3)) await pipelineRun(`${runId}-${date}`, { alerts, suppress: true, date });
+      return alerts.sendBackfillSummary({
+        from: seeded.dates[3],
+        to: last,
+        run: { workflowId: `backfill-${seeded.dates[3]}-${last}`, runId },
+      });
+    };
+    const first = await backfill('bf-first');
+    expect(first).toMatchObject({ datesWithProblems: 1, suppressed: false, messagesDelivered: 1 });
+    const again = await backfill('bf-again');
+    expect(again).toMatchObject({ datesWithProblems: 1, alerted: [], recovered: [], suppressed: true });
+    expect(again.messagesDelivered).toBe(0);
+    expect(slack.received).toHaveLength(1);
+    const { rows } = await env.pool.query<{ run_id: string; suppressed: boolean; delivered: boolean }>(
+      `select run_id, suppressed, delivered from ops.alerts where kind = 'summary' order by alert_id`,
+    );
+    expect(rows).toEqual([
+      { run_id: 'bf-first', suppressed: false, delivered: true },
+      { run_id: 'bf-again', suppressed: true, delivered: false },
+    ]);
+  });
+
   it('alert settings come from the environment, bad values named', () => {
     expect(loadConfig({}).alerts).toEqual(ALERT_DEFAULTS);
     expect(loadConfig({ SLACK_RETRY_BUDGET_MS: '1000', ALERT_MATERIAL_CHANGE: '0.25' }).alerts).toMatchObject({

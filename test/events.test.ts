@@ -21,8 +21,8 @@ function valid(overrides: Record<string, unknown> = {}): Record<string, unknown>
   return { ...event, ...overrides };
 }
 
-function parse(value: unknown) {
-  return parseEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), NOW);
+function parse(value: unknown, now = NOW) {
+  return parseEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), now);
 }
 
 function reasonOf(value: unknown): string {
@@ -121,6 +121,53 @@ describe('event contract v1', () => {
       eventId: '7d213b2e-2391-46bd-a75b-d1223f5db9e0',
       eventTime: new Date('2024-12-17T08:30:00.123Z'),
     });
+  });
+
+  it('holds the warehouse limits: each violation is rejected with a reason naming the field and the limit', () => {
+    const cases: [unknown, string][] = [
+      [valid({ user_id: 'u'.repeat(1_000_000) }), 'field "user_id" is 1000000 characters long, above its limit of 256'],
+      [valid({ user_id: 'u'.repeat(1_100_000) }), 'bytes, above the limit of 1048576 bytes'],
+      [
+        valid({ context: { page: 'p'.repeat(900_000) } }),
+        'field "context.page" is 900000 characters long, above its limit of 2048',
+      ],
+      [
+        valid({ purchase: { order_id: 'o', product_id: 'p', amount: 1e13, currency: 'EUR' } }),
+        'field "purchase.amount" must be below 999999999999.995',
+      ],
+      [
+        valid({ purchase: { order_id: 'o', product_id: 'p', amount: 1e308, currency: 'EUR' } }),
+        'field "purchase.amount" must be below 999999999999.995',
+      ],
+      [valid({ context: { page: 'a\u0000b' } }), 'field "context.page" contains U+0000'],
+      [valid({ session_id: '\ud800' }), 'field "session_id" contains a lone UTF-16 surrogate'],
+      [valid({ event_time: '0001-01-01T00:00:00Z' }), 'field "event_time" must be in the years 2001-2099'],
+      [valid({ event_time: '9999-12-31T23:59:59Z' }), 'field "event_time" must be in the years 2001-2099'],
+      [
+        valid({ purchase: { order_id: 'o', product_id: 'p', amount: 1, currency: 'eur' } }),
+        'field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got "eur"',
+      ],
+      [`{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, 'record nests objects and arrays more than 16 levels deep'],
+      [Buffer.from([0x7b, 0xff, 0x7d]).toString('latin1'), 'not valid JSON'],
+    ];
+    for (const [value, reason] of cases) expect(reasonOf(value)).toContain(reason);
+    expect(parseEvent(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d]), NOW)).toEqual({
+      ok: false,
+      reason: 'record is not valid UTF-8',
+    });
+  });
+
+  it('accepts values at the limits: 256-character user_ids of 4-byte characters, the largest amount, 15 nested levels', () => {
+    const r = parse(
+      valid({
+        user_id: '😀'.repeat(256),
+        purchase: { order_id: 'o', product_id: 'p', amount: 999_999_999_999.99, currency: 'EUR' },
+        extra: JSON.parse(`${'['.repeat(15)}${']'.repeat(15)}`),
+        event_time: '2099-12-31T23:59:59Z',
+      }),
+      new Date('2099-12-31T00:00:00Z'),
+    );
+    expect(r.ok).toBe(true);
   });
 
   it('accepts an event up to 1 day ahead of the clock', () => {

@@ -115,6 +115,32 @@ export interface DateStagesTable {
   lake_file_ids: string[];
 }
 
+export interface RejectedRowsTable {
+  rejected_row_id: Generated<Int8>;
+  dt: string;
+  lake_file_id: Int8;
+  path: string;
+  row_number: number | null;
+  kafka_topic: string | null;
+  kafka_partition: number | null;
+  kafka_offset: Int8 | null;
+  event_id: string | null;
+  reason: string;
+  sqlstate: string | null;
+  raw_values: Buffer | null;
+  set_aside_at: Generated<Timestamp>;
+}
+
+export interface StagedDatesTable {
+  dt: string;
+  files: number;
+  rows_read: Int8;
+  rows_set_aside: Int8;
+  duplicates: Int8;
+  rows_staged: Int8;
+  staged_at: Generated<Timestamp>;
+}
+
 export interface PipelineRunsTable {
   run_step_id: Generated<Int8>;
   workflow_id: string;
@@ -160,6 +186,7 @@ export interface AlertsTable {
   last_error: string | null;
   created_at: Generated<Timestamp>;
   delivered_at: Timestamp | null;
+  suppressed: Generated<boolean>;
 }
 
 export interface MartDailyActiveUsersTable {
@@ -271,6 +298,8 @@ export interface Database {
   'ops.lake_files': LakeFilesTable;
   'ops.date_loads': DateLoadsTable;
   'ops.date_stages': DateStagesTable;
+  'ops.rejected_rows': RejectedRowsTable;
+  'ops.staged_dates': StagedDatesTable;
   'ops.pipeline_runs': PipelineRunsTable;
   'ops.dq_results': DqResultsTable;
   'ops.alerts': AlertsTable;
@@ -394,6 +423,30 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'loaded_file_ids',
   ]),
   'ops.date_stages': columns<DateStagesTable>()(['dt', 'staged_at', 'run_id', 'row_count', 'lake_file_ids']),
+  'ops.rejected_rows': columns<RejectedRowsTable>()([
+    'rejected_row_id',
+    'dt',
+    'lake_file_id',
+    'path',
+    'row_number',
+    'kafka_topic',
+    'kafka_partition',
+    'kafka_offset',
+    'event_id',
+    'reason',
+    'sqlstate',
+    'raw_values',
+    'set_aside_at',
+  ]),
+  'ops.staged_dates': columns<StagedDatesTable>()([
+    'dt',
+    'files',
+    'rows_read',
+    'rows_set_aside',
+    'duplicates',
+    'rows_staged',
+    'staged_at',
+  ]),
   'ops.pipeline_runs': columns<PipelineRunsTable>()([
     'run_step_id',
     'workflow_id',
@@ -437,6 +490,7 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'last_error',
     'created_at',
     'delivered_at',
+    'suppressed',
   ]),
   'marts.daily_active_users': columns<MartDailyActiveUsersTable>()([
     'date',

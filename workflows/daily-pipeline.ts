@@ -146,6 +146,8 @@ export interface DailyPipelineOutput {
   /** Earlier dates re-loaded because late records landed for them. */
   reloads: DateLoadResult[];
   reloadMarts?: Awaited<ReturnType<AllActivities['refreshMarts']>>;
+  /** The checks of each re-loaded date, run again after its re-load. */
+  reloadChecks?: Awaited<ReturnType<AllActivities['runChecks']>>[];
   /** Headline figures for summaries. */
   summary: { recordsLanded: number; factRows: number; checks: Record<string, number> };
   /** The child's output when this run delegated. */
@@ -281,6 +283,18 @@ async function runSteps(
     const martDates = [...new Set([...reloadDates, ...reloads.flatMap((r) => r.repointedDates)])].sort();
     reloadMarts = await refreshMarts({ dates: martDates, run });
   }
+  // a re-loaded date's checks (reconciliation, set-aside rows, …) are run again on what it now holds
+  const reloadChecks: NonNullable<DailyPipelineOutput['reloadChecks']> = [];
+  if (reloadDates.length > 0 && patched('checks-after-reloads')) {
+    for (const reloadDate of reloadDates) {
+      setStep(`reload ${reloadDate}: checks`);
+      reloadChecks.push(await runChecks({ date: reloadDate, run, scheduled: false }));
+      if (!input.partOfBackfill) {
+        setStep(`reload ${reloadDate}: alert`);
+        await sendAlertsSafely({ date: reloadDate, run });
+      }
+    }
+  }
   if (alertAfterReloads) await alertStep();
 
   return {
@@ -295,6 +309,7 @@ async function runSteps(
     alert,
     reloads,
     reloadMarts,
+    ...(reloadChecks.length > 0 ? { reloadChecks } : {}),
     summary: summarize(land, load, checks),
   };
 }
