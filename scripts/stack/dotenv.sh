@@ -1,5 +1,5 @@
 # load_dotenv FILE: exports the KEY=value lines of FILE (Node's .env syntax, one line per value) for every KEY
-# the environment does not set already: the environment wins over the file, as in lib/config.ts. The values are
+# the environment does not set already (an empty value is skipped): the environment wins over the file, as in lib/config.ts. The values are
 # data: nothing in the file is executed, substituted or expanded.
 # shellcheck shell=bash
 load_dotenv() {
@@ -20,6 +20,9 @@ load_dotenv() {
       value="${value%"${value##*[![:space:]]}"}"
     fi
     [[ -n "${!key+x}" ]] && continue
+    # an empty value means unset, as for the application: exported empty, some tools (the temporal CLI reads
+    # TEMPORAL_TLS_*) would take it as a setting
+    [[ -z "$value" ]] && continue
     export "$key=$value"
   done <"$file"
 }
