@@ -23,7 +23,18 @@ export default async function setup(): Promise<() => Promise<void>> {
   await admin((client) => client.query(`create database ${template}`));
   const db = createDb(createPool(databaseUrlFor(loadConfig().databaseUrl, template), 1));
   try {
-    await migrateToLatest(db);
+    // roles are shared by every database of the server: another run migrating at the same moment (a second
+    // checkout's suite) can make 0001's role statements fail with "tuple concurrently updated"; the migration
+    // is one transaction, so it is simply run again
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await migrateToLatest(db);
+        break;
+      } catch (err) {
+        if (!/tuple concurrently updated/.test(String((err as { cause?: unknown }).cause ?? err)) || attempt >= 5)
+          throw err;
+      }
+    }
   } finally {
     await db.destroy();
   }
