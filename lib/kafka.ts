@@ -242,7 +242,7 @@ export async function topicOffsets(conn: KafkaConnection, topic: string): Promis
  * request goes to one partition (the client does not split a request's batch of a partition). Requests in flight.
  */
 const BATCH_BYTES = 768 << 10;
-const IN_FLIGHT = 16;
+const IN_FLIGHT = 16; // sends the app keeps queued; the idempotent client sends one request per broker at a time
 
 /**
  * Sends keyed records in batches through @platformatic/kafka's producer, several requests in flight, acks from all
@@ -263,7 +263,8 @@ export class EventSender {
   static connect(conn: KafkaConnection, topic: string, onAcked?: (records: number) => void): EventSender {
     const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...kafkaClientOptions(conn, 'nightshift-produce'),
-      maxInflights: IN_FLIGHT,
+      // a request retried after a timeout must not write its records twice
+      idempotent: true,
       acks: ProduceAcks.ALL,
       partitioner: compatibilityPartitioner,
     });

@@ -98,6 +98,13 @@ function inputDate(input: unknown): string | undefined {
   return undefined;
 }
 
+/** The date a workflow id names (`daily-YYYY-MM-DD`, `backfill-FROM-TO`), for activities whose input has none. */
+function workflowDate(workflowId: string | undefined): string | undefined {
+  const m = /^(?:daily-(\d{4}-\d{2}-\d{2})|backfill-(\d{4}-\d{2}-\d{2})-(\d{4}-\d{2}-\d{2}))$/.exec(workflowId ?? '');
+  if (!m) return undefined;
+  return m[1] ?? `${m[2]}..${m[3]}`;
+}
+
 /**
  * Binds workflowId, runId, date and step to every line written inside an activity (through `currentLogger()`), and
  * logs each activity's end with its duration and attempt, or its error.
@@ -110,7 +117,7 @@ export function activityLogging(logger: Logger): ActivityInterceptorsFactory {
         const log = logger.child({
           workflowId: info.workflowExecution?.workflowId,
           runId: info.workflowExecution?.runId,
-          date: inputDate(input.args[0]),
+          date: inputDate(input.args[0]) ?? workflowDate(info.workflowExecution?.workflowId),
           step: STEP_OF[info.activityType] ?? info.activityType,
           activity: info.activityType,
           attempt: info.attempt,
