@@ -99,7 +99,7 @@ describe('the compiled build (make build)', () => {
   it('holds the landing thread and the SQL files beside the code', () => {
     for (const file of [
       'scripts/worker.js',
-      'activities/land-worker.js',
+      'activities/landing/worker.js',
       'warehouse/sql/fact_events.sql',
       'warehouse/marts/daily_active_users.sql',
       'warehouse/checks/volume.sql',
