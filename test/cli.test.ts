@@ -102,6 +102,7 @@ describe('the compiled build (make build)', () => {
       'activities/landing/worker.js',
       'warehouse/sql/fact_events.sql',
       'warehouse/marts/daily_active_users.sql',
+      'warehouse/checks/volume.sql',
       'migrations/20261122_0001_schemas_and_roles.js',
     ]) {
       expect(existsSync(path.join(ROOT, out, file)), file).toBe(true);

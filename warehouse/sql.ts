@@ -3,7 +3,8 @@ import path from 'node:path';
 import type pg from 'pg';
 
 /**
- * Loads the repo-owned SQL files under warehouse/sql/ and runs them with psql's variable syntax, so each file
+ * Loads the repo-owned SQL files under warehouse/sql/ (the load steps) and warehouse/checks/ (the data-quality
+ * checks of lib/checks.ts) and runs them with psql's variable syntax, so each file
  * also runs as it is in psql (`psql -v date=2024-12-17 -v events_table=events_20241217 -f warehouse/sql/….sql`):
  *   :'name'  a value, always sent as a bound parameter ($1, $2, …), never spliced;
  *   :"name"  an identifier, quoted with escapeIdentifier (the only text placed into the statement).
@@ -11,22 +12,27 @@ import type pg from 'pg';
  */
 
 export const SQL_DIR = path.resolve(__dirname, 'sql');
+/** The checks' SQL, one file per check (named as the check). */
+export const CHECKS_SQL_DIR = path.resolve(__dirname, 'checks');
 
 const cache = new Map<string, string[]>();
 
-/** The statements of warehouse/sql/<name>.sql, comments kept, read once per process. */
-export function sqlStatements(name: string): string[] {
-  let statements = cache.get(name);
+/** The statements of <dir>/<name>.sql (dir: warehouse/sql/ unless given), comments kept, read once per process. */
+export function sqlStatements(name: string, dir: string = SQL_DIR): string[] {
+  const file = path.join(dir, `${name}.sql`);
+  let statements = cache.get(file);
   if (!statements) {
-    const file = path.join(SQL_DIR, `${name}.sql`);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read ${file}: the SQL files ship with the code under warehouse/sql/`, { cause: err });
+      throw new Error(
+        `cannot read ${file}: the SQL files ship with the code under warehouse/ (make build copies them to dist/)`,
+        { cause: err },
+      );
     }
     statements = splitStatements(text);
-    cache.set(name, statements);
+    cache.set(file, statements);
   }
   return statements;
 }
@@ -86,14 +92,15 @@ export function bindStatement(
   return { text, values };
 }
 
-/** Runs every statement of warehouse/sql/<name>.sql in order on one client; returns each statement's result. */
+/** Runs every statement of <dir>/<name>.sql (dir: warehouse/sql/ unless given) in order on one client; returns each statement's result. */
 export async function runSqlFile(
-  client: pg.ClientBase,
+  client: Pick<pg.ClientBase, 'query' | 'escapeIdentifier'>,
   name: string,
   vars: SqlVariables = {},
+  dir: string = SQL_DIR,
 ): Promise<pg.QueryResult[]> {
   const results: pg.QueryResult[] = [];
-  for (const statement of sqlStatements(name)) {
+  for (const statement of sqlStatements(name, dir)) {
     results.push(await client.query(bindStatement(statement, vars, (id) => client.escapeIdentifier(id))));
   }
   return results;

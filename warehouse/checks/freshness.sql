@@ -1,0 +1,25 @@
+-- grain: one row: the newest fact of the whole warehouse and the newest fact of the date, with how old the first
+-- is at the clock `now` and how far the second falls short of the date's end (hours). lib/checks.ts judges them:
+-- the scheduled run against the clock, a backfilled date against its own end.
+-- the newest fact overall comes from user_activity's last_event_at index (fact_events has no index across dates),
+-- the date's from its partition.
+-- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v now=2024-12-18T02:00:00Z -f warehouse/checks/freshness.sql
+with newest as (
+    select
+        (
+            select max(ua.last_event_at)
+            from warehouse.user_activity as ua
+        ) as newest_at,
+        (
+            select max(f.event_time)
+            from warehouse.fact_events as f
+            where f.date_key = :'date_key'::int
+        ) as date_newest_at
+)
+
+select
+    n.newest_at,
+    n.date_newest_at,
+    extract(epoch from (:'now'::timestamptz - n.newest_at)) / 3600 as age_hours,
+    extract(epoch from ((:'date'::date + 1)::timestamp at time zone 'UTC' - n.date_newest_at)) / 3600 as hours_short
+from newest as n;

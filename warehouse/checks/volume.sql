@@ -1,0 +1,48 @@
+-- grain: one row per day of the volume check's window: the date and the history_days days before it, oldest first,
+-- with the day's fact rows and whether the day's own latest volume check failed (is_anomalous). lib/volume.ts builds
+-- the baseline from these rows and judges the date against it.
+-- the date's rows are counted in its partition; the days before come from user_days, which the fact loads keep
+-- equal to them. a day without rows has 0.
+-- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v history_days=56 -f warehouse/checks/volume.sql
+with history_days as (
+    select g::date as dt
+    from generate_series(:'date'::date - :'history_days'::int, :'date'::date, interval '1 day') as g
+),
+
+day_counts as (
+    select
+        :'date_key'::int as date_key,
+        count(*) as count_rows
+    from warehouse.fact_events as f
+    where f.date_key = :'date_key'::int
+    union all
+    select
+        ud.date_key,
+        sum(ud.events) as count_rows
+    from warehouse.user_days as ud
+    where ud.date_key = any(
+        select to_char(hd.dt, 'YYYYMMDD')::int
+        from history_days as hd
+        where hd.dt < :'date'::date
+    )
+    group by ud.date_key
+),
+
+latest_volume_checks as (
+    select distinct on (r.dt)
+        r.dt,
+        r.status
+    from ops.dq_results as r
+    where r.dt between :'date'::date - :'history_days'::int and :'date'::date - 1
+        and r.check_name = 'volume'
+    order by r.dt, r.checked_at desc, r.dq_result_id desc
+)
+
+select
+    to_char(hd.dt, 'YYYY-MM-DD') as date,
+    coalesce(dc.count_rows, 0) as count_rows,
+    coalesce(lvc.status = 'fail', false) as is_anomalous
+from history_days as hd
+left join day_counts as dc on dc.date_key = to_char(hd.dt, 'YYYYMMDD')::int
+left join latest_volume_checks as lvc on lvc.dt = hd.dt
+order by hd.dt;
