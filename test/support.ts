@@ -46,13 +46,13 @@ export type LakeKind = (typeof LAKE_KINDS)[number];
  * development credentials), under its own key prefix; AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
  * and NIGHTSHIFT_TEST_S3_BUCKET point the tests at another S3 server.
  */
-export function testS3Lake(prefix: string): { lakeDir: string; lakeS3: LakeS3 } {
+export function testS3Lake(prefix: string, endpoint?: string): { lakeDir: string; lakeS3: LakeS3 } {
   const env = readEnvironment();
   const bucket = env.NIGHTSHIFT_TEST_S3_BUCKET || 'nightshift-lake';
   const config = loadConfig({
     ...env,
     LAKE_URL: `s3://${bucket}/${prefix}`,
-    AWS_ENDPOINT_URL_S3: env.AWS_ENDPOINT_URL_S3 || 'http://127.0.0.1:9000',
+    AWS_ENDPOINT_URL_S3: endpoint ?? (env.AWS_ENDPOINT_URL_S3 || 'http://127.0.0.1:9000'),
     AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID || 'nightshift',
     AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY || 'nightshift-local-secret',
   });
@@ -60,9 +60,12 @@ export function testS3Lake(prefix: string): { lakeDir: string; lakeS3: LakeS3 } 
 }
 
 /** A fresh, empty lake of the given kind, and how to remove it. */
-export function testLake(kind: LakeKind): { lakeDir: string; lakeS3: LakeS3 | null; remove(): Promise<void> } {
+export function testLake(
+  kind: LakeKind,
+  s3Endpoint?: string,
+): { lakeDir: string; lakeS3: LakeS3 | null; remove(): Promise<void> } {
   if (kind === 's3') {
-    const lake = testS3Lake(uniqueName('test'));
+    const lake = testS3Lake(uniqueName('test'), s3Endpoint);
     return {
       ...lake,
       async remove() {
@@ -96,7 +99,7 @@ export interface TestEnv {
 
 /** A migrated database cloned from the template, a fresh topic with `partitions` partitions, and a temp lake. */
 export async function createTestEnv(
-  options: { partitions?: number; topic?: boolean; kafka?: KafkaConnection; lake?: LakeKind } = {},
+  options: { partitions?: number; topic?: boolean; kafka?: KafkaConnection; lake?: LakeKind; s3Endpoint?: string } = {},
 ): Promise<TestEnv> {
   const base = { ...loadConfig(), ...options.kafka };
   const database = uniqueName('ns_test');
@@ -109,7 +112,7 @@ export async function createTestEnv(
   }
   const topic = uniqueName('events_test');
   if (options.topic !== false) await createTopic(base, topic, options.partitions ?? 4);
-  const lake = testLake(options.lake ?? 'file');
+  const lake = testLake(options.lake ?? 'file', options.s3Endpoint);
   const config: Config = {
     ...base,
     databaseUrl: databaseUrlFor(base.databaseUrl, database),
