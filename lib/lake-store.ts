@@ -256,3 +256,23 @@ export function parseS3Url(value: string): { bucket: string; prefix: string } | 
   if (m === null) return null;
   return { bucket: m[1], prefix: m[2].replace(/^\/+|\/+$/g, '') };
 }
+
+/** The environment variables that point a child process (a worker) at this lake. */
+export function lakeEnvironment(settings: LakeSettings): Record<string, string> {
+  const s3 = settings.lakeS3;
+  if (s3 === null) return { LAKE_URL: '', LAKE_DIR: settings.lakeDir };
+  return {
+    LAKE_URL: `s3://${s3.bucket}/${s3.prefix}`,
+    AWS_REGION: s3.region,
+    AWS_ENDPOINT_URL_S3: s3.endpoint ?? '',
+    AWS_S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+    AWS_ACCESS_KEY_ID: s3.accessKeyId ?? '',
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey ?? '',
+  };
+}
+
+/** The same lake's connection with another key prefix under it (a test's or a benchmark's own corner). */
+export function withPrefix(s3: LakeS3, sub: string): { lakeDir: string; lakeS3: LakeS3 } {
+  const prefix = s3.prefix === '' ? sub : `${s3.prefix}/${sub}`;
+  return { lakeDir: `s3://${s3.bucket}/${prefix}`, lakeS3: { ...s3, prefix } };
+}

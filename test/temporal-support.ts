@@ -4,6 +4,7 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { sql } from 'kysely';
 import type { Config } from '../lib/config';
+import { lakeEnvironment } from '../lib/lake-store';
 import { connectClient } from '../lib/temporal-client';
 import { createWorker, type NightshiftWorker } from '../lib/worker';
 import { produceEvents } from '../lib/produce';
@@ -57,7 +58,7 @@ export function envFor(config: Config): NodeJS.ProcessEnv {
     ...process.env,
     DATABASE_URL: config.databaseUrl,
     KAFKA_TOPIC: config.kafkaTopic,
-    LAKE_DIR: config.lakeDir,
+    ...lakeEnvironment(config),
     TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
     TEMPORAL_ADDRESS: config.temporalAddress,
     TEMPORAL_NAMESPACE: config.temporalNamespace,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../lib/config';
+import { lakeEnvironment } from '../../lib/lake-store';
 import { dailyWorkflowId } from '../../lib/temporal';
 import type { DailyPipelineOutput } from '../../workflows/daily-pipeline';
 
@@ -29,7 +30,7 @@ export async function startWorker(config: Config): Promise<WorkerProcess> {
       ...process.env,
       DATABASE_URL: config.databaseUrl,
       KAFKA_TOPIC: config.kafkaTopic,
-      LAKE_DIR: config.lakeDir,
+      ...lakeEnvironment(config),
       TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
       SLACK_WEBHOOK_URL: '',
     },
