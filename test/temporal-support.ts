@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { sql } from 'kysely';
@@ -68,9 +69,15 @@ export function envFor(config: Config): NodeJS.ProcessEnv {
 }
 
 /** `scripts/worker.ts` in a child process (what `make worker` runs); resolves once it polls. */
-export async function spawnWorker(config: Config, extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
-    cwd: ROOT,
+export async function spawnWorker(
+  config: Config,
+  extraEnv: NodeJS.ProcessEnv = {},
+  cwd: string = ROOT,
+): Promise<ChildProcess> {
+  // absolute paths: the worker may run in a working folder of its own
+  const tsx = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+  const child = spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'scripts', 'worker.ts')], {
+    cwd,
     env: { ...envFor(config), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
