@@ -114,7 +114,12 @@ wait_for() {
 
 # ours PID: the process is alive and was started from this checkout (guards
 # against pid reuse and against another clone's stack on the same ports)
-ours() { [[ -n "$1" && "$(readlink "/proc/$1/cwd" 2>/dev/null)" == "$ROOT" ]]; }
+# (versitygw changes into the folder it serves, .data/s3)
+ours() {
+  local cwd
+  cwd="$(readlink "/proc/$1/cwd" 2>/dev/null)" || return 1
+  [[ -n "$1" && ( "$cwd" == "$ROOT" || "$cwd" == "$DATA"/* ) ]]
+}
 
 # pid_alive NAME: true if .data/run/NAME.pid names a live process of ours
 pid_alive() { ours "$(pid_of "$1")"; }
@@ -187,7 +192,7 @@ temporal_healthy() {
 }
 
 # the local S3 server answers its health endpoint (versitygw --health /health)
-s3_healthy() { curl -fsS -o /dev/null --max-time 3 "http://$S3_ADDRESS/health"; }
+s3_healthy() { curl -fsS -o /dev/null --max-time 3 "http://$S3_ADDRESS/health" 2>/dev/null; }
 
 # http_ok URL: the URL answers 2xx/3xx (plain TCP probe when curl is missing)
 http_ok() {

@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 DOWN=0
 
-row() { printf '%-10s %-28s %-8s %-8s %s\n' "$@"; }
+row() { printf '%-10s %-32s %-8s %-8s %s\n' "$@"; }
 
 report() { # NAME ADDRESS PID CHECK...
   local name="$1" address="$2" pid="$3" state=healthy; shift 3
