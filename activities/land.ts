@@ -16,8 +16,8 @@ export type { LandDateCounts, LandEventsOutput, WrittenFile };
  * Landing: Kafka → lake, exactly once with respect to Kafka offsets. This file orchestrates the steps under
  * activities/landing/: plan (lock, offsets), debris (cleanup), buffers (validation, Parquet files), read (the Kafka
  * read loop), commit (PostgreSQL), threads (worker threads).
- * Files are written whole (locally under a temporary name, then renamed; on S3 at their final key); then one PostgreSQL transaction records them in
- * ops.lake_files and advances ops.kafka_offsets. Anything in the lake the manifest does not know is debris of an
+ * Files are written whole (locally under a temporary name, then renamed; on S3 at their final key); then one
+ * PostgreSQL transaction records them in ops.lake_files and advances ops.kafka_offsets. Anything in the lake the manifest does not know is debris of an
  * interrupted landing and is removed when the next landing starts.
  */
 
