@@ -4,6 +4,7 @@ import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { ensureStaged, stagingEventsTable } from './stage';
+import { lakeOf } from '../lib/lake-store';
 
 export interface LoadDeviceDimensionOutput {
   date: string;
@@ -55,7 +56,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
   async function deviceDimension(date: string): Promise<LoadDeviceDimensionOutput> {
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { table, restaged } = await ensureStaged(client, config.lakeDir, date);
+      const { table, restaged } = await ensureStaged(client, lakeOf(config), date);
       const [result] = await runSqlFile(client, 'dim_device', { identifiers: { events_table: table } });
       return { date, restaged, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
     });
@@ -72,7 +73,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
     };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { restaged } = await ensureStaged(client, config.lakeDir, date);
+      const { restaged } = await ensureStaged(client, lakeOf(config), date);
       await lockDimUserExclusive(client);
       const changes = (await runSqlFile(client, 'user_changes', { identifiers, values: { date } })).at(-1)!;
       await runSqlFile(client, 'dim_user_versions', { identifiers });

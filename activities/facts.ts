@@ -7,6 +7,7 @@ import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
 import { ensureStaged, stagingEventsTable, stagingFilesTable } from './stage';
+import { lakeOf } from '../lib/lake-store';
 
 export interface LoadFactsOutput {
   date: string;
@@ -130,7 +131,7 @@ export function createFactActivities(deps: ActivityDeps) {
     const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { restaged } = await ensureStaged(client, config.lakeDir, date);
+      const { restaged } = await ensureStaged(client, lakeOf(config), date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
       const { rows: staged } = await client.query<{ n: number }>(

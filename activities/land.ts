@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { kafkaConnection, REQUEST_TIMEOUT_MS } from '../lib/kafka';
+import { lakeOf } from '../lib/lake-store';
 import { recordStep } from '../lib/runs';
 import type { ActivityDeps, RunRef } from './deps';
 import { type LandingTuning, Landing, type WrittenFile } from './landing/buffers';
@@ -15,8 +16,8 @@ export type { LandDateCounts, LandEventsOutput, WrittenFile };
  * Landing: Kafka → lake, exactly once with respect to Kafka offsets. This file orchestrates the steps under
  * activities/landing/: plan (lock, offsets), debris (cleanup), buffers (validation, Parquet files), read (the Kafka
  * read loop), commit (PostgreSQL), threads (worker threads).
- * Files are written under a temporary name and renamed; then one PostgreSQL transaction records them in
- * ops.lake_files and advances ops.kafka_offsets. Anything in the lake the manifest does not know is debris of an
+ * Files are written whole (locally under a temporary name, then renamed; on S3 at their final key); then one
+ * PostgreSQL transaction records them in ops.lake_files and advances ops.kafka_offsets. Anything in the lake the manifest does not know is debris of an
  * interrupted landing and is removed when the next landing starts.
  */
 
@@ -80,7 +81,8 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
     const topic = config.kafkaTopic;
     const lock = await acquireLandingLock(pool, topic, () => ctx?.heartbeat({ waitingForLock: true }));
     try {
-      await removeDebris(db, config.lakeDir);
+      const lake = lakeOf(config);
+      await removeDebris(db, lake);
       const plans = await planPartitions(config, topic, await committedOffsets(db, topic));
       const now = (tuning.now ?? (() => new Date()))();
       const committer = new Committer(db, topic, plans, settings.beforeCommit);
@@ -102,9 +104,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
         requestTimeoutMs: settings.requestTimeoutMs,
       };
       if (groups === null) {
-        const landing = new Landing(config.lakeDir, topic, plans, tuned, now.getTime(), (chunk) =>
-          committer.commit(chunk),
-        );
+        const landing = new Landing(lake, topic, plans, tuned, now.getTime(), (chunk) => committer.commit(chunk));
         await consume({
           kafka: config,
           requestTimeoutMs: settings.requestTimeoutMs,
@@ -132,7 +132,13 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
         };
         await landInWorkers(
           groups,
-          { kafka: kafkaConnection(config), topic, lakeDir: config.lakeDir, tuning: share, nowMs: now.getTime() },
+          {
+            kafka: kafkaConnection(config),
+            topic,
+            lake: { lakeDir: config.lakeDir, lakeS3: config.lakeS3 },
+            tuning: share,
+            nowMs: now.getTime(),
+          },
           committer,
           (n) => {
             uncommitted = n;

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
@@ -6,7 +5,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { type Data, type RecordBatch, type Table, TimeUnit, Type, makeVector } from 'apache-arrow';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { LakeFileCorruptError, readEventFile, readLakeFiles } from '../lib/lake';
+import { LakeFileCorruptError, readLakeFile, readLakeFiles } from '../lib/lake';
+import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
@@ -312,14 +312,14 @@ export interface LakeFileRef {
  * rows of each file once it is encoded.
  */
 export async function* copyTextChunks(
-  lakeDir: string,
+  lake: LakeLocation,
   files: LakeFileRef[],
   onFile: (file: LakeFileRef, rows: number) => void = () => undefined,
 ): AsyncGenerator<Buffer> {
   const out = new CopyTextBuffer();
   const writeTimestamp = timestampWriter(out);
   let index = 0;
-  for await (const { lakeFileId, table } of readLakeFiles(lakeDir, files)) {
+  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
     const file = files[index++];
     checkColumns(table, file.path);
     const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
@@ -368,7 +368,7 @@ async function dropStaleStagingTables(client: pg.ClientBase, date: string): Prom
  */
 export async function stageDate(
   client: pg.ClientBase,
-  lakeDir: string,
+  lake: LakeLocation,
   date: string,
   options: { fileIds?: number[]; runId?: string | null } = {},
 ): Promise<StageEventsOutput> {
@@ -391,7 +391,7 @@ export async function stageDate(
     const copy = client.query(copyFrom(copyStatement(client, table)));
     await pipeline(
       Readable.from(
-        copyTextChunks(lakeDir, refs, (_file, rows) => {
+        copyTextChunks(lake, refs, (_file, rows) => {
           filesDone++;
           rowsRead += rows;
           heartbeat({ filesDone, files: files.length, rowsRead });
@@ -405,14 +405,14 @@ export async function stageDate(
     // a row PostgreSQL refuses or a file that does not decode: find them, set them aside, stage the rest
     if (!isRowRefusal(err) && !(err instanceof LakeFileCorruptError)) throw err;
     await client.query('rollback to savepoint stage_copy');
-    ({ copied, rowsRead, setAside } = await copyIsolating(client, lakeDir, table, files));
+    ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
   }
   const rowsSetAside = await recordSetAside(client, date, setAside);
   const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0) - rowsSetAside;
   rowsRead -= setAside.filter((r) => r.rowNumber !== null).length;
   if (copied !== expected || rowsRead !== expected) {
     throw ApplicationFailure.create({
-      message: `staged ${copied} rows for ${date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${lakeDir}/events/dt=${date}`,
+      message: `staged ${copied} rows for ${date} but ops.lake_files lists ${expected}: a lake file differs from the manifest; check the files under ${lakeStore(lake).describe(`events/dt=${date}/`)}`,
       type: 'LakeManifestMismatch',
       nonRetryable: true,
     });
@@ -464,7 +464,11 @@ export interface EnsureStagedOutput {
  * tables are unlogged, so a database crash empties them. Inside the caller's transaction, which holds the date lock.
  * A date never staged is staged from every committed lake file.
  */
-export async function ensureStaged(client: pg.ClientBase, lakeDir: string, date: string): Promise<EnsureStagedOutput> {
+export async function ensureStaged(
+  client: pg.ClientBase,
+  lake: LakeLocation,
+  date: string,
+): Promise<EnsureStagedOutput> {
   const table = stagingEventsTable(date);
   const { rows: records } = await client.query<{ row_count: number; lake_file_ids: string[] }>(
     'select row_count, lake_file_ids from ops.date_stages where dt = $1::date',
@@ -499,7 +503,7 @@ export async function ensureStaged(client: pg.ClientBase, lakeDir: string, date:
   }
   if (!problem) return { table, restaged: null };
   console.warn(JSON.stringify({ level: 'warn', msg: 'staging again', date, reason: problem }));
-  const restaged = await stageDate(client, lakeDir, date, record ? { fileIds: recordedIds } : {});
+  const restaged = await stageDate(client, lake, date, record ? { fileIds: recordedIds } : {});
   if (record && restaged.files !== recordedIds.length) {
     throw ApplicationFailure.create({
       message: `cannot restore the staging of ${date}: ${recordedIds.length} lake files were staged, ${restaged.files} of them are still in ops.lake_files; re-run the date (make backfill DATE=${date})`,
@@ -523,7 +527,7 @@ export function createStageActivities(deps: ActivityDeps) {
   async function stageEvents(input: DateStepInput): Promise<StageEventsOutput> {
     const run = () =>
       withDateLock(pool, input.date, async (client): Promise<StageEventsOutput> => {
-        const result = await stageDate(client, config.lakeDir, input.date, { runId: input.run?.runId ?? null });
+        const result = await stageDate(client, lakeOf(config), input.date, { runId: input.run?.runId ?? null });
         await dropStaleStagingTables(client, input.date);
         return result;
       });
@@ -597,7 +601,7 @@ function column(data: Table, name: string, row: number): unknown {
  */
 async function copyIsolating(
   client: pg.ClientBase,
-  lakeDir: string,
+  lake: LakeLocation,
   table: string,
   files: ManifestFile[],
 ): Promise<{ copied: number; rowsRead: number; setAside: SetAsideRow[] }> {
@@ -608,7 +612,7 @@ async function copyIsolating(
     const lakeFileId = Number(f.lake_file_id);
     let data: Table;
     try {
-      data = await readEventFile(path.resolve(lakeDir, f.path));
+      data = await readLakeFile(lake, f.path);
     } catch (err) {
       if (!(err instanceof LakeFileCorruptError)) throw err;
       setAside.push({

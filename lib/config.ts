@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { type DqConfig, DQ_DEFAULTS } from './checks';
+import { type LakeS3, parseS3Url } from './lake-store';
 import { registerEndpoint, registerSecrets, MASK } from './redact';
 import { type AlertConfig, ALERT_DEFAULTS } from './slack';
 import { dateProblem } from './temporal';
@@ -43,7 +44,10 @@ export interface Config {
   kafkaSsl: boolean;
   kafkaSslCa: string | null;
   kafkaSasl: KafkaSasl | null;
+  /** The lake's local folder (LAKE_DIR, or LAKE_URL=file:…); with an S3 lake, LAKE_URL itself (for messages). */
   lakeDir: string;
+  /** LAKE_URL=s3://bucket/prefix with AWS_*; null: the lake is the local folder lakeDir. */
+  lakeS3: LakeS3 | null;
   slackWebhookUrl: string | null;
   // --- operating: metrics, logs, late-data alerts (one block, see README "Operating") ---
   /** Port of the worker's Prometheus endpoint /metrics (0: none). METRICS_PORT, default 9464. */
@@ -86,7 +90,12 @@ const DEFAULTS = {
 } as const;
 
 /** Variables whose values are secrets: never printed, not even in a configuration error. */
-export const SECRET_VARIABLES = ['SLACK_WEBHOOK_URL', 'TEMPORAL_API_KEY', 'ANALYST_PASSWORD'] as const;
+export const SECRET_VARIABLES = [
+  'SLACK_WEBHOOK_URL',
+  'TEMPORAL_API_KEY',
+  'ANALYST_PASSWORD',
+  'AWS_SECRET_ACCESS_KEY',
+] as const;
 
 interface NumberSetting {
   name: string;
@@ -373,14 +382,67 @@ function kafkaSecurity(env: Env): Pick<Config, 'kafkaSsl' | 'kafkaSslCa' | 'kafk
   };
 }
 
+// --- the lake: LAKE_URL (file: or s3://bucket/prefix), LAKE_DIR, AWS_* ---
+
+/**
+ * LAKE_URL wins over LAKE_DIR: `file:/abs/path`, `file:relative/path` or a plain path is a local folder;
+ * `s3://bucket/prefix` an S3 lake, with AWS_REGION (default us-east-1), AWS_ENDPOINT_URL_S3 for an S3-compatible
+ * server (path-style addressing then, unless AWS_S3_FORCE_PATH_STYLE=false), AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY (both, or neither for the SDK's default credential chain).
+ */
+function lake(env: Env, secret: string | null): Pick<Config, 'lakeDir' | 'lakeS3'> {
+  const value = env.LAKE_URL?.trim() || null;
+  if (value === null) return { lakeDir: read(env, 'LAKE_DIR'), lakeS3: null };
+  if (value.startsWith('file:')) {
+    const dir = value.startsWith('file://') ? new URL(value).pathname : value.slice('file:'.length);
+    if (dir === '') fail('LAKE_URL', value, 'name a folder, e.g. file:.data/lake');
+    return { lakeDir: dir, lakeS3: null };
+  }
+  if (!value.includes('://')) return { lakeDir: value, lakeS3: null };
+  const s3 = parseS3Url(value);
+  if (s3 === null || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3.bucket)) {
+    fail(
+      'LAKE_URL',
+      value,
+      'use file:<folder> or s3://<bucket>/<prefix> (a bucket name of 3-63 lower-case letters, digits, dots, hyphens)',
+    );
+  }
+  const { bucket, prefix } = s3 as { bucket: string; prefix: string };
+  const keyId = env.AWS_ACCESS_KEY_ID?.trim() || null;
+  if ((keyId === null) !== (secret === null)) {
+    throw new ConfigError(
+      'set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the S3 lake, or neither (the SDK then uses its default credential chain)',
+    );
+  }
+  const endpointValue = env.AWS_ENDPOINT_URL_S3?.trim() || null;
+  const endpoint = endpointValue === null ? null : url('AWS_ENDPOINT_URL_S3', endpointValue, ['http:', 'https:']);
+  const pathStyle = env.AWS_S3_FORCE_PATH_STYLE?.trim().toLowerCase() || null;
+  if (pathStyle !== null && !['true', 'false', '1', '0'].includes(pathStyle)) {
+    fail('AWS_S3_FORCE_PATH_STYLE', pathStyle, 'use true or false');
+  }
+  return {
+    lakeDir: `s3://${bucket}${prefix === '' ? '' : `/${prefix}`}`,
+    lakeS3: {
+      bucket,
+      prefix,
+      region: env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || 'us-east-1',
+      endpoint,
+      forcePathStyle: pathStyle === null ? endpoint !== null : pathStyle === 'true' || pathStyle === '1',
+      accessKeyId: keyId,
+      secretAccessKey: secret,
+    },
+  };
+}
+
 /** Reads and validates the configuration; throws a ConfigError naming the bad variable. */
 export function loadConfig(env: Env = readEnvironment()): Config {
   const slack = optional(env, 'SLACK_WEBHOOK_URL');
   const apiKey = optional(env, 'TEMPORAL_API_KEY');
   const analystPassword = optional(env, 'ANALYST_PASSWORD');
+  const awsSecret = optional(env, 'AWS_SECRET_ACCESS_KEY');
   // registered before validation, so that a value the checks below reject is masked wherever it surfaces; the
   // database password is masked by its place in the URL instead (the local one, "nightshift", is a common word)
-  registerSecrets(apiKey, analystPassword, slack, slack?.split('/services/')[1]);
+  registerSecrets(apiKey, analystPassword, awsSecret, slack, slack?.split('/services/')[1]);
   const brokers = read(env, 'KAFKA_BROKERS')
     .split(',')
     .map((b) => b.trim())
@@ -397,7 +459,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     kafkaBrokers: brokers.map((b) => hostPort('KAFKA_BROKERS', b)),
     kafkaTopic: identifier('KAFKA_TOPIC', read(env, 'KAFKA_TOPIC')),
     ...kafkaSecurity(env),
-    lakeDir: read(env, 'LAKE_DIR'),
+    ...lake(env, awsSecret),
     slackWebhookUrl: slack ? url('SLACK_WEBHOOK_URL', slack, ['https:', 'http:']) : null,
     metricsPort: port('METRICS_PORT', read(env, 'METRICS_PORT')),
     temporalMetricsPort: port('TEMPORAL_METRICS_PORT', read(env, 'TEMPORAL_METRICS_PORT')),
@@ -416,6 +478,10 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   for (const broker of config.kafkaBrokers) {
     const [host, port] = broker.split(':');
     registerEndpoint('KAFKA_BROKERS', host, Number(port));
+  }
+  if (config.lakeS3?.endpoint) {
+    const s3 = new URL(config.lakeS3.endpoint);
+    registerEndpoint('AWS_ENDPOINT_URL_S3', s3.hostname, Number(s3.port || (s3.protocol === 'https:' ? 443 : 80)));
   }
   return config;
 }

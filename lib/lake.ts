@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   Binary,
@@ -22,6 +20,7 @@ import {
 } from 'apache-arrow';
 import { Compression, Table as WasmTable, WriterPropertiesBuilder, readParquet, writeParquet } from 'parquet-wasm';
 import type { LakeEvent } from './events';
+import { type LakeLocation, LakeObjectMissingError, lakeStore } from './lake-store';
 
 /**
  * The lake (SPEC section 4): date-partitioned Parquet files, Hive style, readable by DuckDB, Spark and Trino.
@@ -341,33 +340,12 @@ export function toParquet(table: Table, compression: Compression = LAKE_COMPRESS
 }
 
 /**
- * Writes bytes to `lakeDir/relPath` atomically and durably: a hidden temp file in the same folder, fsync, rename,
- * fsync of the folder. Readers and the manifest never see a partial file.
+ * Writes bytes to the lake at `relPath` whole: locally a hidden temp file in the same folder, fsync, rename, fsync of
+ * the folder; on S3 the final key in one PUT (or a multipart upload completed after its last part). Readers and the
+ * manifest never see a partial file.
  */
-export async function writeLakeFile(lakeDir: string, relPath: string, bytes: Uint8Array): Promise<void> {
-  const finalPath = path.join(lakeDir, relPath);
-  const dir = path.dirname(finalPath);
-  await mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(finalPath)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(bytes);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, finalPath);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+export async function writeLakeFile(lake: LakeLocation, relPath: string, bytes: Uint8Array): Promise<void> {
+  await lakeStore(lake).put(relPath, bytes);
 }
 
 /** A lake file that reads but does not decode as Parquet/Arrow: retrying cannot fix it. */
@@ -375,37 +353,66 @@ export class LakeFileCorruptError extends Error {
   override name = 'LakeFileCorruptError';
 }
 
-/** Reads one lake file (events or dead letters) into an Arrow table. */
-export async function readEventFile(absPath: string): Promise<Table> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(absPath);
-  } catch (err) {
-    throw new Error(
-      `cannot read lake file ${absPath}: is LAKE_DIR right, and was the file removed outside the landing?`,
-      {
-        cause: err,
-      },
-    );
-  }
+function decode(bytes: Buffer, where: string): Table {
   try {
     return tableFromIPC(readParquet(bytes).intoIPCStream());
   } catch (err) {
-    throw new LakeFileCorruptError(`lake file ${absPath} is not readable Parquet: ${(err as Error).message ?? err}`, {
+    throw new LakeFileCorruptError(`lake file ${where} is not readable Parquet: ${(err as Error).message ?? err}`, {
       cause: err,
     });
   }
 }
 
+/** Reads one local lake file (events or dead letters) by its absolute path into an Arrow table. */
+export async function readEventFile(absPath: string): Promise<Table> {
+  return readLakeFile(path.dirname(absPath), path.basename(absPath));
+}
+
+/** Reads one lake file (events or dead letters) by its manifest path into an Arrow table; on S3 the object is streamed. */
+export async function readLakeFile(lake: LakeLocation, relPath: string): Promise<Table> {
+  const store = lakeStore(lake);
+  let bytes: Buffer;
+  try {
+    bytes = await store.get(relPath);
+  } catch (err) {
+    if (!(err instanceof LakeObjectMissingError)) throw err;
+    throw new Error(
+      `cannot read lake file ${store.describe(relPath)}: is ${store.kind === 's3' ? 'LAKE_URL' : 'LAKE_DIR'} right, and was the file removed outside the landing?`,
+      { cause: err },
+    );
+  }
+  return decode(bytes, store.describe(relPath));
+}
+
 /**
  * Streams lake files as Arrow tables, one file at a time, so memory stays bounded by the largest file
- * (files are capped in rows by the landing). `files` are manifest rows: paths relative to `lakeDir`.
+ * (files are capped in rows by the landing). `files` are manifest rows: paths relative to the lake's root.
+ * On S3 the next object's bytes download while the caller works on the current table.
  */
 export async function* readLakeFiles(
-  lakeDir: string,
+  lake: LakeLocation,
   files: { lakeFileId: number; path: string }[],
 ): AsyncGenerator<{ lakeFileId: number; table: Table }> {
-  for (const file of files) {
-    yield { lakeFileId: file.lakeFileId, table: await readEventFile(path.resolve(lakeDir, file.path)) };
+  const store = lakeStore(lake);
+  if (store.kind === 'file') {
+    for (const file of files) yield { lakeFileId: file.lakeFileId, table: await readLakeFile(store, file.path) };
+    return;
+  }
+  const fetchBytes = (relPath: string): Promise<Buffer> => {
+    const p = store.get(relPath).catch((err: unknown) => {
+      if (!(err instanceof LakeObjectMissingError)) throw err;
+      throw new Error(
+        `cannot read lake file ${store.describe(relPath)}: is LAKE_URL right, and was the file removed outside the landing?`,
+        { cause: err },
+      );
+    });
+    p.catch(() => undefined); // awaited on its turn; a failure surfaces there
+    return p;
+  };
+  let next = files.length > 0 ? fetchBytes(files[0].path) : null;
+  for (let i = 0; i < files.length; i++) {
+    const bytes = await (next as Promise<Buffer>);
+    next = i + 1 < files.length ? fetchBytes(files[i + 1].path) : null;
+    yield { lakeFileId: files[i].lakeFileId, table: decode(bytes, store.describe(files[i].path)) };
   }
 }

@@ -37,6 +37,7 @@ export async function createScratchEnv(base: Config, prefix: string, partitions 
     databaseUrl: url.toString(),
     kafkaTopic: topic,
     lakeDir,
+    lakeS3: null, // a local scratch lake, whatever LAKE_URL says
     temporalTaskQueue: scratchName(prefix),
   };
   const pool = createPool(config.databaseUrl, 4);

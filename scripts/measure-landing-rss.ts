@@ -8,6 +8,7 @@ import { createLandActivities } from '../activities/land';
 import { EXIT, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { createTopic, deleteTopic } from '../lib/kafka';
+import { lakeEnvironment } from '../lib/lake-store';
 import { createDb, createPool } from '../warehouse/db';
 import { migrateToLatest } from '../warehouse/migrate';
 import { produceEvents } from '../lib/produce';
@@ -84,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
     databaseUrl: url.toString(),
     kafkaTopic: `measure_landing_${suffix}`,
     lakeDir: mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-')),
+    lakeS3: null,
   };
 
   await adminQuery(base, `create database ${database}`);
@@ -102,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
         ...process.env,
         DATABASE_URL: config.databaseUrl,
         KAFKA_TOPIC: config.kafkaTopic,
-        LAKE_DIR: config.lakeDir,
+        ...lakeEnvironment(config),
       },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -165,7 +165,7 @@ async function main(argv: string[]): Promise<number> {
   const url = new URL(base.databaseUrl);
   url.pathname = `/${database}`;
   const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-'));
-  const config: Config = { ...base, databaseUrl: url.toString(), lakeDir };
+  const config: Config = { ...base, databaseUrl: url.toString(), lakeDir, lakeS3: null };
   const pool = createPool(config.databaseUrl, 4);
   const db = createDb(pool);
   try {

@@ -18,7 +18,45 @@ describe('configuration', () => {
     expect(config.kafkaBrokers).toEqual(['127.0.0.1:9092']);
     expect(config.kafkaTopic).toBe('events');
     expect(config.lakeDir).toBe('.data/lake');
+    expect(config.lakeS3).toBeNull();
     expect(config.slackWebhookUrl).toBeNull();
+  });
+
+  it('LAKE_URL: file: and plain paths are local folders, s3://bucket/prefix an S3 lake with the AWS variables', () => {
+    expect(loadConfig({ LAKE_URL: 'file:/srv/lake', LAKE_DIR: '/other' })).toMatchObject({
+      lakeDir: '/srv/lake',
+      lakeS3: null,
+    });
+    expect(loadConfig({ LAKE_URL: 'file:lake' })).toMatchObject({ lakeDir: 'lake', lakeS3: null });
+    expect(loadConfig({ LAKE_URL: 'file:///srv/lake' })).toMatchObject({ lakeDir: '/srv/lake', lakeS3: null });
+    const s3 = loadConfig({
+      LAKE_URL: 's3://my-lake/prod/events-lake/',
+      AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9000',
+      AWS_ACCESS_KEY_ID: 'id',
+      AWS_SECRET_ACCESS_KEY: 'sekrit-value-123',
+      AWS_REGION: 'eu-west-1',
+    });
+    expect(s3.lakeDir).toBe('s3://my-lake/prod/events-lake');
+    expect(s3.lakeS3).toEqual({
+      bucket: 'my-lake',
+      prefix: 'prod/events-lake',
+      region: 'eu-west-1',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+      accessKeyId: 'id',
+      secretAccessKey: 'sekrit-value-123',
+    });
+    expect(redact('the key is sekrit-value-123')).not.toContain('sekrit-value-123');
+    const aws = loadConfig({ LAKE_URL: 's3://my-lake' }).lakeS3;
+    expect(aws).toMatchObject({ prefix: '', endpoint: null, forcePathStyle: false, accessKeyId: null });
+    expect(() => loadConfig({ LAKE_URL: 's3://Bad_Bucket/x' })).toThrow(/LAKE_URL/);
+    expect(() => loadConfig({ LAKE_URL: 'gs://bucket/x' })).toThrow(/LAKE_URL/);
+    expect(() => loadConfig({ LAKE_URL: 's3://b-1/x', AWS_SECRET_ACCESS_KEY: 'only-the-secret-42' })).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/AWS_ACCESS_KEY_ID/) }),
+    );
+    expect(() => loadConfig({ LAKE_URL: 's3://b-1/x', AWS_SECRET_ACCESS_KEY: 'only-the-secret-42' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('only-the-secret-42') }),
+    );
   });
 
   it.each([

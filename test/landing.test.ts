@@ -1,11 +1,9 @@
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLandActivities, type LandTuning } from '../activities/land';
 import { topicOffsets } from '../lib/kafka';
-import { readEventFile } from '../lib/lake';
+import { readLakeFile } from '../lib/lake';
 import { produceEvents } from '../lib/produce';
-import { createTestEnv, type TestEnv } from './support';
+import { createTestEnv, LAKE_KINDS, type LakeKind, lakeFiles, lakeOfEnv, type TestEnv } from './support';
 
 /** Landing against the real broker and database: counts conserved, exactly once, late records, idempotent re-runs. */
 
@@ -14,8 +12,8 @@ afterEach(async () => {
   while (envs.length > 0) await envs.pop()?.cleanup();
 });
 
-async function env(): Promise<TestEnv> {
-  const e = await createTestEnv({ partitions: 4 });
+async function env(lake: LakeKind): Promise<TestEnv> {
+  const e = await createTestEnv({ partitions: 4, lake });
   envs.push(e);
   return e;
 }
@@ -33,27 +31,11 @@ async function manifest(e: TestEnv) {
   return e.db.selectFrom('ops.lake_files').selectAll().orderBy('lake_file_id').execute();
 }
 
-/** Every file under the lake's areas, relative to LAKE_DIR (temp files included). */
-function lakeFiles(e: TestEnv): string[] {
-  const out: string[] = [];
-  for (const area of ['events', 'dead_letter']) {
-    const dir = path.join(e.config.lakeDir, area);
-    let parts: string[] = [];
-    try {
-      parts = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const p of parts) for (const f of readdirSync(path.join(dir, p))) out.push(`${area}/${p}/${f}`);
-  }
-  return out.sort();
-}
-
 /** (partition, offset) of every row in the committed lake files, per area and date. */
 async function lakeRows(e: TestEnv) {
   const rows: { area: string; dt: string; partition: number; offset: number; reason: string | null }[] = [];
   for (const f of await manifest(e)) {
-    const table = await readEventFile(path.join(e.config.lakeDir, f.path));
+    const table = await readLakeFile(lakeOfEnv(e), f.path);
     expect(table.numRows).toBe(f.row_count);
     const partitions = table.getChild('kafka_partition')!.toArray() as Int32Array;
     const offsets = table.getChild('kafka_offset')!.toArray() as BigInt64Array;
@@ -82,9 +64,9 @@ function expectExactlyOnce(rows: { partition: number; offset: number }[], hw: Ma
   }
 }
 
-describe('landing', () => {
+describe.each(LAKE_KINDS)('landing (%s lake)', (lake) => {
   it('lands every record once: per date, lake rows + dead letters = records produced; total = what the broker holds', async () => {
-    const e = await env();
+    const e = await env(lake);
     const produced = await produceEvents(e.config, {
       events: 50_000,
       days: 3,
@@ -129,11 +111,11 @@ describe('landing', () => {
   });
 
   it('landing twice in a row writes nothing the second time', async () => {
-    const e = await env();
+    const e = await env(lake);
     await produceEvents(e.config, { events: 5_000, days: 2, start: '2024-12-01', seed: 3, badRate: 0.02 });
     const first = await land(e);
     expect(first.recordsRead).toBe(5_000);
-    const filesBefore = lakeFiles(e);
+    const filesBefore = await lakeFiles(e);
     const manifestBefore = await manifest(e);
 
     const second = await land(e);
@@ -146,13 +128,13 @@ describe('landing', () => {
       perDate: [],
       reloadDates: [],
     });
-    expect(lakeFiles(e)).toEqual(filesBefore);
+    expect(await lakeFiles(e)).toEqual(filesBefore);
     expect(await manifest(e)).toEqual(manifestBefore);
     expect(await e.db.selectFrom('ops.landings').selectAll().execute()).toHaveLength(1);
   });
 
   it('a landing killed between writing files and committing them ends, once retried, with every record exactly once', async () => {
-    const e = await env();
+    const e = await env(lake);
     await produceEvents(e.config, { events: 30_000, days: 2, start: '2024-12-01', seed: 11, badRate: 0.02 });
     let commits = 0;
     const crash: LandTuning = {
@@ -164,7 +146,7 @@ describe('landing', () => {
     };
     await expect(land(e, crash)).rejects.toThrow('simulated crash');
     const committed = new Set((await manifest(e)).map((f) => f.path));
-    const debris = lakeFiles(e).filter((f) => !committed.has(f));
+    const debris = (await lakeFiles(e)).filter((f) => !committed.has(f));
     expect(committed.size).toBeGreaterThan(0);
     expect(debris.length).toBeGreaterThan(0);
 
@@ -173,13 +155,13 @@ describe('landing', () => {
     expect(retry.recordsRead).toBeLessThan(30_000);
     expectExactlyOnce(await lakeRows(e), hw);
     const after = new Set((await manifest(e)).map((f) => f.path));
-    expect(lakeFiles(e).filter((f) => !after.has(f))).toEqual([]);
+    expect((await lakeFiles(e)).filter((f) => !after.has(f))).toEqual([]);
     const landings = await e.db.selectFrom('ops.landings').select(['records_read']).execute();
     expect(landings.reduce((a, l) => a + Number(l.records_read), 0)).toBe(30_000);
   });
 
   it('late records for a loaded date land in its partition and mark it for re-load', async () => {
-    const e = await env();
+    const e = await env(lake);
     await produceEvents(e.config, { events: 4_000, days: 2, start: '2024-12-01', seed: 5, badRate: 0 });
     const first = await land(e);
     expect(first.reloadDates).toEqual([]);

@@ -7,7 +7,7 @@ import { createLandActivities } from '../activities/land';
 import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import type { RawEventV1 } from '../lib/events';
-import { createTestEnv, type TestEnv } from './support';
+import { createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
 
 /** Warehouse loads (issue 4): staging by COPY, SCD2 users, dimensions, idempotent fact upserts, late data. */
 
@@ -221,8 +221,8 @@ async function dropWhenAutovacuumDone(env: TestEnv): Promise<void> {
   }
 }
 
-async function setup(): Promise<{ env: TestEnv; feed: LoadFeed; load: ReturnType<typeof loader> }> {
-  const env = await createTestEnv({ partitions: 2 });
+async function setup(lake: LakeKind): Promise<{ env: TestEnv; feed: LoadFeed; load: ReturnType<typeof loader> }> {
+  const env = await createTestEnv({ partitions: 2, lake });
   const feed = await landingFeed(env);
   cleanups.push(async () => {
     await feed.close();
@@ -253,9 +253,9 @@ function busyDay(date: string): RawEventV1[] {
   return events;
 }
 
-describe('warehouse loads', () => {
+describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
   it('loading a date twice, or ten times, leaves byte-identical dim_user, dim_device and fact_events', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     const day = busyDay('2024-12-17');
     await feed.send([...day, day[3]]); // one record landed twice
     const first = await load('2024-12-17');
@@ -318,7 +318,7 @@ describe('warehouse loads', () => {
   });
 
   it('a user who goes free -> pro -> enterprise -> pro over three days has four contiguous versions, purchases at the plan of their time', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     const u = 'alice';
     await feed.send([signup(u, '2024-12-01T09:00:00Z', alice), purchase(u, '2024-12-01T10:00:00Z', 10)]);
     await load('2024-12-01');
@@ -393,7 +393,7 @@ describe('warehouse loads', () => {
       ['2024-12-03', '2024-12-02', '2024-12-01'],
       ['2024-12-02', '2024-12-03', '2024-12-01', '2024-12-02'],
     ]) {
-      const { env, feed, load } = await setup();
+      const { env, feed, load } = await setup(lake);
       for (const date of order) {
         await feed.send(days[date]);
         await load(date);
@@ -422,7 +422,7 @@ describe('warehouse loads', () => {
   });
 
   it('a purchase that arrives before its user signs up points at an inferred member, completed when the signup loads', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     await feed.send([purchase('dave', '2024-12-01T23:00:00Z', 12.5), purchase('erin', '2024-12-01T22:00:00Z', 3)]);
     await load('2024-12-01');
     const [inferred] = await versionsOf(env, 'dave');
@@ -460,7 +460,7 @@ describe('warehouse loads', () => {
   });
 
   it('a change that lands late is slotted into history at its time, and facts after it on other dates are re-pointed', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     const u = 'alice';
     await feed.send([signup(u, '2024-12-01T09:00:00Z', alice), purchase(u, '2024-12-01T10:00:00Z', 10)]);
     await load('2024-12-01');
@@ -518,7 +518,7 @@ describe('warehouse loads', () => {
   });
 
   it('staging is per date and transient: a stage run drops the tables of dates loaded more than a day ago', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     await feed.send([signup('gina', '2024-12-07T09:00:00Z', alice), signup('hank', '2024-12-08T09:00:00Z', alice)]);
     await load('2024-12-07');
     const stagingTables = async () =>
@@ -534,7 +534,7 @@ describe('warehouse loads', () => {
   });
 
   it('two loads of the same date never interleave: the date lock waits, other dates go ahead', async () => {
-    const { env } = await setup();
+    const { env } = await setup(lake);
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const order: string[] = [];
@@ -564,7 +564,7 @@ describe('warehouse loads', () => {
   });
 
   it('facts loaded before their users fail without retry, naming the count and the fix, and leave no partition', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     const deps = { config: env.config, pool: env.pool, db: env.db };
     await feed.send([signup('gina', '2024-12-09T08:00:00Z', alice), pageView('gina', '2024-12-09T09:00:00Z')]);
     await createStageActivities(deps).stageEvents({ date: '2024-12-09', run: { ...run, runId: 'stage-only' } });
@@ -605,7 +605,7 @@ describe('warehouse loads', () => {
   });
 
   it('a staging table a database crash emptied (unlogged) is staged again, from the same lake files, before dimensions and facts read it', async () => {
-    const { env, feed } = await setup();
+    const { env, feed } = await setup(lake);
     const deps = { config: env.config, pool: env.pool, db: env.db };
     const [stage, dims, facts] = [
       createStageActivities(deps),
@@ -643,7 +643,7 @@ describe('warehouse loads', () => {
   });
 
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
-    const { env, feed, load } = await setup();
+    const { env, feed, load } = await setup(lake);
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
     const s = signup('frank', '2024-12-05T09:00:00Z', alice);
     await feed.send([s, p]);

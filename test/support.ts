@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type Config, loadConfig } from '../lib/config';
+import { type Config, loadConfig, readEnvironment } from '../lib/config';
 import { createTopic, deleteTopic, type KafkaConnection } from '../lib/kafka';
+import { lakeOf, type LakeS3, type LakeStore } from '../lib/lake-store';
 import { createDb, createPool, type Db } from '../warehouse/db';
 
 /** Test isolation: every test gets its own database, Kafka topic, lake folder and task queue. */
@@ -36,6 +37,58 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 }
 
+/** The lakes the landing, stage and load suites run against: a local folder and the local stack's S3 server. */
+export const LAKE_KINDS = ['file', 's3'] as const;
+export type LakeKind = (typeof LAKE_KINDS)[number];
+
+/**
+ * The S3 lake of the local stack (scripts/stack/up.sh: versitygw on 127.0.0.1:9000, bucket nightshift-lake, its
+ * development credentials), under its own key prefix; AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+ * and NIGHTSHIFT_TEST_S3_BUCKET point the tests at another S3 server.
+ */
+export function testS3Lake(prefix: string, endpoint?: string): { lakeDir: string; lakeS3: LakeS3 } {
+  const env = readEnvironment();
+  const bucket = env.NIGHTSHIFT_TEST_S3_BUCKET || 'nightshift-lake';
+  const config = loadConfig({
+    ...env,
+    LAKE_URL: `s3://${bucket}/${prefix}`,
+    AWS_ENDPOINT_URL_S3: endpoint ?? (env.AWS_ENDPOINT_URL_S3 || 'http://127.0.0.1:9000'),
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID || 'nightshift',
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY || 'nightshift-local-secret',
+  });
+  return { lakeDir: config.lakeDir, lakeS3: config.lakeS3 as LakeS3 };
+}
+
+/** A fresh, empty lake of the given kind, and how to remove it. */
+export function testLake(
+  kind: LakeKind,
+  s3Endpoint?: string,
+): { lakeDir: string; lakeS3: LakeS3 | null; remove(): Promise<void> } {
+  if (kind === 's3') {
+    const lake = testS3Lake(uniqueName('test'), s3Endpoint);
+    return {
+      ...lake,
+      async remove() {
+        const store = lakeOf(lake);
+        await store.remove(await store.list(''));
+      },
+    };
+  }
+  const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-lake-'));
+  return { lakeDir, lakeS3: null, remove: async () => rmSync(lakeDir, { recursive: true, force: true }) };
+}
+
+/** The lake's store of a test's configuration. */
+export function lakeOfEnv(e: { config: Config }): LakeStore {
+  return lakeOf(e.config);
+}
+
+/** Every file under the lake's areas, relative to the lake's root (temp files included). */
+export async function lakeFiles(e: { config: Config }): Promise<string[]> {
+  const store = lakeOf(e.config);
+  return [...(await store.list('events/')), ...(await store.list('dead_letter/'))].sort();
+}
+
 export interface TestEnv {
   config: Config;
   pool: pg.Pool;
@@ -46,7 +99,7 @@ export interface TestEnv {
 
 /** A migrated database cloned from the template, a fresh topic with `partitions` partitions, and a temp lake. */
 export async function createTestEnv(
-  options: { partitions?: number; topic?: boolean; kafka?: KafkaConnection } = {},
+  options: { partitions?: number; topic?: boolean; kafka?: KafkaConnection; lake?: LakeKind; s3Endpoint?: string } = {},
 ): Promise<TestEnv> {
   const base = { ...loadConfig(), ...options.kafka };
   const database = uniqueName('ns_test');
@@ -59,12 +112,13 @@ export async function createTestEnv(
   }
   const topic = uniqueName('events_test');
   if (options.topic !== false) await createTopic(base, topic, options.partitions ?? 4);
-  const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-lake-'));
+  const lake = testLake(options.lake ?? 'file', options.s3Endpoint);
   const config: Config = {
     ...base,
     databaseUrl: databaseUrlFor(base.databaseUrl, database),
     kafkaTopic: topic,
-    lakeDir,
+    lakeDir: lake.lakeDir,
+    lakeS3: lake.lakeS3,
     temporalTaskQueue: uniqueName('nightshift_test'),
     // a test's output shows problems, not every activity
     logLevel: 'warn',
@@ -79,7 +133,7 @@ export async function createTestEnv(
       await db.destroy();
       // Kysely ends the pool only if it ever used it.
       if (!pool.ended) await pool.end();
-      rmSync(lakeDir, { recursive: true, force: true });
+      await lake.remove();
       if (options.topic !== false) await deleteTopic(base, topic).catch(() => undefined);
       await dropDatabase(base.databaseUrl, database);
     },

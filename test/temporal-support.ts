@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { sql } from 'kysely';
 import type { Config } from '../lib/config';
+import { lakeEnvironment } from '../lib/lake-store';
 import { connectClient } from '../lib/temporal-client';
 import { createWorker, type NightshiftWorker } from '../lib/worker';
 import { produceEvents } from '../lib/produce';
@@ -57,7 +59,7 @@ export function envFor(config: Config): NodeJS.ProcessEnv {
     ...process.env,
     DATABASE_URL: config.databaseUrl,
     KAFKA_TOPIC: config.kafkaTopic,
-    LAKE_DIR: config.lakeDir,
+    ...lakeEnvironment(config),
     TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
     TEMPORAL_ADDRESS: config.temporalAddress,
     TEMPORAL_NAMESPACE: config.temporalNamespace,
@@ -67,9 +69,15 @@ export function envFor(config: Config): NodeJS.ProcessEnv {
 }
 
 /** `scripts/worker.ts` in a child process (what `make worker` runs); resolves once it polls. */
-export async function spawnWorker(config: Config, extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
-    cwd: ROOT,
+export async function spawnWorker(
+  config: Config,
+  extraEnv: NodeJS.ProcessEnv = {},
+  cwd: string = ROOT,
+): Promise<ChildProcess> {
+  // absolute paths: the worker may run in a working folder of its own
+  const tsx = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+  const child = spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'scripts', 'worker.ts')], {
+    cwd,
     env: { ...envFor(config), ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

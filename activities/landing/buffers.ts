@@ -1,5 +1,6 @@
 import { MAX_FUTURE_MS, parseEvent } from '../../lib/events';
 import { DeadLetterRows, EventRows, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../../lib/lake';
+import type { LakeLocation } from '../../lib/lake-store';
 import type { PartitionPlan } from './plan';
 
 /** The records side of a landing: validation, per-file row buffers, Parquet files written and not yet committed. */
@@ -57,7 +58,7 @@ export class Landing {
   private readonly now: Date;
 
   constructor(
-    private readonly lakeDir: string,
+    private readonly lake: LakeLocation,
     private readonly topic: string,
     plans: PartitionPlan[],
     private readonly tuning: LandingTuning,
@@ -125,14 +126,14 @@ export class Landing {
     return best as Buffer_;
   }
 
-  /** Writes one buffer as a Parquet file (temp name, fsync, rename) and forgets its rows. */
+  /** Writes one buffer as a Parquet file (locally temp name, fsync, rename; on S3 its final key) and forgets its rows. */
   async flush(rows: Buffer_): Promise<void> {
     for (const [key, b] of this.buffers) {
       if (b.rows !== rows) continue;
       this.buffers.delete(key);
       const relPath = lakeFilePath(b.area, b.dt, rows.partition, rows.firstOffset, rows.lastOffset);
       const bytes = toParquet(rows.toTable());
-      await writeLakeFile(this.lakeDir, relPath, bytes);
+      await writeLakeFile(this.lake, relPath, bytes);
       this.buffered -= rows.length;
       this.pending.push({
         path: relPath,

@@ -1,19 +1,16 @@
-import { readdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { LAKE_AREAS } from '../../lib/lake';
+import { type LakeLocation, lakeStore } from '../../lib/lake-store';
 import type { Db } from '../../warehouse/db';
 
-/** Removes lake files (and temp files) that ops.lake_files does not list. Returns how many were removed. */
-export async function removeDebris(db: Db, lakeDir: string): Promise<number> {
+/**
+ * Removes lake files (and temp files) that ops.lake_files does not list: the debris of an interrupted landing.
+ * Runs under the topic's landing lock. On S3, where there is no rename, it lists the areas' prefixes and deletes the
+ * objects the manifest does not know. Returns how many were removed.
+ */
+export async function removeDebris(db: Db, lake: LakeLocation): Promise<number> {
+  const store = lakeStore(lake);
   const found: string[] = [];
-  for (const area of LAKE_AREAS) {
-    const areaDir = path.join(lakeDir, area);
-    const partitions = await readdir(areaDir, { withFileTypes: true }).catch(() => []);
-    for (const p of partitions) {
-      if (!p.isDirectory()) continue;
-      for (const f of await readdir(path.join(areaDir, p.name))) found.push(`${area}/${p.name}/${f}`);
-    }
-  }
+  for (const area of LAKE_AREAS) found.push(...(await store.list(`${area}/`)));
   const known = new Set<string>();
   for (let i = 0; i < found.length; i += 5000) {
     const rows = await db
@@ -24,6 +21,6 @@ export async function removeDebris(db: Db, lakeDir: string): Promise<number> {
     for (const r of rows) known.add(r.path);
   }
   const debris = found.filter((f) => !known.has(f));
-  for (const f of debris) await rm(path.join(lakeDir, f), { force: true });
+  await store.remove(debris);
   return debris.length;
 }

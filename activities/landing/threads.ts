@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { KafkaConnection } from '../../lib/kafka';
+import { type LakeSettings, lakeOf } from '../../lib/lake-store';
 import { type ChunkCommit, Landing, type LandingTuning } from './buffers';
 import type { Committer } from './commit';
 import type { PartitionPlan } from './plan';
@@ -15,7 +16,8 @@ const MIN_PARALLEL_RECORDS = 20_000;
 export interface LandWorkerData {
   kafka: KafkaConnection;
   topic: string;
-  lakeDir: string;
+  /** Plain data: the thread opens its own store (and S3 client). */
+  lake: LakeSettings;
   tuning: LandingTuning;
   nowMs: number;
   plans: PartitionPlan[];
@@ -90,7 +92,7 @@ export async function landInWorkers(
         if (++done === groups.length) resolve();
       };
       // the first group lands in this thread (one heap and one Parquet writer fewer), the others in workers
-      const landing = new Landing(shared.lakeDir, shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) =>
+      const landing = new Landing(lakeOf(shared.lake), shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) =>
         committer.commit(chunk),
       );
       local = consume({

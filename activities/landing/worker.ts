@@ -1,11 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { lakeOf } from '../../lib/lake-store';
 import { type ChunkCommit, Landing } from './buffers';
 import { consume } from './read';
 import type { LandWorkerData, LandWorkerMessage } from './threads';
 
 /**
  * A landing worker thread (started by activities/landing/threads.ts): lands its share of the partitions — fetch, validate,
- * write Parquet under temp names and rename — and sends each chunk to the activity's thread, which commits it in
+ * write Parquet files to the lake — and sends each chunk to the activity's thread, which commits it in
  * PostgreSQL and answers; the worker reads on only once its chunk is committed.
  */
 
@@ -31,7 +32,7 @@ const commitChunk = (chunk: ChunkCommit): Promise<void> =>
   });
 
 async function main(): Promise<void> {
-  const landing = new Landing(data.lakeDir, data.topic, data.plans, data.tuning, data.nowMs, commitChunk);
+  const landing = new Landing(lakeOf(data.lake), data.topic, data.plans, data.tuning, data.nowMs, commitChunk);
   await consume({
     kafka: data.kafka,
     requestTimeoutMs: data.tuning.requestTimeoutMs,

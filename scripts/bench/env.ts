@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Config } from '../../lib/config';
 import { createTopic, deleteTopic } from '../../lib/kafka';
+import { lakeOf, withPrefix } from '../../lib/lake-store';
 import { createDb, createPool, type Db } from '../../warehouse/db';
 import { migrateToLatest } from '../../warehouse/migrate';
 
@@ -47,13 +48,15 @@ export async function createBenchEnv(
   await adminQuery(base.databaseUrl, `create database ${name}`);
   const topic = name.replace(/_/g, '-');
   await createTopic(base, topic, options.partitions);
-  const lakeDir = path.resolve(dir, name, 'lake');
-  mkdirSync(lakeDir, { recursive: true });
+  // the configured lake's kind: a folder under the bench's folder, or the bench's own prefix under LAKE_URL
+  const lake =
+    base.lakeS3 === null ? { lakeDir: path.resolve(dir, name, 'lake'), lakeS3: null } : withPrefix(base.lakeS3, name);
+  if (lake.lakeS3 === null) mkdirSync(lake.lakeDir, { recursive: true });
   const config: Config = {
     ...base,
     databaseUrl: databaseUrlFor(base.databaseUrl, name),
     kafkaTopic: topic,
-    lakeDir,
+    ...lake,
     slackWebhookUrl: null,
   };
   const pool = createPool(config.databaseUrl, options.poolSize ?? 8);
@@ -68,6 +71,10 @@ export async function createBenchEnv(
       await db.destroy();
       if (keep) return;
       rmSync(path.resolve(dir, name), { recursive: true, force: true });
+      if (lake.lakeS3 !== null) {
+        const store = lakeOf(lake);
+        await store.remove(await store.list(''));
+      }
       await deleteTopic(base, topic).catch((err: unknown) =>
         console.error(`bench: could not delete topic ${topic}: ${String(err)}`),
       );

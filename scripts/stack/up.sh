@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the local stack (Temporal dev server, PostgreSQL, Kafka, the worker),
+# Start the local stack (Temporal dev server, PostgreSQL, Kafka, the S3 server, the worker),
 # idempotently: a healthy service is left alone. Logs in .data/logs/<service>.log,
 # pid files in .data/run/. On failure: names the service and its log, exits 1.
 set -euo pipefail
@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 TEMPORAL_TIMEOUT=90
 POSTGRES_TIMEOUT=60
 KAFKA_TIMEOUT=90
+S3_TIMEOUT=30
 KAFKA_DIR="$DATA/kafka"
 KAFKA_LOG_DIR="$KAFKA_DIR/data"
 KAFKA_TLS_DIR="$KAFKA_DIR/tls"
@@ -230,6 +231,40 @@ wait_kafka() {
   ensure_scram_user || failed kafka "could not create the SCRAM user $KAFKA_LOCAL_SASL_USER"
 }
 
+# --- S3-compatible object store (versitygw, POSIX backend over .data/s3) --------
+
+start_s3() {
+  if s3_healthy; then
+    log "s3: already healthy at $S3_ADDRESS, skipping"
+    return
+  fi
+  if pid_alive s3; then
+    log "s3: still starting (pid $(pid_of s3)), waiting"
+    return
+  fi
+  port_open "$S3_HOST" "$S3_PORT" && failed s3 "port $S3_PORT is taken by a process that is not a healthy S3 server (S3_ADDRESS)"
+  [[ -x "$VERSITYGW" ]] || failed s3 "versitygw is not installed: make install"
+  log "s3: starting versitygw on $S3_ADDRESS over $DATA/s3"
+  mkdir -p "$DATA/s3"
+  ROOT_ACCESS_KEY="$S3_LOCAL_ACCESS_KEY" ROOT_SECRET_KEY="$S3_LOCAL_SECRET_KEY" \
+    start_bg s3 "$VERSITYGW" --port "$S3_ADDRESS" --health /health --quiet posix "$DATA/s3"
+}
+
+# the bucket: with the POSIX backend a top-level folder is a bucket (owned by the root account); a server that is
+# not ours (S3_ADDRESS elsewhere) must have it already
+ensure_bucket() {
+  [[ "$S3_BUCKET" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || failed s3 "S3_BUCKET=$S3_BUCKET is not a valid bucket name"
+  if pid_alive s3 || [[ -d "$DATA/s3" ]]; then
+    [[ -d "$DATA/s3/$S3_BUCKET" ]] || log "s3: creating bucket $S3_BUCKET"
+    mkdir -p "$DATA/s3/$S3_BUCKET"
+  fi
+}
+
+wait_s3() {
+  wait_service s3 "$S3_TIMEOUT" s3_healthy
+  ensure_bucket
+}
+
 # --- worker ------------------------------------------------------------------
 
 # a worker already running from this checkout (started by us or by hand; an older one may run the TypeScript)
@@ -278,11 +313,13 @@ main() {
   # the JVM and the Temporal server boot in the background while PostgreSQL starts
   start_temporal
   start_kafka
+  start_s3
   up_postgres
   wait_temporal
   wait_kafka
+  wait_s3
   up_worker
-  log "stack is up: Temporal $TEMPORAL_ADDRESS (UI $TEMPORAL_UI_URL), PostgreSQL $PG_HOST:$PG_PORT/$PG_DB, Kafka $KAFKA_BROKERS topic $KAFKA_TOPIC"
+  log "stack is up: Temporal $TEMPORAL_ADDRESS (UI $TEMPORAL_UI_URL), PostgreSQL $PG_HOST:$PG_PORT/$PG_DB, Kafka $KAFKA_BROKERS topic $KAFKA_TOPIC, S3 http://$S3_ADDRESS bucket $S3_BUCKET"
 }
 
 main "$@"

@@ -69,6 +69,7 @@ describe('crash safety under faults', () => {
       databaseUrl: databaseUrlFor(postgres.url, database),
       kafkaTopic: topic,
       lakeDir,
+      lakeS3: null,
       temporalTaskQueue: uniqueName('nightshift_faults'),
     };
     const pool = createPool(config.databaseUrl, 2);
