@@ -33,6 +33,8 @@ export async function startWorker(config: Config): Promise<WorkerProcess> {
       ...lakeEnvironment(config),
       TEMPORAL_TASK_QUEUE: config.temporalTaskQueue,
       SLACK_WEBHOOK_URL: '',
+      // the measured worker serves no metrics: the stack's worker (make up) holds METRICS_PORT and its SDK port
+      METRICS_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
