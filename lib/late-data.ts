@@ -1,5 +1,6 @@
-import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { type Client, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Config } from './config';
+import { createOrUpdateSchedule, deleteScheduleIfExists } from './temporal-client';
 import { addDays } from './temporal';
 
 /**
@@ -63,32 +64,12 @@ export async function upsertLateDataSchedule(
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day', pauseOnFailure: false },
   };
-  const handle = client.schedule.getHandle(scheduleId);
-  try {
-    await handle.describe();
-  } catch (err) {
-    if (!(err instanceof ScheduleNotFoundError)) throw err;
-    await client.schedule.create(options);
-    return 'created';
-  }
-  await handle.update((previous) => ({
-    ...previous,
-    spec: options.spec,
-    action: options.action,
-    policies: options.policies,
-  }));
-  return 'updated';
+  return createOrUpdateSchedule(client, options);
 }
 
 export async function deleteLateDataSchedule(
   client: Client,
   scheduleId: string = LATE_DATA_SCHEDULE_ID,
 ): Promise<boolean> {
-  try {
-    await client.schedule.getHandle(scheduleId).delete();
-    return true;
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) return false;
-    throw err;
-  }
+  return deleteScheduleIfExists(client, scheduleId);
 }

@@ -1,5 +1,6 @@
-import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
+import { type Client, ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import type { Config } from './config';
+import { createOrUpdateSchedule, deleteScheduleIfExists } from './temporal-client';
 import { DAILY_SCHEDULE_ID, DEFAULT_CRON } from './temporal';
 import { dailyPipelineWorkflow } from '../workflows';
 
@@ -59,30 +60,10 @@ export async function upsertSchedule(
   const problem = cronProblem(cron);
   if (problem) throw new Error(problem);
   const options = scheduleOptions(config, scheduleId, cron);
-  const handle = client.schedule.getHandle(scheduleId);
-  try {
-    await handle.describe();
-  } catch (err) {
-    if (!(err instanceof ScheduleNotFoundError)) throw err;
-    await client.schedule.create(options);
-    return 'created';
-  }
-  await handle.update((previous) => ({
-    ...previous,
-    spec: options.spec,
-    action: options.action,
-    policies: options.policies,
-  }));
-  return 'updated';
+  return createOrUpdateSchedule(client, options);
 }
 
 /** Deletes the schedule; false when there was none. Runs it already started are left alone. */
 export async function deleteSchedule(client: Client, scheduleId: string = DAILY_SCHEDULE_ID): Promise<boolean> {
-  try {
-    await client.schedule.getHandle(scheduleId).delete();
-    return true;
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) return false;
-    throw err;
-  }
+  return deleteScheduleIfExists(client, scheduleId);
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/client';
 import { ConfigError, type Config } from './config';
 
@@ -62,4 +62,35 @@ export async function connectClient(config: Config): Promise<Client> {
 
 export async function closeClient(client: Client): Promise<void> {
   await client.connection.close();
+}
+
+/** Creates a Temporal Schedule, or updates its spec, action and policies in place when it exists (idempotent). */
+export async function createOrUpdateSchedule(client: Client, options: ScheduleOptions): Promise<'created' | 'updated'> {
+  const scheduleId = options.scheduleId;
+  const handle = client.schedule.getHandle(scheduleId);
+  try {
+    await handle.describe();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+    await client.schedule.create(options);
+    return 'created';
+  }
+  await handle.update((previous) => ({
+    ...previous,
+    spec: options.spec,
+    action: options.action,
+    policies: options.policies,
+  }));
+  return 'updated';
+}
+
+/** Deletes a Temporal Schedule; false when there was none. Runs it already started are left alone. */
+export async function deleteScheduleIfExists(client: Client, scheduleId: string): Promise<boolean> {
+  try {
+    await client.schedule.getHandle(scheduleId).delete();
+    return true;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return false;
+    throw err;
+  }
 }

@@ -202,7 +202,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
 }
 
 /** Pids whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const children: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -221,7 +221,8 @@ function childrenOf(pid: number): number[] {
 /** The same function under the short name: `start({ ssl })`. */
 export { startPrivatePostgres as start };
 
-function postgresUser(): { uid: number; gid: number } {
+/** The postgres system user's uid and gid: a cluster's folder must belong to it when the tests run as root. */
+export function postgresUser(): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.startsWith('postgres:'));
