@@ -95,6 +95,7 @@ export const SECRET_VARIABLES = [
   'TEMPORAL_API_KEY',
   'ANALYST_PASSWORD',
   'AWS_SECRET_ACCESS_KEY',
+  'KAFKA_SASL_PASSWORD',
 ] as const;
 
 interface NumberSetting {
@@ -442,7 +443,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   const awsSecret = optional(env, 'AWS_SECRET_ACCESS_KEY');
   // registered before validation, so that a value the checks below reject is masked wherever it surfaces; the
   // database password is masked by its place in the URL instead (the local one, "nightshift", is a common word)
-  registerSecrets(apiKey, analystPassword, awsSecret, slack, slack?.split('/services/')[1]);
+  registerSecrets(apiKey, analystPassword, awsSecret, env.KAFKA_SASL_PASSWORD, slack, slack?.split('/services/')[1]);
   const brokers = read(env, 'KAFKA_BROKERS')
     .split(',')
     .map((b) => b.trim())

@@ -100,6 +100,9 @@ describe('configuration', () => {
         expect.objectContaining({ message: expect.not.stringContaining('s3cret') }),
       );
     }
+    // a client error that echoes the configured SASL password is masked wherever it is printed
+    loadConfig({ KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'kafka-pw-77' });
+    expect(redact('SASL authentication failed for u with kafka-pw-77')).not.toContain('kafka-pw-77');
   });
 
   it('.env.example documents every variable the configuration reads', () => {
