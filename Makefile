@@ -11,7 +11,7 @@ NIGHTSHIFT := node dist/scripts/nightshift.js
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: ## install what a fresh machine lacks (Node, Node packages, temporal CLI, PostgreSQL, Kafka jars), build dist/
+install: ## install what a fresh machine lacks (Node, Node packages, temporal CLI, PostgreSQL, Kafka jars, versitygw), build dist/
 	@bash scripts/stack/install.sh
 
 build: ## compile to dist/ when a source changed since the last build (npm run build: always)
