@@ -219,10 +219,14 @@ ensure_topic() {
 ensure_scram_user() {
   [[ -f "$KAFKA_DIR/scram-user" ]] && return
   log "kafka: creating the SCRAM user $KAFKA_LOCAL_SASL_USER"
-  "${KAFKA_TOOL[@]}" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKERS" --alter \
-    --add-config "SCRAM-SHA-256=[password=$KAFKA_LOCAL_SASL_PASSWORD],SCRAM-SHA-512=[password=$KAFKA_LOCAL_SASL_PASSWORD]" \
-    --entity-type users --entity-name "$KAFKA_LOCAL_SASL_USER" >>"$LOGS/kafka.log" 2>&1 &&
-    touch "$KAFKA_DIR/scram-user"
+  # one request per mechanism: a broker refuses two alterations of one user in a single request
+  local mechanism
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    "${KAFKA_TOOL[@]}" kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_BROKERS" --alter \
+      --add-config "$mechanism=[password=$KAFKA_LOCAL_SASL_PASSWORD]" \
+      --entity-type users --entity-name "$KAFKA_LOCAL_SASL_USER" >>"$LOGS/kafka.log" 2>&1 || return 1
+  done
+  touch "$KAFKA_DIR/scram-user"
 }
 
 wait_kafka() {
