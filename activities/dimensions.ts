@@ -50,13 +50,26 @@ export async function setLoadSession(client: pg.ClientBase): Promise<void> {
   await client.query('set local enable_mergejoin = off');
 }
 
+const NO_USER_CHANGES = {
+  usersTouched: 0,
+  changesRead: 0,
+  changesInserted: 0,
+  versionsInserted: 0,
+  versionsUpdated: 0,
+  versionsDeleted: 0,
+  versionsUnchanged: 0,
+  factsRepointed: 0,
+};
+
 export function createDimensionActivities(deps: ActivityDeps) {
   const { pool, db, config } = deps;
 
   async function deviceDimension(date: string): Promise<LoadDeviceDimensionOutput> {
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { table, restaged } = await ensureStaged(client, lakeOf(config), date);
+      const { table, restaged, rows } = await ensureStaged(client, lakeOf(config), date);
+      // nothing staged (an incremental stage run found nothing new): no device to add
+      if (rows === 0) return { date, restaged, devicesRead: 0, devicesInserted: 0 };
       const [result] = await runSqlFile(client, 'dim_device', { identifiers: { events_table: table } });
       return { date, restaged, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
     });
@@ -73,7 +86,9 @@ export function createDimensionActivities(deps: ActivityDeps) {
     };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { restaged } = await ensureStaged(client, lakeOf(config), date);
+      const { restaged, rows } = await ensureStaged(client, lakeOf(config), date);
+      // nothing staged: no change, no user whose versions could move
+      if (rows === 0) return { date, restaged, ...NO_USER_CHANGES };
       await lockDimUserExclusive(client);
       const changes = (await runSqlFile(client, 'user_changes', { identifiers, values: { date } })).at(-1)!;
       await runSqlFile(client, 'dim_user_versions', { identifiers });

@@ -131,7 +131,7 @@ export function createFactActivities(deps: ActivityDeps) {
     const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { restaged } = await ensureStaged(client, lakeOf(config), date);
+      const { restaged, baseFileIds } = await ensureStaged(client, lakeOf(config), date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
       const { rows: staged } = await client.query<{ n: number }>(
@@ -156,6 +156,8 @@ export function createFactActivities(deps: ActivityDeps) {
          from staging.${client.escapeIdentifier(stagingFilesTable(date))}`,
       );
       const stagedIds = (files[0].ids ?? []).map(Number);
+      // the files the date's facts come from after this load: an incremental stage run's and those loaded before
+      const loadedIds = [...(baseFileIds ?? []), ...stagedIds];
 
       let rowsInserted: number;
       let rowsUpdated = 0;
@@ -171,8 +173,8 @@ export function createFactActivities(deps: ActivityDeps) {
         rowsInserted = await insertKeyedFacts(client, date, target, []);
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
         await client.query(`analyze warehouse.${client.escapeIdentifier(rows[0].name)}`);
-      } else if (skip.length === stagedIds.length) {
-        // re-load with no new lake file: every record is loaded already
+      } else if (skip.length === stagedIds.length || (baseFileIds !== null && rowsDistinct - crossDate === 0)) {
+        // re-load with no new lake file, or an incremental stage run that found nothing new: every record is loaded
         rowsInserted = 0;
       } else {
         // re-load: key the records of the files not loaded yet into a scratch table, find the rows that are new
@@ -208,19 +210,31 @@ export function createFactActivities(deps: ActivityDeps) {
       // unchanged facts leave the date's activity rows as they are
       if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
 
-      await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: stagedIds } });
+      await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: loadedIds } });
       const { rows: marked } = await client.query<{ needs_reload: boolean }>(
         'select needs_reload from ops.date_loads where dt = $1::date',
         [date],
       );
+      // the date's records and distinct event_ids: staging's, or after an incremental stage run the counts it kept
+      // for every file of the date (ops.staged_dates), so a re-load reports the date's facts as unchanged
+      let records = files[0].records;
+      let distinct = rowsDistinct;
+      if (baseFileIds !== null) {
+        const { rows: counts } = await client.query<{ rows_read: string; rows_staged: string }>(
+          'select rows_read, rows_staged from ops.staged_dates where dt = $1::date',
+          [date],
+        );
+        records = Number(counts[0].rows_read);
+        distinct = Number(counts[0].rows_staged);
+      }
       return {
         date,
-        rowsRead: files[0].records,
-        rowsDistinct,
+        rowsRead: records,
+        rowsDistinct: distinct,
         rowsInserted,
         rowsUpdated,
-        rowsUnchanged: rowsDistinct - crossDate - rowsInserted - rowsUpdated,
-        duplicates: files[0].records - rowsDistinct,
+        rowsUnchanged: distinct - crossDate - rowsInserted - rowsUpdated,
+        duplicates: records - distinct,
         crossDateDuplicates: crossDate,
         needsReload: marked[0].needs_reload,
         restaged,

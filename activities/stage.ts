@@ -8,6 +8,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { LakeFileCorruptError, readLakeFile, readLakeFiles } from '../lib/lake';
 import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
+import { RepeatedIds } from '../lib/repeated-ids';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
@@ -74,6 +75,13 @@ export interface StageEventsOutput {
   rowsSetAside: number;
   /** Surplus records of an event_id (landed twice) left out of staging. */
   duplicates: number;
+  /**
+   * Lake files of the date already loaded, left out: the run staged only the files that landed after the date's
+   * last load (0 when it staged every file).
+   */
+  filesAlreadyLoaded: number;
+  /** Of the records staged, those whose event_id the date's facts already hold (a re-delivery), dropped. */
+  rowsAlreadyLoaded: number;
 }
 
 /** Heartbeats when running as a Temporal activity; a no-op in scripts and tests. */
@@ -315,6 +323,7 @@ export async function* copyTextChunks(
   lake: LakeLocation,
   files: LakeFileRef[],
   onFile: (file: LakeFileRef, rows: number) => void = () => undefined,
+  repeated?: RepeatedIds,
 ): AsyncGenerator<Buffer> {
   const out = new CopyTextBuffer();
   const writeTimestamp = timestampWriter(out);
@@ -325,6 +334,7 @@ export async function* copyTextChunks(
     const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
     let rows = 0;
     for (const batch of table.batches) {
+      repeated?.addBatch(batch);
       rows += encodeBatch(out, batch, idBytes, writeTimestamp);
       if (out.pending() > 0) yield* out.take(false);
     }
@@ -360,55 +370,153 @@ async function dropStaleStagingTables(client: pg.ClientBase, date: string): Prom
   return dropped;
 }
 
+/** The counts ops.staged_dates holds for a date. */
+interface StageCounts {
+  rowsRead: number;
+  rowsSetAside: number;
+  duplicates: number;
+  rowsStaged: number;
+}
+
 /**
- * Stages one date inside the caller's transaction, which must hold the date lock: rebuilds staging.events_YYYYMMDD
- * from the date's committed lake files (only `fileIds` when given, to restore what an earlier stage run read), drops
- * surplus records of an event_id, and records what it left in ops.date_stages in the same transaction, so the loads
- * can verify the unlogged tables before they read them.
+ * What an incremental stage run of the date builds on: the lake files its last load read and the stage counts it
+ * left, when every one of those files is still in the manifest; null when the date must be staged whole (never
+ * loaded, loaded before the counts were kept, or a file it loaded is gone).
+ */
+async function loadedBase(
+  client: pg.ClientBase,
+  date: string,
+): Promise<{ fileIds: number[]; counts: StageCounts } | null> {
+  const { rows } = await client.query<{
+    loaded_file_ids: string[];
+    missing: number;
+    rows_read: string;
+    rows_set_aside: string;
+    duplicates: string;
+    rows_staged: string;
+  }>(
+    `select date_loads.loaded_file_ids,
+            (select count(*) from unnest(date_loads.loaded_file_ids) as loaded(lake_file_id)
+             where not exists (
+               select from ops.lake_files
+               where lake_files.lake_file_id = loaded.lake_file_id and lake_files.area = 'events'
+                 and lake_files.dt = date_loads.dt))::int as missing,
+            date_loads.loaded_rows_read as rows_read, date_loads.loaded_rows_set_aside as rows_set_aside,
+            date_loads.loaded_duplicates as duplicates, date_loads.loaded_rows_staged as rows_staged
+     from ops.date_loads
+     where date_loads.dt = $1::date and date_loads.loaded_file_ids is not null
+       and date_loads.loaded_rows_read is not null`,
+    [date],
+  );
+  const row = rows[0];
+  if (!row || row.missing > 0) return null;
+  return {
+    fileIds: row.loaded_file_ids.map(Number),
+    counts: {
+      rowsRead: Number(row.rows_read),
+      rowsSetAside: Number(row.rows_set_aside),
+      duplicates: Number(row.duplicates),
+      rowsStaged: Number(row.rows_staged),
+    },
+  };
+}
+
+/** The committed lake files of the date outside `loaded`, ascending. */
+async function filesAfter(client: pg.ClientBase, date: string, loaded: number[]): Promise<number[]> {
+  const { rows } = await client.query<{ lake_file_id: string }>(
+    `select lake_file_id from ops.lake_files
+     where area = 'events' and dt = $1::date and lake_file_id <> all ($2::bigint[])
+     order by lake_file_id`,
+    [date, loaded],
+  );
+  return rows.map((r) => Number(r.lake_file_id));
+}
+
+/**
+ * Stages one date into staging.events_YYYYMMDD (and the list of its lake files into staging.event_files_YYYYMMDD)
+ * inside the caller's transaction, which holds the date lock.
+ *
+ * A date not loaded yet is staged whole: every committed lake file (only `fileIds` when given, to restore what an
+ * earlier run read). A loaded date is staged incrementally: only the files that landed after its last load, and of
+ * their records only those whose event_id the date's facts do not hold yet, so a re-load with nothing new stages
+ * nothing and a re-delivery of loaded events stages nothing new. Either way surplus records of an event_id are
+ * dropped, and what the run left is recorded in ops.date_stages in the same transaction, so the loads can verify
+ * the unlogged tables before they read them; ops.staged_dates keeps the counts of every record of the date.
  */
 export async function stageDate(
   client: pg.ClientBase,
   lake: LakeLocation,
   date: string,
-  options: { fileIds?: number[]; runId?: string | null } = {},
+  options: { fileIds?: number[]; baseFileIds?: number[] | null; runId?: string | null } = {},
 ): Promise<StageEventsOutput> {
   const table = stagingEventsTable(date);
   const identifiers = { events_table: table, files_table: stagingFilesTable(date) };
-  await runSqlFile(client, 'stage_events', {
-    identifiers,
-    values: { date, file_ids: options.fileIds ?? null },
-  });
+  // what to stage: a restore repeats the recorded run; otherwise a loaded date stages only what landed since
+  let fileIds = options.fileIds ?? null;
+  let base: { fileIds: number[]; counts: StageCounts } | null = null;
+  if (fileIds === null || options.baseFileIds) {
+    base = await loadedBase(client, date);
+    if (options.baseFileIds && !base) {
+      throw ApplicationFailure.create({
+        message: `cannot restore the staging of ${date}: it was staged on top of lake files [${options.baseFileIds.join(', ')}], which the date's load record no longer lists in the manifest; re-run the date (make backfill DATE=${date})`,
+        type: 'StagingLost',
+        nonRetryable: true,
+      });
+    }
+    if (base && fileIds === null) fileIds = await filesAfter(client, date, base.fileIds);
+    // a restore after the date's facts took in some of the recorded files: only the rest is still to load
+    else if (base && fileIds !== null) fileIds = fileIds.filter((id) => !base!.fileIds.includes(id));
+  }
+  await runSqlFile(client, 'stage_events', { identifiers, values: { date, file_ids: fileIds } });
   const [{ rows: files }] = (await runSqlFile(client, 'stage_events_files', { identifiers })) as [
     pg.QueryResult<ManifestFile>,
   ];
+  if (options.fileIds && fileIds && files.length !== fileIds.length) {
+    throw ApplicationFailure.create({
+      message: `cannot restore the staging of ${date}: ${fileIds.length} lake files were staged, ${files.length} of them are still in ops.lake_files; re-run the date (make backfill DATE=${date})`,
+      type: 'StagingLost',
+      nonRetryable: true,
+    });
+  }
   const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
+  const expectedRows = files.reduce((sum, f) => sum + Number(f.row_count), 0);
   let filesDone = 0;
   let rowsRead = 0;
-  let copied: number;
+  let copied = 0;
   let setAside: SetAsideRow[] = [];
-  await client.query('savepoint stage_copy');
-  try {
-    const copy = client.query(copyFrom(copyStatement(client, table)));
-    await pipeline(
-      Readable.from(
-        copyTextChunks(lake, refs, (_file, rows) => {
-          filesDone++;
-          rowsRead += rows;
-          heartbeat({ filesDone, files: files.length, rowsRead });
-        }),
-      ),
-      copy,
-    );
-    copied = Number(copy.rowCount);
-    await client.query('release savepoint stage_copy');
-  } catch (err) {
-    // a row PostgreSQL refuses or a file that does not decode: find them, set them aside, stage the rest
-    if (!isRowRefusal(err) && !(err instanceof LakeFileCorruptError)) throw err;
-    await client.query('rollback to savepoint stage_copy');
-    ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
+  let repeated: RepeatedIds | null = null;
+  if (files.length > 0) {
+    repeated = new RepeatedIds(expectedRows);
+    await client.query('savepoint stage_copy');
+    try {
+      const copy = client.query(copyFrom(copyStatement(client, table)));
+      await pipeline(
+        Readable.from(
+          copyTextChunks(
+            lake,
+            refs,
+            (_file, rows) => {
+              filesDone++;
+              rowsRead += rows;
+              heartbeat({ filesDone, files: files.length, rowsRead });
+            },
+            repeated,
+          ),
+        ),
+        copy,
+      );
+      copied = Number(copy.rowCount);
+      await client.query('release savepoint stage_copy');
+    } catch (err) {
+      // a row PostgreSQL refuses or a file that does not decode: find them, set them aside, stage the rest
+      if (!isRowRefusal(err) && !(err instanceof LakeFileCorruptError)) throw err;
+      await client.query('rollback to savepoint stage_copy');
+      ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
+      repeated = null;
+    }
   }
-  const rowsSetAside = await recordSetAside(client, date, setAside);
-  const expected = files.reduce((sum, f) => sum + Number(f.row_count), 0) - rowsSetAside;
+  const rowsSetAside = await recordSetAside(client, date, setAside, base ? refs.map((r) => r.lakeFileId) : null);
+  const expected = expectedRows - rowsSetAside;
   rowsRead -= setAside.filter((r) => r.rowNumber !== null).length;
   if (copied !== expected || rowsRead !== expected) {
     throw ApplicationFailure.create({
@@ -417,27 +525,50 @@ export async function stageDate(
       nonRetryable: true,
     });
   }
-  const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', { identifiers: { events_table: table } });
-  const duplicates = dedupe.rowCount ?? 0;
-  await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
-  const rowsStaged = rowsRead - duplicates;
+  let duplicates = 0;
+  let rowsAlreadyLoaded = 0;
+  if (copied > 0) {
+    // surplus records of an event_id: looked for among the fingerprinted candidates only, when there are any
+    const candidates = repeated?.candidates() ?? null;
+    if (candidates === null || candidates.length > 0) {
+      const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', {
+        identifiers: { events_table: table },
+        values: { candidate_ids: candidates },
+      });
+      duplicates = dedupe.rowCount ?? 0;
+    }
+    if (base) {
+      const [loaded] = await runSqlFile(client, 'stage_events_loaded', {
+        identifiers: { events_table: table },
+        values: { date_key: dateLockId(date) },
+      });
+      rowsAlreadyLoaded = loaded.rowCount ?? 0;
+    }
+    // the loads only need row counts and the common values of the join keys: a small sample is enough, and the
+    // default one (30,000 rows over every column) costs as much as a tenth of the COPY
+    await client.query('set local default_statistics_target = 10');
+    await client.query(`analyze staging.${client.escapeIdentifier(table)}`);
+    await client.query('reset default_statistics_target');
+  }
+  const rowsStaged = rowsRead - duplicates - rowsAlreadyLoaded;
+  const prior = base?.counts ?? { rowsRead: 0, rowsSetAside: 0, duplicates: 0, rowsStaged: 0 };
   await runSqlFile(client, 'staged_dates', {
     values: {
       date,
-      files: files.length,
-      rows_read: rowsRead + rowsSetAside,
-      rows_set_aside: rowsSetAside,
-      duplicates,
-      rows_staged: rowsStaged,
+      files: (base?.fileIds.length ?? 0) + files.length,
+      rows_read: prior.rowsRead + rowsRead + rowsSetAside,
+      rows_set_aside: prior.rowsSetAside + rowsSetAside,
+      duplicates: prior.duplicates + duplicates + rowsAlreadyLoaded,
+      rows_staged: prior.rowsStaged + rowsStaged,
     },
   });
   await client.query(
-    `insert into ops.date_stages (dt, staged_at, run_id, row_count, lake_file_ids)
-     values ($1::date, now(), $2, $3, $4::bigint[])
+    `insert into ops.date_stages (dt, staged_at, run_id, row_count, lake_file_ids, base_file_ids)
+     values ($1::date, now(), $2, $3, $4::bigint[], $5::bigint[])
      on conflict (dt) do update
      set staged_at = excluded.staged_at, run_id = excluded.run_id, row_count = excluded.row_count,
-         lake_file_ids = excluded.lake_file_ids`,
-    [date, options.runId ?? null, rowsStaged, refs.map((r) => r.lakeFileId)],
+         lake_file_ids = excluded.lake_file_ids, base_file_ids = excluded.base_file_ids`,
+    [date, options.runId ?? null, rowsStaged, refs.map((r) => r.lakeFileId), base?.fileIds ?? null],
   );
   return {
     date,
@@ -448,6 +579,8 @@ export async function stageDate(
     rowsStaged,
     rowsSetAside,
     duplicates,
+    filesAlreadyLoaded: base?.fileIds.length ?? 0,
+    rowsAlreadyLoaded,
   };
 }
 
@@ -456,13 +589,34 @@ export interface EnsureStagedOutput {
   table: string;
   /** Why the date was staged again, when its staging tables did not match ops.date_stages; null when they did. */
   restaged: string | null;
+  /** Rows in the staging table: one per event_id still to load. */
+  rows: number;
+  /**
+   * The lake files already loaded that the stage run left out (an incremental run: staging holds only what is new
+   * to the date); null when it staged every file.
+   */
+  baseFileIds: number[] | null;
+}
+
+interface DateStageRecord {
+  row_count: string;
+  lake_file_ids: string[];
+  base_file_ids: string[] | null;
+}
+
+async function dateStageRecord(client: pg.ClientBase, date: string): Promise<DateStageRecord | undefined> {
+  const { rows } = await client.query<DateStageRecord>(
+    'select row_count, lake_file_ids, base_file_ids from ops.date_stages where dt = $1::date',
+    [date],
+  );
+  return rows[0];
 }
 
 /**
  * Verifies the date's staging tables against what its last stage run recorded in ops.date_stages (row count and
- * lake files) before a load reads them, and stages the date again, from the same lake files, when they differ: the
- * tables are unlogged, so a database crash empties them. Inside the caller's transaction, which holds the date lock.
- * A date never staged is staged from every committed lake file.
+ * lake files) before a load reads them, and stages the date again, from the same lake files on the same base, when
+ * they differ: the tables are unlogged, so a database crash empties them. Inside the caller's transaction, which
+ * holds the date lock. A date never staged is staged as a stage run would.
  */
 export async function ensureStaged(
   client: pg.ClientBase,
@@ -470,11 +624,7 @@ export async function ensureStaged(
   date: string,
 ): Promise<EnsureStagedOutput> {
   const table = stagingEventsTable(date);
-  const { rows: records } = await client.query<{ row_count: number; lake_file_ids: string[] }>(
-    'select row_count, lake_file_ids from ops.date_stages where dt = $1::date',
-    [date],
-  );
-  const record = records[0];
+  let record = await dateStageRecord(client, date);
   const recordedIds = (record?.lake_file_ids ?? []).map(Number).sort((a, b) => a - b);
   let problem: string | null = null;
   if (!record) {
@@ -501,17 +651,22 @@ export async function ensureStaged(
       }
     }
   }
-  if (!problem) return { table, restaged: null };
-  console.warn(JSON.stringify({ level: 'warn', msg: 'staging again', date, reason: problem }));
-  const restaged = await stageDate(client, lake, date, record ? { fileIds: recordedIds } : {});
-  if (record && restaged.files !== recordedIds.length) {
-    throw ApplicationFailure.create({
-      message: `cannot restore the staging of ${date}: ${recordedIds.length} lake files were staged, ${restaged.files} of them are still in ops.lake_files; re-run the date (make backfill DATE=${date})`,
-      type: 'StagingLost',
-      nonRetryable: true,
-    });
+  if (problem) {
+    console.warn(JSON.stringify({ level: 'warn', msg: 'staging again', date, reason: problem }));
+    await stageDate(
+      client,
+      lake,
+      date,
+      record ? { fileIds: recordedIds, baseFileIds: record.base_file_ids?.map(Number) ?? null } : {},
+    );
+    record = (await dateStageRecord(client, date))!;
   }
-  return { table, restaged: problem };
+  return {
+    table,
+    restaged: problem,
+    rows: Number(record!.row_count),
+    baseFileIds: record!.base_file_ids?.map(Number) ?? null,
+  };
 }
 
 export function createStageActivities(deps: ActivityDeps) {
@@ -527,6 +682,8 @@ export function createStageActivities(deps: ActivityDeps) {
   async function stageEvents(input: DateStepInput): Promise<StageEventsOutput> {
     const run = () =>
       withDateLock(pool, input.date, async (client): Promise<StageEventsOutput> => {
+        // as the loads: the repeated event_ids and a re-delivery's loaded ones are found by hashing in memory
+        await client.query(`set local work_mem = '256MB'`);
         const result = await stageDate(client, lakeOf(config), input.date, { runId: input.run?.runId ?? null });
         await dropStaleStagingTables(client, input.date);
         return result;
@@ -538,7 +695,14 @@ export function createStageActivities(deps: ActivityDeps) {
       return {
         rowsRead: r.rowsRead,
         rowsInserted: r.rowsStaged,
-        details: { files: r.files, bytes: r.bytes, duplicates: r.duplicates, rowsSetAside: r.rowsSetAside },
+        details: {
+          files: r.files,
+          bytes: r.bytes,
+          duplicates: r.duplicates,
+          rowsSetAside: r.rowsSetAside,
+          filesAlreadyLoaded: r.filesAlreadyLoaded,
+          rowsAlreadyLoaded: r.rowsAlreadyLoaded,
+        },
       };
     });
     return result;
@@ -687,8 +851,20 @@ async function copyBisecting(
 }
 
 /** Rewrites the date's rows in ops.rejected_rows (same transaction as the staging); returns the records set aside. */
-async function recordSetAside(client: pg.ClientBase, date: string, rows: SetAsideRow[]): Promise<number> {
-  await client.query('delete from ops.rejected_rows where dt = $1::date', [date]);
+/**
+ * Replaces the date's set-aside rows with `rows`: all of them, or those of the lake files `fileIds` only (an
+ * incremental stage run keeps what the files loaded before it set aside).
+ */
+async function recordSetAside(
+  client: pg.ClientBase,
+  date: string,
+  rows: SetAsideRow[],
+  fileIds: number[] | null,
+): Promise<number> {
+  await client.query(
+    'delete from ops.rejected_rows where dt = $1::date and ($2::bigint[] is null or lake_file_id = any($2::bigint[]))',
+    [date, fileIds],
+  );
   for (const r of rows) {
     await client.query(
       `insert into ops.rejected_rows

@@ -1,9 +1,12 @@
 -- grain: one row per surplus record of an event_id in the date's staging table (the same event landed twice,
 -- e.g. a producer retry). All but the first by (kafka_partition, kafka_offset) are removed, so staging holds one
--- row per event_id and the later steps need no sort to collapse duplicates.
+-- row per event_id and the later steps need no sort to collapse duplicates. candidate_ids, when not null, are the
+-- only event_ids that can repeat (the stage run fingerprinted every id it copied: lib/repeated-ids.ts); null
+-- looks at every row.
 with duplicated_events as (
     select staged.event_id
     from staging.:"events_table" as staged
+    where :'candidate_ids'::uuid[] is null or staged.event_id = any(:'candidate_ids'::uuid[])
     group by staged.event_id
     having count(*) > 1
 ),
