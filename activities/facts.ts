@@ -87,7 +87,7 @@ async function insertKeyedFacts(
   await client.query('savepoint keyed_facts');
   try {
     const values = { ...dateValues(date), loaded_file_ids: skipFileIds };
-    const [inserted] = await runSqlFile(client, 'fact_events', { identifiers, values });
+    const inserted = (await runSqlFile(client, 'fact_events', { identifiers, values })).at(-1)!;
     await client.query('release savepoint keyed_facts');
     return inserted.rowCount ?? 0;
   } catch (err) {

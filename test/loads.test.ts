@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createCheckActivities } from '../activities/checks';
 import { createDimensionActivities } from '../activities/dimensions';
 import { createFactActivities } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
 import { createLandActivities } from '../activities/land';
 import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
+import { DQ_DEFAULTS } from '../lib/checks';
 import type { RawEventV1 } from '../lib/events';
 import { createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
 
@@ -668,6 +670,48 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(other.loaded).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
     const kept = await env.pool.query(`select date_key from warehouse.fact_events where event_id = $1`, [p.event_id]);
     expect(kept.rows).toEqual([{ date_key: 20241205 }]);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it('a loaded date re-delivered in new Kafka offsets stages nothing new: the warehouse stays byte-identical and reconciles', async () => {
+    const { env, feed, load } = await setup(lake);
+    const date = '2024-12-11';
+    const day = busyDay(date);
+    await feed.send(day);
+    const first = await load(date);
+    const distinct = first.staged.rowsStaged;
+    const before = await tableHashes(env);
+
+    // the same records produced again: new offsets, new lake files, every event_id already a fact of the date
+    await feed.send(day);
+    const again = await load(date);
+    expect(again.staged).toMatchObject({ rowsRead: day.length, rowsStaged: 0, rowsAlreadyLoaded: distinct });
+    expect(again.staged.filesAlreadyLoaded).toBeGreaterThan(0);
+    expect(again.dimensions.user.usersTouched).toBe(0);
+    expect(again.loaded).toMatchObject({ rowsRead: 2 * day.length, rowsInserted: 0, rowsUpdated: 0 });
+    expect(await tableHashes(env)).toEqual(before);
+
+    // a new event among re-delivered ones: only it is staged and loaded
+    const late = pageView('user-3', `${date}T23:30:00Z`);
+    await feed.send([late, ...day.slice(0, 5)]);
+    const third = await load(date);
+    expect(third.staged).toMatchObject({ rowsStaged: 1, rowsAlreadyLoaded: 5 });
+    expect(third.loaded).toMatchObject({ rowsInserted: 1, rowsUnchanged: distinct });
+
+    // ops.staged_dates still describes every record of the date: the reconciliation check passes
+    const { rows: counts } = await env.pool.query(
+      'select rows_read::int, duplicates::int, rows_staged::int from ops.staged_dates where dt = $1::date',
+      [date],
+    );
+    expect(counts).toEqual([
+      { rows_read: 2 * day.length + 6, duplicates: 2 * day.length + 6 - (distinct + 1), rows_staged: distinct + 1 },
+    ]);
+    const checks = await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks({
+      date,
+      run: { ...run, runId: 'redelivery-checks' },
+    });
+    const reconciliation = checks.results.find((c) => c.check === 'reconciliation');
+    expect(reconciliation).toMatchObject({ status: 'pass', observed: distinct + 1 });
     expect(await integrity(env)).toEqual(CLEAN);
   });
 });
