@@ -8,6 +8,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { LakeFileCorruptError, readLakeFile, readLakeFiles } from '../lib/lake';
 import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
+import { BinaryCopyUnsupported, CopyBinaryBuffer, encodeBinaryBatch } from '../lib/copy-binary';
 import { RepeatedIds } from '../lib/repeated-ids';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
@@ -344,9 +345,56 @@ export async function* copyTextChunks(
 }
 
 /** The COPY statement into a staging table, identifiers quoted by the client. */
-export function copyStatement(client: pg.ClientBase, table: string): string {
+export function copyStatement(client: pg.ClientBase, table: string, format: 'text' | 'binary' = 'text'): string {
   const columns = STAGING_COLUMNS.map((c) => client.escapeIdentifier(c)).join(', ');
-  return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format text)`;
+  return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format ${format})`;
+}
+
+/** The staging columns read from lake files (all but lake_file_id), with their binary COPY types. */
+const BINARY_COLUMNS = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id').map(
+  (c) =>
+    [
+      c,
+      c === 'event_id'
+        ? 'uuid'
+        : c === 'event_time'
+          ? 'timestamptz'
+          : c === 'amount'
+            ? 'numeric'
+            : c === 'kafka_partition'
+              ? 'int4'
+              : c === 'kafka_offset'
+                ? 'int8'
+                : 'text',
+    ] as const,
+);
+
+/**
+ * Binary COPY chunks (about 8 MB each) for the given lake files, the fast path of a stage run (lib/copy-binary.ts);
+ * throws BinaryCopyUnsupported for a value only the text format carries exactly.
+ */
+export async function* copyBinaryChunks(
+  lake: LakeLocation,
+  files: LakeFileRef[],
+  onFile: (file: LakeFileRef, rows: number) => void,
+  repeated?: RepeatedIds,
+): AsyncGenerator<Buffer> {
+  const out = new CopyBinaryBuffer();
+  out.header();
+  let index = 0;
+  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
+    const file = files[index++];
+    checkColumns(table, file.path);
+    let rows = 0;
+    for (const batch of table.batches) {
+      repeated?.addBatch(batch);
+      rows += encodeBinaryBatch(out, batch, BINARY_COLUMNS, lakeFileId);
+      if (out.pending() > 0) yield* out.take(false);
+    }
+    onFile(file, rows);
+  }
+  out.trailer();
+  yield* out.take(true);
 }
 
 interface ManifestFile {
@@ -380,8 +428,9 @@ interface StageCounts {
 
 /**
  * What an incremental stage run of the date builds on: the lake files its last load read and the stage counts it
- * left, when every one of those files is still in the manifest; null when the date must be staged whole (never
- * loaded, loaded before the counts were kept, or a file it loaded is gone).
+ * left, when every one of those files is still in the manifest with the records the load read from it; null when
+ * the date must be staged whole (never loaded, loaded before the counts were kept, or a file it loaded is gone or
+ * changed in the manifest: staging it whole then checks every file against the manifest again).
  */
 async function loadedBase(
   client: pg.ClientBase,
@@ -390,6 +439,7 @@ async function loadedBase(
   const { rows } = await client.query<{
     loaded_file_ids: string[];
     missing: number;
+    manifest_rows: string;
     rows_read: string;
     rows_set_aside: string;
     duplicates: string;
@@ -401,6 +451,8 @@ async function loadedBase(
                select from ops.lake_files
                where lake_files.lake_file_id = loaded.lake_file_id and lake_files.area = 'events'
                  and lake_files.dt = date_loads.dt))::int as missing,
+            (select coalesce(sum(lake_files.row_count), 0) from ops.lake_files
+             where lake_files.lake_file_id = any(date_loads.loaded_file_ids)) as manifest_rows,
             date_loads.loaded_rows_read as rows_read, date_loads.loaded_rows_set_aside as rows_set_aside,
             date_loads.loaded_duplicates as duplicates, date_loads.loaded_rows_staged as rows_staged
      from ops.date_loads
@@ -409,7 +461,7 @@ async function loadedBase(
     [date],
   );
   const row = rows[0];
-  if (!row || row.missing > 0) return null;
+  if (!row || row.missing > 0 || Number(row.manifest_rows) !== Number(row.rows_read)) return null;
   return {
     fileIds: row.loaded_file_ids.map(Number),
     counts: {
@@ -484,28 +536,35 @@ export async function stageDate(
   let rowsRead = 0;
   let copied = 0;
   let setAside: SetAsideRow[] = [];
-  let repeated: RepeatedIds | null = null;
+  let repeated = null as RepeatedIds | null;
   if (files.length > 0) {
-    repeated = new RepeatedIds(expectedRows);
+    const onFile = (_file: LakeFileRef, rows: number) => {
+      filesDone++;
+      rowsRead += rows;
+      heartbeat({ filesDone, files: files.length, rowsRead });
+    };
+    const copyAll = async (format: 'text' | 'binary') => {
+      filesDone = 0;
+      rowsRead = 0;
+      repeated = new RepeatedIds(expectedRows);
+      const chunks =
+        format === 'binary'
+          ? copyBinaryChunks(lake, refs, onFile, repeated)
+          : copyTextChunks(lake, refs, onFile, repeated);
+      const copy = client.query(copyFrom(copyStatement(client, table, format)));
+      await pipeline(Readable.from(chunks), copy);
+      return Number(copy.rowCount);
+    };
     await client.query('savepoint stage_copy');
     try {
-      const copy = client.query(copyFrom(copyStatement(client, table)));
-      await pipeline(
-        Readable.from(
-          copyTextChunks(
-            lake,
-            refs,
-            (_file, rows) => {
-              filesDone++;
-              rowsRead += rows;
-              heartbeat({ filesDone, files: files.length, rowsRead });
-            },
-            repeated,
-          ),
-        ),
-        copy,
-      );
-      copied = Number(copy.rowCount);
+      try {
+        copied = await copyAll('binary');
+      } catch (err) {
+        // a value only the text format carries exactly: the same files again, as text
+        if (!(err instanceof BinaryCopyUnsupported)) throw err;
+        await client.query('rollback to savepoint stage_copy');
+        copied = await copyAll('text');
+      }
       await client.query('release savepoint stage_copy');
     } catch (err) {
       // a row PostgreSQL refuses or a file that does not decode: find them, set them aside, stage the rest
@@ -850,7 +909,6 @@ async function copyBisecting(
   }
 }
 
-/** Rewrites the date's rows in ops.rejected_rows (same transaction as the staging); returns the records set aside. */
 /**
  * Replaces the date's set-aside rows with `rows`: all of them, or those of the lake files `fileIds` only (an
  * incremental stage run keeps what the files loaded before it set aside).

@@ -1,0 +1,116 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import fc from 'fast-check';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyBinaryChunks, copyStatement, copyTextChunks } from '../activities/stage';
+import { createLandActivities } from '../activities/land';
+import { CopyBinaryBuffer, writeNumeric } from '../lib/copy-binary';
+import { lakeOf } from '../lib/lake-store';
+import { produceEvents } from '../lib/produce';
+import { createTestEnv, type TestEnv } from './support';
+
+/**
+ * The stage run's binary COPY (lib/copy-binary.ts) against the text COPY it replaced: PostgreSQL must end up with
+ * the same rows from the same lake files, and each amount with the value PostgreSQL's own text input gives.
+ */
+
+let env: TestEnv;
+beforeAll(async () => {
+  env = await createTestEnv({ partitions: 2 });
+});
+afterAll(async () => {
+  await env?.cleanup();
+});
+
+async function copyInto(
+  client: pg.ClientBase,
+  table: string,
+  format: 'text' | 'binary',
+  chunks: AsyncIterable<Buffer>,
+) {
+  const copy = client.query(copyFrom(copyStatement(client, table, format)));
+  await pipeline(Readable.from(chunks), copy);
+  return Number(copy.rowCount);
+}
+
+describe('binary COPY of the staging rows', () => {
+  it('stages generated lake files row for row as the text format does', async () => {
+    await produceEvents(env.config, { events: 3_000, days: 2, start: '2024-11-04', seed: 9, badRate: 0 });
+    await createLandActivities({ config: env.config, pool: env.pool, db: env.db }).landEvents({});
+    const { rows: files } = await env.pool.query<{ lake_file_id: string; path: string }>(
+      `select lake_file_id, path from ops.lake_files where area = 'events' order by lake_file_id`,
+    );
+    const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
+    expect(refs.length).toBeGreaterThan(1);
+    const client = await env.pool.connect();
+    try {
+      await client.query('create table staging.copy_text (like staging.events including all)');
+      await client.query('create table staging.copy_binary (like staging.events including all)');
+      const lake = lakeOf(env.config);
+      const text = await copyInto(client, 'copy_text', 'text', copyTextChunks(lake, refs));
+      const binary = await copyInto(
+        client,
+        'copy_binary',
+        'binary',
+        copyBinaryChunks(lake, refs, () => undefined),
+      );
+      expect(binary).toBe(text);
+      expect(text).toBe(3_000);
+      const hash = (table: string) =>
+        client.query<{ h: string; purchases: number }>(
+          `select md5(string_agg(t::text, '|' order by t.event_id, t.kafka_partition, t.kafka_offset)) as h,
+                  count(amount)::int as purchases
+           from staging.${table} as t`,
+        );
+      const [a, b] = [(await hash('copy_text')).rows[0], (await hash('copy_binary')).rows[0]];
+      expect(a.purchases).toBeGreaterThan(0);
+      expect(b).toEqual(a);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('writes each amount as the numeric PostgreSQL reads from its text, rounded by numeric(14,2) the same way', async () => {
+    const amounts = fc.sample(
+      fc.oneof(
+        fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }),
+        fc.double({ min: 0, max: 1e-3, noNaN: true }),
+        fc.integer({ min: 0, max: 99_999_999 }).map((cents) => cents / 100),
+        fc.integer({ min: 0, max: 99_999_999 }).map((m) => m / 1000 + 0.0005),
+        fc.constantFrom(0, -0, 1e-7, 5e-324, 123.455, 0.005, 999999999999.99, 1e21, 1.5e-7, 42),
+      ),
+      { seed: 20261127, numRuns: 2_000 },
+    );
+    const out = new CopyBinaryBuffer();
+    out.header();
+    for (const v of amounts) {
+      out.int16(1);
+      writeNumeric(out, v);
+    }
+    out.trailer();
+    const client = await env.pool.connect();
+    try {
+      await client.query('create temp table binary_amounts (n bigserial, exact numeric)');
+      const copy = client.query(copyFrom('copy binary_amounts (exact) from stdin with (format binary)'));
+      await pipeline(Readable.from(out.take(true)), copy);
+      expect(Number(copy.rowCount)).toBe(amounts.length);
+      const { rows } = await client.query<{ differs: number }>(
+        `with expected as (
+           select ordinality as n, t.v::numeric as exact from unnest($1::text[]) with ordinality as t(v)
+         ), got as (
+           select n, exact from binary_amounts
+         )
+         select count(*)::int as differs
+         from expected join got using (n)
+         where expected.exact <> got.exact or expected.exact::text <> got.exact::text
+            or expected.exact::numeric(30, 2) <> got.exact::numeric(30, 2)`,
+        [amounts.map(String)],
+      );
+      expect(rows[0].differs).toBe(0);
+    } finally {
+      client.release();
+    }
+  });
+});
