@@ -127,15 +127,25 @@ describe('data-quality checks', () => {
     expect(by.uniqueness.details).toContain('1 event_ids appear more than once');
   });
 
-  it('integrity: a fact pointing at a missing dim_user row fails', async () => {
+  it('integrity: facts pointing at a missing dim_user or dim_device row fail', async () => {
     await env.pool.query(
       `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset)
        values (gen_random_uuid(), $1::date + interval '3 hours', $2, 987654321, 0, 'page_view', 1, 1)`,
       [last, lastKey],
     );
-    const { by } = await check(last);
+    let { by } = await check(last);
     expect(by.integrity.status).toBe('fail');
     expect(by.integrity.details).toContain('1 facts with a missing dim_user row');
+
+    // and facts pointing at a missing dim_device row, counted per fact (two on the same keys)
+    await env.pool.query(
+      `insert into warehouse.fact_events (event_id, event_time, date_key, user_key, device_key, event_type, lake_file_id, source_offset)
+       select gen_random_uuid(), $1::date + interval '4 hours', $2, (select min(user_key) from warehouse.dim_user), 987654, 'page_view', 1, n
+       from generate_series(1, 2) as n`,
+      [last, lastKey],
+    );
+    ({ by } = await check(last));
+    expect(by.integrity.details).toBe('1 facts with a missing dim_user row; 2 facts with a missing dim_device row');
   });
 
   it('integrity: overlapping SCD2 ranges and a second current row fail (exclusion constraint dropped in this test database)', async () => {

@@ -1,19 +1,20 @@
 -- grain: one row: the newest fact of the whole warehouse and the newest fact of the date, with how old the first
 -- is at the clock `now` and how far the second falls short of the date's end (hours). lib/checks.ts judges them:
 -- the scheduled run against the clock, a backfilled date against its own end.
--- the newest fact overall comes from user_activity's last_event_at index (fact_events has no index across dates),
--- the date's from its partition.
+-- both come from the per-user summaries the fact loads keep equal to the facts: the newest fact overall from
+-- user_activity's last_event_at index, the date's from its user_days rows (the date's users' last event_time), so
+-- the check reads no fact partition.
 -- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v now=2024-12-18T02:00:00Z -f warehouse/checks/freshness.sql
-with newest as (
+with newest as materialized (
     select
         (
             select max(ua.last_event_at)
             from warehouse.user_activity as ua
         ) as newest_at,
         (
-            select max(f.event_time)
-            from warehouse.fact_events as f
-            where f.date_key = :'date_key'::int
+            select max(ud.last_event_at)
+            from warehouse.user_days as ud
+            where ud.date_key = :'date_key'::int
         ) as date_newest_at
 )
 

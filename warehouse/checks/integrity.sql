@@ -1,25 +1,36 @@
 -- grain: one row: the date's facts whose user, device or date row is missing, and the SCD2 shape of the whole
 -- user dimension (overlapping versions, gaps between versions, users without exactly one current version).
--- the versions are ordered by the (user_id, valid_from) index.
+-- the date's facts are collapsed to one row per (user_key, device_key) before the dimension look-ups, so the
+-- dimensions' size does not matter there; the versions are ordered by the (user_id, valid_from) index.
 -- in psql: psql "$DATABASE_URL" -v date_key=20241217 -f warehouse/checks/integrity.sql
 with day_facts as (
     select
         f.user_key,
         f.device_key,
-        f.date_key
+        count(*) as facts
     from warehouse.fact_events as f
     where f.date_key = :'date_key'::int
+    group by f.user_key, f.device_key
+),
+
+-- one primary-key probe of dim_user and of dim_device per (user_key, device_key) of the date, whatever their size
+day_keys as (
+    select
+        df.facts,
+        exists (select from warehouse.dim_user as du where du.user_key = df.user_key) as has_user,
+        exists (select from warehouse.dim_device as dv where dv.device_key = df.device_key) as has_device
+    from day_facts as df
 ),
 
 orphans as (
     select
-        count(*) filter (where du.user_key is null) as missing_user,
-        count(*) filter (where dv.device_key is null) as missing_device,
-        count(*) filter (where dd.date_key is null) as missing_date
-    from day_facts as df
-    left join warehouse.dim_user as du on du.user_key = df.user_key
-    left join warehouse.dim_device as dv on dv.device_key = df.device_key
-    left join warehouse.dim_date as dd on dd.date_key = df.date_key
+        coalesce(sum(dk.facts) filter (where not dk.has_user), 0)::bigint as missing_user,
+        coalesce(sum(dk.facts) filter (where not dk.has_device), 0)::bigint as missing_device,
+        case
+            when exists (select from warehouse.dim_date as dd where dd.date_key = :'date_key'::int) then 0
+            else coalesce(sum(dk.facts), 0)
+        end::bigint as missing_date
+    from day_keys as dk
 ),
 
 ordered_versions as (

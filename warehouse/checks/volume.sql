@@ -2,7 +2,8 @@
 -- with the day's fact rows and whether the day's own latest volume check failed (is_anomalous). lib/volume.ts builds
 -- the baseline from these rows and judges the date against it.
 -- the date's rows are counted in its partition; the days before come from user_days, which the fact loads keep
--- equal to them. a day without rows has 0.
+-- equal to them, read through its (date_key, user_id) primary key: the window's rows only, however long the
+-- history. a day without rows has 0.
 -- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v history_days=56 -f warehouse/checks/volume.sql
 with history_days as (
     select g::date as dt
@@ -20,11 +21,8 @@ day_counts as (
         ud.date_key,
         sum(ud.events) as count_rows
     from warehouse.user_days as ud
-    where ud.date_key = any(
-        select to_char(hd.dt, 'YYYYMMDD')::int
-        from history_days as hd
-        where hd.dt < :'date'::date
-    )
+    where ud.date_key >= to_char(:'date'::date - :'history_days'::int, 'YYYYMMDD')::int
+        and ud.date_key < :'date_key'::int
     group by ud.date_key
 ),
 

@@ -1,18 +1,12 @@
 -- grain: one row per utc date with funnel events and funnel step (page_view -> add_to_cart -> purchase).
--- parameters: $1 int[], the date keys (YYYYMMDD) to rebuild; activities/marts.ts deletes those dates first,
--- then inserts this select. in psql: replace $1 with e.g. array[20241217].
+-- parameters: none; reads the temp table day_versions, which activities/marts.ts fills from day_versions.sql for
+-- the dates being rebuilt (deleting those dates first, then inserting this select).
+-- in psql: create temp table day_versions as <day_versions.sql with $1 replaced by e.g. array[20241217]>; then run
+-- this select.
 -- a user reaches a step on a date when they had an event of that step and of every earlier step that day,
--- in any order within the day; users are counted by user_id.
+-- in any order within the day; users are counted by user_id (day_versions has a row per version and currency).
 
 with
-
-dates as (
-    select
-        dd.date_key,
-        dd.date
-    from warehouse.dim_date as dd
-    where dd.date_key = any($1::int[])
-),
 
 steps as (
     select
@@ -21,31 +15,15 @@ steps as (
     from (values (1, 'page_view'), (2, 'add_to_cart'), (3, 'purchase')) as s (step_order, step)
 ),
 
--- per version first: the date's facts collapse to one row per user_key before the join to dim_user
-version_days as (
-    select
-        f.date_key,
-        f.user_key,
-        bool_or(f.event_type = 'page_view') as did_page_view,
-        bool_or(f.event_type = 'add_to_cart') as did_add_to_cart,
-        bool_or(f.event_type = 'purchase') as did_purchase
-    from warehouse.fact_events as f
-    where f.date_key = any($1::int[])
-        and f.event_type in ('page_view', 'add_to_cart', 'purchase')
-    group by f.date_key, f.user_key
-),
-
 user_days as (
     select
-        d.date,
-        du.user_id,
-        bool_or(vd.did_page_view) as did_page_view,
-        bool_or(vd.did_add_to_cart) as did_add_to_cart,
-        bool_or(vd.did_purchase) as did_purchase
-    from version_days as vd
-    inner join dates as d on d.date_key = vd.date_key
-    inner join warehouse.dim_user as du on du.user_key = vd.user_key
-    group by d.date, du.user_id
+        dv.date,
+        dv.user_id,
+        bool_or(dv.did_page_view) as did_page_view,
+        bool_or(dv.did_add_to_cart) as did_add_to_cart,
+        bool_or(dv.orders > 0) as did_purchase
+    from day_versions as dv
+    group by dv.date, dv.user_id
 ),
 
 reached as (
