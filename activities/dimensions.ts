@@ -106,6 +106,14 @@ export function createDimensionActivities(deps: ActivityDeps) {
       await runSqlFile(client, 'dim_user_cleanup', { identifiers });
       const versionsInserted = count('INSERT');
       const versionsUpdated = count('UPDATE');
+      if (versionsInserted + versionsUpdated + count('DELETE') + repointed.rows[0].count_repointed > 0) {
+        // a version's range or attributes moved: the marts of any date with facts of these users may lag
+        // (rows locked in date order, as the mart refresh does, so the two never deadlock)
+        await client.query(
+          `update ops.date_loads set marts_stale = true
+           where dt in (select dt from ops.date_loads where not marts_stale order by dt for update)`,
+        );
+      }
       return {
         date,
         restaged,

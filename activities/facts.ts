@@ -68,10 +68,13 @@ export async function ensureFactPartition(client: pg.ClientBase, dateKey: number
 
 /**
  * Rewrites the date's rows of warehouse.user_days and user_purchase_days from its facts, and user_activity for
- * its users (warehouse/sql/user_activity.sql). The fact load calls it; so does code that changes facts directly.
+ * its users (warehouse/sql/user_activity.sql), and marks the date's marts stale. The fact load calls it; so does
+ * code that changes facts directly.
  */
 export async function refreshUserActivity(client: pg.ClientBase, date: string): Promise<void> {
   await runSqlFile(client, 'user_activity', { values: dateValues(date) });
+  // the date's marts now lag its facts (a mart refresh clears the mark)
+  await client.query('update ops.date_loads set marts_stale = true where dt = $1::date and not marts_stale', [date]);
 }
 
 /**
@@ -210,7 +213,11 @@ export function createFactActivities(deps: ActivityDeps) {
       // unchanged facts leave the date's activity rows as they are
       if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
 
-      await runSqlFile(client, 'date_loads', { values: { date, staged_file_ids: loadedIds } });
+      // an incremental stage run that changed nothing leaves the date's marts as current as they were
+      const factsChanged = baseFileIds === null || rowsInserted + rowsUpdated > 0;
+      await runSqlFile(client, 'date_loads', {
+        values: { date, staged_file_ids: loadedIds, facts_changed: factsChanged },
+      });
       const { rows: marked } = await client.query<{ needs_reload: boolean }>(
         'select needs_reload from ops.date_loads where dt = $1::date',
         [date],

@@ -24,7 +24,10 @@ export interface RefreshMartsInput {
 }
 
 export interface RefreshMartsOutput {
+  /** The dates rebuilt. */
   dates: string[];
+  /** Dates asked for whose marts were current (nothing they read changed since their last refresh): left as they are. */
+  current: string[];
   /** Dates of daily_active_users rebuilt besides `dates`: their new_users changed because an earlier date was loaded. */
   laterDates: string[];
   /** Users whose revenue_per_user rows were rebuilt. */
@@ -90,6 +93,22 @@ export async function refreshMartsOn(
   try {
     await client.query('begin isolation level repeatable read');
     try {
+      // the dates whose marts lag their loads (ops.date_loads.marts_stale, or never refreshed): the others are
+      // current, and with none to rebuild nothing the marts read has changed since their last refresh
+      const { rows: stale } = await client.query<{ date: string }>(
+        `select to_char(wanted.dt, 'YYYY-MM-DD') as date
+         from unnest($1::date[]) as wanted(dt)
+         left join ops.date_loads as date_loads on date_loads.dt = wanted.dt
+         where date_loads.marts_stale is not false
+         order by wanted.dt`,
+        [dates],
+      );
+      const current = dates.filter((d) => !stale.some((s) => s.date === d));
+      if (stale.length === 0) {
+        await client.query('commit');
+        return { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows(), current };
+      }
+      dates = stale.map((s) => s.date);
       const keys = dates.map(dateKeyOf);
       const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [keys]);
       const laterDates = later.rows.map((r) => r.date);
@@ -121,8 +140,14 @@ export async function refreshMartsOn(
       await client.query('delete from marts.churn_risk');
       rows.churn_risk = (await client.query(insertFrom('churn_risk'))).rowCount ?? 0;
 
+      // rows locked in date order, as the dimension load marks them, so the two never deadlock
+      await client.query(
+        `update ops.date_loads set marts_stale = false
+         where dt in (select dt from ops.date_loads where dt = any($1::date[]) order by dt for update)`,
+        [dates],
+      );
       await client.query('commit');
-      return { dates, laterDates, usersRefreshed: touched.rowCount ?? 0, rows };
+      return { dates, laterDates, usersRefreshed: touched.rowCount ?? 0, rows, current };
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
       throw err;
@@ -153,7 +178,7 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
           try {
             result = dates.length
               ? await refreshMartsOn(client, dates)
-              : { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows() };
+              : { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows(), current: [] };
           } finally {
             client.release();
           }
@@ -164,6 +189,7 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
           details: {
             ...output.rows,
             laterDates: output.laterDates,
+            ...(output.current.length ? { current: output.current } : {}),
             usersRefreshed: output.usersRefreshed,
             durationMs: output.durationMs,
           },

@@ -11,6 +11,9 @@ import { type Kysely, sql } from 'kysely';
  * - ops.date_loads.loaded_*: the stage counts of the date's last load (ops.staged_dates as it was then), which the
  *   next incremental stage run adds its own counts to, so ops.staged_dates keeps describing every record of the
  *   date for the reconciliation check.
+ * - ops.date_loads.marts_stale: whether the date's marts may lag its facts or dimensions. Loads set it when they
+ *   change anything the marts read; a mart refresh clears it for the dates it rebuilds, and skips the dates
+ *   whose marts are current (a re-load with nothing new).
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
@@ -26,5 +29,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     comment on column ops.date_loads.loaded_rows_set_aside is 'ops.staged_dates.rows_set_aside when the date''s last load committed.';
     comment on column ops.date_loads.loaded_duplicates is 'ops.staged_dates.duplicates when the date''s last load committed.';
     comment on column ops.date_loads.loaded_rows_staged is 'ops.staged_dates.rows_staged when the date''s last load committed.';
+
+    alter table ops.date_loads add column marts_stale boolean not null default true;
+    comment on column ops.date_loads.marts_stale is 'True when the date''s marts may lag what they read: set by a fact load of the date that changed rows and by a dim_user load that changed versions (for every date); cleared by the mart refresh that rebuilds the date.';
   `.execute(db);
 }

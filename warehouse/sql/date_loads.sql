@@ -2,7 +2,8 @@
 -- committed that this load did not stage (they landed while it ran); reload_reason and marked_at then say so,
 -- and otherwise keep the last marking as history. loaded_file_ids: the files this load's facts come from (an
 -- incremental stage run's files and the files loaded before it); loaded_*: ops.staged_dates as this load leaves it,
--- the counts the next incremental stage run adds to.
+-- the counts the next incremental stage run adds to. marts_stale: set when this load changed the date's facts
+-- (facts_changed), else left as it was (a mart refresh clears it).
 with unstaged_files as (
     select count(*)::int as count_unstaged
     from ops.lake_files as lake_files
@@ -23,7 +24,7 @@ stage_counts as (
 
 insert into ops.date_loads as date_loads (
     dt, first_loaded_at, last_loaded_at, needs_reload, reload_reason, marked_at, loaded_file_ids,
-    loaded_rows_read, loaded_rows_set_aside, loaded_duplicates, loaded_rows_staged
+    loaded_rows_read, loaded_rows_set_aside, loaded_duplicates, loaded_rows_staged, marts_stale
 )
 select
     :'date'::date,
@@ -39,7 +40,8 @@ select
     stage_counts.rows_read,
     stage_counts.rows_set_aside,
     stage_counts.duplicates,
-    stage_counts.rows_staged
+    stage_counts.rows_staged,
+    true
 from unstaged_files
 cross join stage_counts
 on conflict (dt) do update
@@ -53,4 +55,5 @@ set
     loaded_rows_read = excluded.loaded_rows_read,
     loaded_rows_set_aside = excluded.loaded_rows_set_aside,
     loaded_duplicates = excluded.loaded_duplicates,
-    loaded_rows_staged = excluded.loaded_rows_staged;
+    loaded_rows_staged = excluded.loaded_rows_staged,
+    marts_stale = date_loads.marts_stale or :'facts_changed'::boolean;
