@@ -35,6 +35,8 @@ select
     ) as is_rebuilt
 from staged_users;
 
+analyze staging.:"users_table";
+
 drop table if exists staging.:"versions_table";
 
 create unlogged table staging.:"versions_table" with (autovacuum_enabled = false) as
