@@ -1,6 +1,7 @@
 -- grain: one row per existing dim_user version of the touched users that loses facts: it vanished from the
 -- desired versions, or its range shrank. Facts pointing at these keys outside [kept_from, kept_to) are
 -- re-pointed by dim_user_repoint_facts.sql; a vanished key keeps nothing (kept_from = kept_to = infinity).
+-- old_from and old_to are the version's range before this load: its facts lie in it.
 drop table if exists staging.:"moved_table";
 
 -- The touched users' versions are read through dim_user_version, one index descent per user (= any of an array
@@ -10,6 +11,8 @@ select
     dim_user.user_key,
     dim_user.user_id,
     versions.user_key is null as is_vanished,
+    dim_user.valid_from as old_from,
+    coalesce(dim_user.valid_to, 'infinity') as old_to,
     coalesce(versions.valid_from, 'infinity') as kept_from,
     case when versions.user_key is null then 'infinity' else coalesce(versions.valid_to, 'infinity') end as kept_to
 from warehouse.dim_user as dim_user
