@@ -81,6 +81,8 @@ export function createDimensionActivities(deps: ActivityDeps) {
       moved_table: `user_moved_${suffix}`,
       changes_table: `user_changes_${suffix}`,
       users_table: `user_staged_${suffix}`,
+      history_table: `user_history_${suffix}`,
+      existing_table: `user_existing_${suffix}`,
     };
     return withDateLock(pool, date, async (client) => {
       await setDimensionSession(client);
