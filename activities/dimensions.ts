@@ -44,10 +44,15 @@ export interface LoadDimensionsOutput {
  * merge join once the day passes a few million events, which sorts every event on disk: measured at 10M events,
  * 17.8 s against 5.6 s for the hash join on the versions (EXPLAIN ANALYZE in the issue 7 note). A day's loads join
  * a big side to a smaller one, which a hash join does in one pass over each.
+ *
+ * No JIT compilation either: the statements' estimated costs (hash joins over the day's staged events) pass
+ * jit_above_cost, and compiling took longer than running: the versions table of a re-load that rebuilt no user
+ * spent 4.4 s in JIT for 5 ms of execution, and JIT made the day's first scans slower, not faster.
  */
 export async function setLoadSession(client: pg.ClientBase): Promise<void> {
   await client.query(`set local work_mem = '256MB'`);
   await client.query('set local enable_mergejoin = off');
+  await client.query('set local jit = off');
 }
 
 const NO_USER_CHANGES = {
@@ -83,6 +88,8 @@ export function createDimensionActivities(deps: ActivityDeps) {
       moved_table: `user_moved_${suffix}`,
       changes_table: `user_changes_${suffix}`,
       users_table: `user_staged_${suffix}`,
+      history_table: `user_history_${suffix}`,
+      existing_table: `user_existing_${suffix}`,
     };
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);

@@ -147,8 +147,19 @@ describe('migrations and the migrated schema', () => {
     try {
       await client.query('begin');
       await client.query(insert, ['u1', 'free', '2024-01-01T00:00:00Z', '2024-01-10T00:00:00Z', false]);
-      await client.query(insert, ['u1', 'pro', '2024-01-05T00:00:00Z', null, true]);
-      expect(await pgErrorCode(client, 'commit')).toBe('23P01');
+      expect(await pgErrorCode(client, insert, ['u1', 'pro', '2024-01-05T00:00:00Z', null, true])).toBe('23P01');
+      await client.query('rollback');
+      // an update that makes two ranges overlap is rejected too
+      await client.query('begin');
+      await client.query(insert, ['u1', 'free', '2024-01-01T00:00:00Z', '2024-01-10T00:00:00Z', false]);
+      await client.query(insert, ['u1', 'pro', '2024-01-10T00:00:00Z', null, true]);
+      expect(
+        await pgErrorCode(
+          client,
+          `update warehouse.dim_user set valid_to = '2024-01-11T00:00:00Z' where user_id = 'u1' and not is_current`,
+        ),
+      ).toBe('23P01');
+      await client.query('rollback');
     } finally {
       client.release();
     }
@@ -158,6 +169,43 @@ describe('migrations and the migrated schema', () => {
       `select count(*)::int as n from warehouse.dim_user where user_id in ('u1', 'u2')`,
     );
     expect(rows[0].n).toBe(2);
+  });
+
+  it('lets at most one of two concurrent transactions writing overlapping versions of one user commit', async () => {
+    const insert = `insert into warehouse.dim_user (user_id, plan, valid_from, valid_to, is_current) values ($1, $2, $3, $4, false)`;
+    const first = await pool.connect();
+    const second = await pool.connect();
+    try {
+      await first.query('begin');
+      await second.query('begin');
+      await first.query(insert, ['u3', 'free', '2024-01-01T00:00:00Z', '2024-01-10T00:00:00Z']);
+      // the second insert's check waits for the first transaction, which has not committed yet (pg_locks is
+      // cluster-wide, so the admin connection sees the wait)
+      const { rows: pid } = await second.query<{ pid: number }>('select pg_backend_pid() as pid');
+      const secondInsert = pgErrorCode(second, insert, ['u3', 'pro', '2024-01-05T00:00:00Z', '2024-01-20T00:00:00Z']);
+      await expect
+        .poll(
+          async () =>
+            (
+              await admin.query<{ waiting: boolean }>(
+                `select exists (select from pg_locks where pid = $1 and locktype = 'advisory' and not granted) as waiting`,
+                [pid[0].pid],
+              )
+            ).rows[0].waiting,
+          { timeout: 10_000, interval: 20 },
+        )
+        .toBe(true);
+      await first.query('commit');
+      expect(await secondInsert).toBe('23P01');
+      await second.query('rollback');
+    } finally {
+      first.release();
+      second.release();
+    }
+    const { rows } = await pool.query(`select plan, valid_from, valid_to from warehouse.dim_user where user_id = 'u3'`);
+    expect(rows).toEqual([
+      { plan: 'free', valid_from: new Date('2024-01-01T00:00:00Z'), valid_to: new Date('2024-01-10T00:00:00Z') },
+    ]);
   });
 
   it('rejects a duplicate event_id in fact_events', async () => {

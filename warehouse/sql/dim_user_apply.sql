@@ -1,26 +1,30 @@
 -- grain: one row per existing dim_user version of the touched users that loses facts: it vanished from the
 -- desired versions, or its range shrank. Facts pointing at these keys outside [kept_from, kept_to) are
 -- re-pointed by dim_user_repoint_facts.sql; a vanished key keeps nothing (kept_from = kept_to = infinity).
+-- old_from and old_to are the version's range before this load: its facts lie in it.
 drop table if exists staging.:"moved_table";
 
+-- The touched users' versions are read through dim_user_version, one index descent per user (= any of an array
+-- rather than a join, which is planned as a scan of all of dim_user once it is large), so the cost follows the day.
 create unlogged table staging.:"moved_table" with (autovacuum_enabled = false) as
-with touched_users as (
-    select distinct versions.user_id
-    from staging.:"versions_table" as versions
-)
-
 select
     dim_user.user_key,
     dim_user.user_id,
     versions.user_key is null as is_vanished,
+    dim_user.valid_from as old_from,
+    coalesce(dim_user.valid_to, 'infinity') as old_to,
     coalesce(versions.valid_from, 'infinity') as kept_from,
     case when versions.user_key is null then 'infinity' else coalesce(versions.valid_to, 'infinity') end as kept_to
 from warehouse.dim_user as dim_user
-inner join touched_users on touched_users.user_id = dim_user.user_id
 left join staging.:"versions_table" as versions on versions.user_key = dim_user.user_key
-where versions.user_key is null
-    or versions.valid_from > dim_user.valid_from
-    or coalesce(versions.valid_to, 'infinity') < coalesce(dim_user.valid_to, 'infinity');
+where dim_user.user_id = any(array(select distinct touched.user_id from staging.:"versions_table" as touched))
+    and (
+        versions.user_key is null
+        or versions.valid_from > dim_user.valid_from
+        or coalesce(versions.valid_to, 'infinity') < coalesce(dim_user.valid_to, 'infinity')
+    );
+
+analyze staging.:"moved_table";
 
 -- versions that vanished (a late change made them redundant); their facts move in the re-point step
 delete from warehouse.dim_user as dim_user
@@ -28,7 +32,8 @@ using staging.:"moved_table" as moved
 where moved.user_key = dim_user.user_key
     and moved.is_vanished;
 
--- versions that continue with another range or other attributes (a split, a completed inferred member)
+-- versions that continue with another range or other attributes (a split, a completed inferred member); read
+-- through dim_user_pkey, one index descent per kept version, as above
 update warehouse.dim_user as dim_user
 set
     valid_from = versions.valid_from,
@@ -41,6 +46,9 @@ set
     source_event_id = versions.source_event_id
 from staging.:"versions_table" as versions
 where versions.user_key = dim_user.user_key
+    and dim_user.user_key = any(
+        array(select kept.user_key from staging.:"versions_table" as kept where kept.user_key is not null)
+    )
     and (
         dim_user.valid_from, dim_user.valid_to, dim_user.is_current, dim_user.email, dim_user.plan,
         dim_user.country, dim_user.is_inferred, dim_user.source_event_id

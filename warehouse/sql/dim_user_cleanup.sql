@@ -6,3 +6,7 @@ drop table if exists staging.:"versions_table";
 drop table if exists staging.:"changes_table";
 
 drop table if exists staging.:"users_table";
+
+drop table if exists staging.:"history_table";
+
+drop table if exists staging.:"existing_table";

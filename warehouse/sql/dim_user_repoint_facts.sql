@@ -1,15 +1,58 @@
 -- grain: one row per fact whose user version moved: it points at a dim_user version that vanished or shrank
--- (staging moved table) and its event_time now falls in another version of the same user. Reads only the facts
--- outside each moved version's kept range, through each date partition's user_key index.
-with repointed as (
+-- (staging moved table) and its event_time now falls in another version of the same user. A moved version's
+-- facts lie in its old range [old_from, old_to), so the ones to move lie in the part of it before kept_from and
+-- the part from kept_to on. Each part is read through the user_key index of only the date partitions it spans:
+-- a fact's date_key is the UTC date of its event_time (the lake's dt, which fact_events.sql relies on as well),
+-- and the partitions outside a part's dates are pruned at run time. A current version closed by the day's change
+-- thus reads the partitions from the change's date on, not every date loaded so far.
+with outside_ranges as (
+    select
+        moved.user_key,
+        moved.user_id,
+        moved.old_from as outside_from,
+        least(moved.kept_from, moved.old_to) as outside_to
+    from staging.:"moved_table" as moved
+    where moved.old_from < least(moved.kept_from, moved.old_to)
+
+    union all
+
+    select
+        moved.user_key,
+        moved.user_id,
+        greatest(moved.kept_to, moved.old_from) as outside_from,
+        moved.old_to as outside_to
+    from staging.:"moved_table" as moved
+    where greatest(moved.kept_to, moved.old_from) < moved.old_to
+),
+
+outside_dates as (
+    select
+        outside_ranges.user_key,
+        outside_ranges.user_id,
+        outside_ranges.outside_from,
+        outside_ranges.outside_to,
+        to_char(outside_ranges.outside_from at time zone 'UTC', 'YYYYMMDD')::int as from_date_key,
+        case
+            when outside_ranges.outside_to = 'infinity' then 99991231
+            else to_char(outside_ranges.outside_to at time zone 'UTC', 'YYYYMMDD')::int
+        end as to_date_key
+    from outside_ranges
+),
+
+repointed as (
     update warehouse.fact_events as fact_events
     set
         user_key = dim_user.user_key,
         loaded_at = now()
-    from staging.:"moved_table" as moved
-    inner join warehouse.dim_user as dim_user on dim_user.user_id = moved.user_id
-    where fact_events.user_key = moved.user_key
-        and (fact_events.event_time < moved.kept_from or fact_events.event_time >= moved.kept_to)
+    from outside_dates
+    inner join warehouse.dim_user as dim_user on dim_user.user_id = outside_dates.user_id
+    where fact_events.user_key = outside_dates.user_key
+        and fact_events.date_key >= outside_dates.from_date_key
+        and fact_events.date_key <= outside_dates.to_date_key
+        and fact_events.event_time >= outside_dates.outside_from
+        and fact_events.event_time < outside_dates.outside_to
+        -- the moved users' versions through dim_user_version, not a scan of all of dim_user
+        and dim_user.user_id = any(array(select distinct moved.user_id from staging.:"moved_table" as moved))
         and fact_events.event_time >= dim_user.valid_from
         and (dim_user.valid_to is null or fact_events.event_time < dim_user.valid_to)
         and dim_user.user_key <> fact_events.user_key

@@ -1,5 +1,6 @@
 -- grain: users_table, one row per user with events in the date's staging table, is_rebuilt when their versions
--- are rebuilt; versions_table, one row per dim_user version that each rebuilt user should have. The versions are
+-- are rebuilt; history_table and existing_table, the rebuilt users' change log rows and dim_user versions;
+-- versions_table, one row per dim_user version that each rebuilt user should have. The versions are
 -- a pure function of the user's change log (warehouse.user_changes) and the earliest event loaded for the user,
 -- so any load order and any number of re-loads give the same versions. Rebuilt are the staged users whose inputs
 -- changed: changes new to the change log in this load (user_changes.sql, same transaction), no dim_user version
@@ -35,6 +36,47 @@ select
     ) as is_rebuilt
 from staged_users;
 
+analyze staging.:"users_table";
+
+-- The rebuilt users' change log and existing versions, each read through its index with = any of an array (one
+-- descent per user; a join to the users is planned as a scan of the whole change log or dim_user once the day's
+-- users are many, and the cost would then follow the history instead of the day), into analyzed tables so that
+-- the versions query below is planned on their real sizes.
+drop table if exists staging.:"history_table";
+
+create unlogged table staging.:"history_table" with (autovacuum_enabled = false) as
+select
+    user_changes.user_id,
+    user_changes.event_time,
+    user_changes.event_id,
+    user_changes.email,
+    user_changes.plan,
+    user_changes.country
+from warehouse.user_changes as user_changes
+where user_changes.user_id = any(array(
+    select staged_users.user_id
+    from staging.:"users_table" as staged_users
+    where staged_users.is_rebuilt
+));
+
+analyze staging.:"history_table";
+
+drop table if exists staging.:"existing_table";
+
+create unlogged table staging.:"existing_table" with (autovacuum_enabled = false) as
+select
+    dim_user.user_key,
+    dim_user.user_id,
+    dim_user.valid_from
+from warehouse.dim_user as dim_user
+where dim_user.user_id = any(array(
+    select staged_users.user_id
+    from staging.:"users_table" as staged_users
+    where staged_users.is_rebuilt
+));
+
+analyze staging.:"existing_table";
+
 drop table if exists staging.:"versions_table";
 
 create unlogged table staging.:"versions_table" with (autovacuum_enabled = false) as
@@ -48,12 +90,11 @@ with touched_users as (
 
 existing_versions as (
     select
-        dim_user.user_key,
-        dim_user.user_id,
-        dim_user.valid_from,
-        row_number() over (partition by dim_user.user_id order by dim_user.valid_from) = 1 as is_first
-    from warehouse.dim_user as dim_user
-    inner join touched_users on touched_users.user_id = dim_user.user_id
+        existing.user_key,
+        existing.user_id,
+        existing.valid_from,
+        row_number() over (partition by existing.user_id order by existing.valid_from) = 1 as is_first
+    from staging.:"existing_table" as existing
 ),
 
 first_seen as (
@@ -68,16 +109,15 @@ first_seen as (
 
 changes_per_instant as (
     -- of several changes at one instant, the last by event_id is the state from then on
-    select distinct on (user_changes.user_id, user_changes.event_time)
-        user_changes.user_id,
-        user_changes.event_time,
-        user_changes.event_id,
-        user_changes.email,
-        user_changes.plan,
-        user_changes.country
-    from warehouse.user_changes as user_changes
-    inner join touched_users on touched_users.user_id = user_changes.user_id
-    order by user_changes.user_id, user_changes.event_time, user_changes.event_id desc
+    select distinct on (history.user_id, history.event_time)
+        history.user_id,
+        history.event_time,
+        history.event_id,
+        history.email,
+        history.plan,
+        history.country
+    from staging.:"history_table" as history
+    order by history.user_id, history.event_time, history.event_id desc
 ),
 
 changes_compared as (

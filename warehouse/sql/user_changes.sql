@@ -8,10 +8,13 @@ drop table if exists staging.:"changes_table";
 create unlogged table staging.:"changes_table" with (autovacuum_enabled = false) as
 select
     attribute_events.*,
-    not exists (
-        select from warehouse.user_changes as user_changes
+    -- a scalar subquery, probed through user_changes_pkey for each of the day's events (an EXISTS may be planned as
+    -- a hash of the whole change log, whose cost then grows with the history)
+    coalesce((
+        select false
+        from warehouse.user_changes as user_changes
         where user_changes.event_id = attribute_events.event_id
-    ) as is_new
+    ), true) as is_new
 from (
     select distinct on (staged.event_id)
         staged.event_id,
