@@ -105,6 +105,11 @@ export interface DateLoadsTable {
   reload_reason: string | null;
   marked_at: Timestamp | null;
   loaded_file_ids: string[] | null;
+  loaded_rows_read: Int8 | null;
+  loaded_rows_set_aside: Int8 | null;
+  loaded_duplicates: Int8 | null;
+  loaded_rows_staged: Int8 | null;
+  marts_stale: Generated<boolean>;
 }
 
 export interface DateStagesTable {
@@ -113,6 +118,7 @@ export interface DateStagesTable {
   run_id: string | null;
   row_count: Int8;
   lake_file_ids: string[];
+  base_file_ids: string[] | null;
 }
 
 export interface RejectedRowsTable {
@@ -421,8 +427,20 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'reload_reason',
     'marked_at',
     'loaded_file_ids',
+    'loaded_rows_read',
+    'loaded_rows_set_aside',
+    'loaded_duplicates',
+    'loaded_rows_staged',
+    'marts_stale',
   ]),
-  'ops.date_stages': columns<DateStagesTable>()(['dt', 'staged_at', 'run_id', 'row_count', 'lake_file_ids']),
+  'ops.date_stages': columns<DateStagesTable>()([
+    'dt',
+    'staged_at',
+    'run_id',
+    'row_count',
+    'lake_file_ids',
+    'base_file_ids',
+  ]),
   'ops.rejected_rows': columns<RejectedRowsTable>()([
     'rejected_row_id',
     'dt',
