@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { createLandActivities } from '../activities/land';
+import { createLandActivities, type LandTuning } from '../activities/land';
 import { EXIT, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
 import { createTopic, deleteTopic } from '../lib/kafka';
@@ -16,11 +16,16 @@ import { produceEvents } from '../lib/produce';
 /**
  * Measures landing throughput and peak memory: produces N events (default 1,000,000) into a fresh topic, then lands
  * them into a fresh database and lake in a child process, whose peak RSS is the landing's alone.
- * Usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep]
+ * Usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep] [--topic NAME] [--tuning JSON]
+ * --topic lands an existing topic (e.g. one kept by an earlier --keep run) instead of producing a new one, so that
+ * before/after pairs land the same records; that topic is never deleted. --tuning passes LandTuning knobs as JSON,
+ * e.g. '{"workers":1}'.
  * Needs the local stack (make up); cleans up its topic, database and lake unless --keep.
  */
 
 const CHILD_FLAG = '--child-land';
+/** The landing's tuning (LandTuning as JSON, from --tuning) handed to the child. */
+const TUNING_ENV = 'NIGHTSHIFT_MEASURE_TUNING';
 
 interface ChildResult {
   seconds: number;
@@ -37,7 +42,8 @@ async function child(): Promise<void> {
   const db = createDb(pool);
   try {
     const started = process.hrtime.bigint();
-    const output = await createLandActivities({ config, pool, db }).landEvents({});
+    const tuning = JSON.parse(process.env[TUNING_ENV] ?? '{}') as LandTuning;
+    const output = await createLandActivities({ config, pool, db }, tuning).landEvents({});
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const usage = process.resourceUsage();
     const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
@@ -62,10 +68,14 @@ async function main(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv, {
     events: { type: 'string', default: '1000000' },
     keep: { type: 'boolean', default: false },
+    topic: { type: 'string', default: '' },
+    tuning: { type: 'string', default: '{}' },
     [CHILD_FLAG.slice(2)]: { type: 'boolean', default: false },
   });
   if (parsed === 'help') {
-    console.log('usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep]');
+    console.log(
+      'usage: node --import tsx scripts/measure-landing-rss.ts [--events N] [--keep] [--topic NAME] [--tuning JSON]',
+    );
     return EXIT.ok;
   }
   if (parsed.values[CHILD_FLAG.slice(2)]) {
@@ -74,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const events = wholeNumber('--events', String(parsed.values.events), 1);
   const keep = parsed.values.keep === true;
+  const existingTopic = String(parsed.values.topic);
 
   const base = loadConfig();
   const suffix = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -83,21 +94,23 @@ async function main(argv: string[]): Promise<number> {
   const config: Config = {
     ...base,
     databaseUrl: url.toString(),
-    kafkaTopic: `measure_landing_${suffix}`,
+    kafkaTopic: existingTopic === '' ? `measure_landing_${suffix}` : existingTopic,
     lakeDir: mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-')),
     lakeS3: null,
   };
 
   await adminQuery(base, `create database ${database}`);
-  await createTopic(config, config.kafkaTopic, 4);
+  if (existingTopic === '') await createTopic(config, config.kafkaTopic, 4);
   try {
     const db = createDb(createPool(config.databaseUrl, 1));
     await migrateToLatest(db).finally(() => db.destroy());
 
-    const produced = await produceEvents(config, { events, days: 3, start: '2024-12-01', seed: 42, badRate: 0.01 });
-    console.log(
-      `produced ${produced.events} events (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s: ${Math.round(produced.eventsPerSecond)} events/s`,
-    );
+    if (existingTopic === '') {
+      const produced = await produceEvents(config, { events, days: 3, start: '2024-12-01', seed: 42, badRate: 0.01 });
+      console.log(
+        `produced ${produced.events} events (${produced.bad} bad) in ${produced.seconds.toFixed(1)} s: ${Math.round(produced.eventsPerSecond)} events/s`,
+      );
+    }
 
     const run = spawnSync(process.execPath, [...process.execArgv, __filename, CHILD_FLAG], {
       env: {
@@ -105,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
         DATABASE_URL: config.databaseUrl,
         KAFKA_TOPIC: config.kafkaTopic,
         ...lakeEnvironment(config),
+        [TUNING_ENV]: String(parsed.values.tuning),
       },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -125,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
       );
     } else {
       rmSync(config.lakeDir, { recursive: true, force: true });
-      await deleteTopic(config, config.kafkaTopic).catch(() => undefined);
+      if (existingTopic === '') await deleteTopic(config, config.kafkaTopic).catch(() => undefined);
       await adminQuery(base, `drop database if exists ${database} with (force)`);
     }
   }
