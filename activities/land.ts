@@ -38,6 +38,11 @@ export interface LandTuning {
   maxRowsPerFile?: number;
   /** Rows buffered across all open files before the largest is written early; bounds the landing's memory. */
   maxBufferedRows?: number;
+  /**
+   * Bytes of records buffered across all open files (their raw size, which bounds what their rows hold) before the
+   * largest is written early: bounds the landing's memory when records are large.
+   */
+  maxBufferedBytes?: number;
   /** Called after a chunk's files are renamed into place, before its transaction: tests throw here to simulate a crash. */
   beforeCommit?: (files: WrittenFile[]) => void | Promise<void>;
   /** The clock that bounds event_time in the future. */
@@ -56,6 +61,7 @@ const DEFAULTS = {
   commitEvery: 500_000,
   maxRowsPerFile: 100_000,
   maxBufferedRows: 150_000,
+  maxBufferedBytes: 48 << 20,
   workers: 2,
   requestTimeoutMs: REQUEST_TIMEOUT_MS,
 };
@@ -100,6 +106,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
         commitEvery: settings.commitEvery,
         maxRowsPerFile: settings.maxRowsPerFile,
         maxBufferedRows: settings.maxBufferedRows,
+        maxBufferedBytes: settings.maxBufferedBytes,
         workers: settings.workers,
         requestTimeoutMs: settings.requestTimeoutMs,
       };
@@ -125,6 +132,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
           ...tuned,
           commitEvery: Math.max(1, Math.ceil(settings.commitEvery / groups.length)),
           maxBufferedRows: Math.max(1, Math.ceil(settings.maxBufferedRows / groups.length)),
+          maxBufferedBytes: Math.max(1, Math.ceil(settings.maxBufferedBytes / groups.length)),
           maxRowsPerFile: Math.max(
             1,
             Math.min(settings.maxRowsPerFile, Math.ceil(settings.maxBufferedRows / groups.length)),

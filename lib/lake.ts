@@ -168,28 +168,91 @@ function tableOf(schema: Schema, children: Data<DataType>[], length: number): Ta
   return new Table([new RecordBatch(schema, struct)]);
 }
 
+/**
+ * A Utf8 column built as values arrive: each string is encoded into a growing byte buffer at once, so no JS string
+ * outlives its record. The strings of a parsed record then die young (cheap to collect), and a buffered row costs
+ * its UTF-8 bytes instead of a string object per field.
+ */
+class Utf8Column {
+  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private offsets = new Int32Array(1024);
+  /** Validity bitmap, grown with `offsets`; null until the first null value. */
+  private validity: Uint8Array | null = null;
+  private nulls = 0;
+  private n = 0;
+
+  push(value: string | null): void {
+    const n = this.n;
+    if (n + 1 >= this.offsets.length) this.growRows();
+    let end = this.offsets[n];
+    if (value === null) {
+      if (this.validity === null) {
+        this.validity = new Uint8Array(this.offsets.length >> 3).fill(0xff);
+      }
+      this.validity[n >> 3] &= ~(1 << (n & 7));
+      this.nulls++;
+    } else {
+      // a UTF-16 code unit takes at most 3 bytes of UTF-8
+      if (end + value.length * 3 > this.bytes.length) this.growBytes(end + value.length * 3);
+      end += this.bytes.write(value, end);
+    }
+    this.offsets[n + 1] = end;
+    this.n = n + 1;
+  }
+
+  private growRows(): void {
+    const offsets = new Int32Array(this.offsets.length * 2);
+    offsets.set(this.offsets);
+    this.offsets = offsets;
+    if (this.validity !== null) {
+      const validity = new Uint8Array(offsets.length >> 3).fill(0xff);
+      validity.set(this.validity);
+      this.validity = validity;
+    }
+  }
+
+  private growBytes(needed: number): void {
+    const bytes = Buffer.allocUnsafe(Math.max(needed, this.bytes.length * 2));
+    this.bytes.copy(bytes, 0, 0, this.offsets[this.n]);
+    this.bytes = bytes;
+  }
+
+  toData(): Data<Utf8> {
+    const n = this.n;
+    const nullBitmap = this.validity === null ? undefined : this.validity.subarray(0, (n + 7) >> 3);
+    return makeData({
+      type: new Utf8(),
+      length: n,
+      nullCount: this.nulls,
+      nullBitmap,
+      valueOffsets: this.offsets.subarray(0, n + 1),
+      data: this.bytes.subarray(0, this.offsets[n]),
+    });
+  }
+}
+
 /** Rows bound for one events file, held column by column until the file is written. */
 export class EventRows {
-  // One array per column, pushed explicitly: a loop over column names costs a third of the landing's time.
-  private readonly eventId: string[] = [];
-  private readonly schemaVersion: string[] = [];
-  private readonly eventType: string[] = [];
+  // One column per field, pushed explicitly: a loop over column names costs a third of the landing's time.
+  private readonly eventId = new Utf8Column();
+  private readonly schemaVersion = new Utf8Column();
+  private readonly eventType = new Utf8Column();
   private readonly eventTime: number[] = [];
-  private readonly userId: string[] = [];
-  private readonly sessionId: (string | null)[] = [];
-  private readonly deviceType: (string | null)[] = [];
-  private readonly deviceOs: (string | null)[] = [];
-  private readonly deviceBrowser: (string | null)[] = [];
-  private readonly country: (string | null)[] = [];
-  private readonly page: (string | null)[] = [];
-  private readonly referrer: (string | null)[] = [];
-  private readonly userEmail: (string | null)[] = [];
-  private readonly userPlan: (string | null)[] = [];
-  private readonly userCountry: (string | null)[] = [];
-  private readonly orderId: (string | null)[] = [];
-  private readonly productId: (string | null)[] = [];
+  private readonly userId = new Utf8Column();
+  private readonly sessionId = new Utf8Column();
+  private readonly deviceType = new Utf8Column();
+  private readonly deviceOs = new Utf8Column();
+  private readonly deviceBrowser = new Utf8Column();
+  private readonly country = new Utf8Column();
+  private readonly page = new Utf8Column();
+  private readonly referrer = new Utf8Column();
+  private readonly userEmail = new Utf8Column();
+  private readonly userPlan = new Utf8Column();
+  private readonly userCountry = new Utf8Column();
+  private readonly orderId = new Utf8Column();
+  private readonly productId = new Utf8Column();
   private readonly amount: (number | null)[] = [];
-  private readonly currency: (string | null)[] = [];
+  private readonly currency = new Utf8Column();
   private readonly offset: number[] = [];
   private readonly kafkaTs: number[] = [];
   firstOffset = -1;
@@ -236,25 +299,25 @@ export class EventRows {
     return tableOf(
       EVENTS_SCHEMA,
       [
-        utf8Data(this.eventId),
-        utf8Data(this.schemaVersion),
-        utf8Data(this.eventType),
+        this.eventId.toData(),
+        this.schemaVersion.toData(),
+        this.eventType.toData(),
         bigIntData(new TimestampMicrosecond(UTC), this.eventTime),
-        utf8Data(this.userId),
-        utf8Data(this.sessionId),
-        utf8Data(this.deviceType),
-        utf8Data(this.deviceOs),
-        utf8Data(this.deviceBrowser),
-        utf8Data(this.country),
-        utf8Data(this.page),
-        utf8Data(this.referrer),
-        utf8Data(this.userEmail),
-        utf8Data(this.userPlan),
-        utf8Data(this.userCountry),
-        utf8Data(this.orderId),
-        utf8Data(this.productId),
+        this.userId.toData(),
+        this.sessionId.toData(),
+        this.deviceType.toData(),
+        this.deviceOs.toData(),
+        this.deviceBrowser.toData(),
+        this.country.toData(),
+        this.page.toData(),
+        this.referrer.toData(),
+        this.userEmail.toData(),
+        this.userPlan.toData(),
+        this.userCountry.toData(),
+        this.orderId.toData(),
+        this.productId.toData(),
         float64Data(this.amount),
-        utf8Data(this.currency),
+        this.currency.toData(),
         utf8Data(new Array<string>(n).fill(this.topic)),
         int32Data(new Array<number>(n).fill(this.partition)),
         bigIntData(new Int64(), this.offset),
@@ -332,11 +395,19 @@ export class DeadLetterRows {
  */
 export const LAKE_COMPRESSION = Compression.ZSTD;
 
+/**
+ * Columns written without a dictionary: their values are (nearly) unique within a file, so a dictionary only costs
+ * the writer a page of values it then abandons. Measured on 117k landed events: 1.86 instead of 2.12 µs per row to
+ * write, 34.1 instead of 39.7 bytes per row, and as fast to read.
+ */
+const PLAIN_COLUMNS = ['event_id', 'order_id', 'event_time', 'kafka_offset', 'kafka_timestamp'];
+
 /** Encodes an Arrow table as Parquet bytes. */
 export function toParquet(table: Table, compression: Compression = LAKE_COMPRESSION): Uint8Array {
   const wasmTable = WasmTable.fromIPCStream(tableToIPC(table, 'stream'));
-  const props = new WriterPropertiesBuilder().setCompression(compression).setCreatedBy('nightshift').build();
-  return writeParquet(wasmTable, props); // consumes wasmTable and props
+  let builder = new WriterPropertiesBuilder().setCompression(compression).setCreatedBy('nightshift');
+  for (const column of PLAIN_COLUMNS) builder = builder.setColumnDictionaryEnabled(column, false);
+  return writeParquet(wasmTable, builder.build()); // consumes wasmTable and props
 }
 
 /**

@@ -110,6 +110,19 @@ describe.each(LAKE_KINDS)('landing (%s lake)', (lake) => {
     for (const o of offsets) expect(Number(o.next_offset)).toBe(hw.get(o.partition));
   });
 
+  it('a cap on buffered record bytes writes files early, every record still landed once', async () => {
+    const e = await env(lake);
+    await produceEvents(e.config, { events: 5_000, days: 2, start: '2024-12-01', seed: 5, badRate: 0.02 });
+    // each buffered row counts its record's bytes plus 64: under a 20,000-byte cap no file can hold 313 rows, while
+    // uncapped the 5,000 records of 4 partitions and 2 days fill files of about 625
+    const out = await land(e, { workers: 1, maxBufferedBytes: 20_000 });
+    expect(out.recordsRead).toBe(5_000);
+    const files = await manifest(e);
+    expect(files.length).toBeGreaterThan(16);
+    for (const f of files) expect(f.row_count).toBeLessThan(313);
+    expectExactlyOnce(await lakeRows(e), await highWatermarks(e));
+  });
+
   it('landing twice in a row writes nothing the second time', async () => {
     const e = await env(lake);
     await produceEvents(e.config, { events: 5_000, days: 2, start: '2024-12-01', seed: 3, badRate: 0.02 });

@@ -22,11 +22,15 @@ export interface LandingTuning {
   commitEvery: number;
   maxRowsPerFile: number;
   maxBufferedRows: number;
+  maxBufferedBytes: number;
   workers: number;
   requestTimeoutMs: number;
 }
 
 type Buffer_ = EventRows | DeadLetterRows;
+
+/** A buffered row's bytes beyond its record's: offsets, times, the amount, validity bits. */
+const ROW_OVERHEAD_BYTES = 64;
 
 /** One chunk to commit: the files written since the last commit and the offsets to advance to. */
 export interface ChunkCommit {
@@ -44,8 +48,9 @@ export interface ChunkCommit {
  * (in the activity's thread, see Committer) and resolves once it is committed.
  */
 export class Landing {
-  private readonly buffers = new Map<string, { area: LakeArea; dt: string; rows: Buffer_ }>();
+  private readonly buffers = new Map<string, { area: LakeArea; dt: string; rows: Buffer_; bytes: number }>();
   private buffered = 0;
+  private bufferedBytes = 0;
   private pending: WrittenFile[] = [];
   private chunkRead = 0;
   private chunkLanded = 0;
@@ -86,44 +91,50 @@ export class Landing {
     return name;
   }
 
-  private buffer(area: LakeArea, dt: string, partition: number): Buffer_ {
+  private buffer(area: LakeArea, dt: string, partition: number, bytes: number): Buffer_ {
     const key = `${area}|${dt}|${partition}`;
     let b = this.buffers.get(key);
     if (b === undefined) {
       const rows = area === 'events' ? new EventRows(this.topic, partition) : new DeadLetterRows(this.topic, partition);
-      b = { area, dt, rows };
+      b = { area, dt, rows, bytes: 0 };
       this.buffers.set(key, b);
     }
+    b.bytes += bytes;
     return b.rows;
   }
 
   /** Validates one record and buffers it; returns the buffer when it must be written now. */
   add(partition: number, offset: number, timestampMs: number, value: Buffer): Buffer_ | null {
     const parsed = parseEvent(value, this.now);
+    // what a row holds is at most its record's bytes (its text, or the raw record of a dead letter) and some numbers
+    const bytes = value.length + ROW_OVERHEAD_BYTES;
     let target: Buffer_;
     if (parsed.ok) {
-      target = this.buffer('events', this.day(parsed.event.event_time_us / 1000), partition);
+      target = this.buffer('events', this.day(parsed.event.event_time_us / 1000), partition, bytes);
       (target as EventRows).push(parsed.event, offset, timestampMs);
       this.chunkLanded++;
     } else {
       const timeMs = parsed.eventTime?.getTime() ?? null;
       const usable = timeMs !== null && timeMs <= this.nowMs + MAX_FUTURE_MS;
-      target = this.buffer('dead_letter', this.day(usable ? timeMs : timestampMs), partition);
+      target = this.buffer('dead_letter', this.day(usable ? timeMs : timestampMs), partition, bytes);
       (target as DeadLetterRows).push(parsed.reason, value, offset, timestampMs, parsed.eventId ?? null, timeMs);
       this.chunkDead++;
     }
     this.chunkRead++;
     this.buffered++;
+    this.bufferedBytes += bytes;
     this.next.set(partition, offset + 1);
     if (target.length >= this.tuning.maxRowsPerFile) return target;
-    if (this.buffered >= this.tuning.maxBufferedRows) return this.largest();
+    if (this.buffered >= this.tuning.maxBufferedRows || this.bufferedBytes >= this.tuning.maxBufferedBytes)
+      return this.largest();
     return null;
   }
 
+  /** The buffer holding the most bytes. */
   private largest(): Buffer_ {
-    let best: Buffer_ | null = null;
-    for (const b of this.buffers.values()) if (best === null || b.rows.length > best.length) best = b.rows;
-    return best as Buffer_;
+    let best: { rows: Buffer_; bytes: number } | null = null;
+    for (const b of this.buffers.values()) if (best === null || b.bytes > best.bytes) best = b;
+    return (best as { rows: Buffer_ }).rows;
   }
 
   /** Writes one buffer as a Parquet file (locally temp name, fsync, rename; on S3 its final key) and forgets its rows. */
@@ -135,6 +146,7 @@ export class Landing {
       const bytes = toParquet(rows.toTable());
       await writeLakeFile(this.lake, relPath, bytes);
       this.buffered -= rows.length;
+      this.bufferedBytes -= b.bytes;
       this.pending.push({
         path: relPath,
         area: b.area,
