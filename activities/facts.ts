@@ -130,6 +130,31 @@ export function createFactActivities(deps: ActivityDeps) {
   const { pool, db, config } = deps;
 
   async function facts(date: string): Promise<LoadFactsOutput> {
+    const output = await loadDate(date);
+    if (output.rowsInserted + output.rowsUpdated > 0) await vacuumPartition(date);
+    return output;
+  }
+
+  /**
+   * VACUUM (ANALYZE) of the date's partition once its load committed (VACUUM cannot run in a transaction): a bulk
+   * load leaves every row's hint bits unset and the visibility map empty, so otherwise the next reader (the marts)
+   * dirties every page, counts read the heap instead of the primary key, and autovacuum does the same scan later,
+   * likely while the next date loads. A failure leaves that to autovacuum and does not fail the load.
+   */
+  async function vacuumPartition(date: string): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query(`vacuum (analyze) warehouse.${client.escapeIdentifier(`fact_events_${dateLockId(date)}`)}`);
+    } catch (err) {
+      console.warn(
+        JSON.stringify({ level: 'warn', msg: 'vacuum of the fact partition failed', date, error: String(err) }),
+      );
+    } finally {
+      client.release();
+    }
+  }
+
+  async function loadDate(date: string): Promise<LoadFactsOutput> {
     const dateKey = dateLockId(date);
     const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
@@ -175,7 +200,6 @@ export function createFactActivities(deps: ActivityDeps) {
         const target = { events_table: eventsTable, target_schema: 'warehouse', target_table: rows[0].name };
         rowsInserted = await insertKeyedFacts(client, date, target, []);
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
-        await client.query(`analyze warehouse.${client.escapeIdentifier(rows[0].name)}`);
       } else if (skip.length === stagedIds.length || (baseFileIds !== null && rowsDistinct - crossDate === 0)) {
         // re-load with no new lake file, or an incremental stage run that found nothing new: every record is loaded
         rowsInserted = 0;
