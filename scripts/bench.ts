@@ -417,7 +417,7 @@ export async function main(argv: string[]): Promise<number> {
   if (linear) {
     const total = linear.rows[linear.rows.length - 1];
     targets.push({
-      target: `day 1 load <= ${linear.limit.toFixed(1)} x the 1M run (R-adjusted)`,
+      target: `day 1 load <= ${linear.limit.toFixed(2)} x the 1M run (R-adjusted)`,
       pass: total.adjusted <= linear.limit,
       measured: `${total.adjusted.toFixed(1)} x (raw ${total.raw.toFixed(1)} x)`,
     });

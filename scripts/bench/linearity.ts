@@ -75,7 +75,7 @@ export function linearity(run: BenchJson, reference: BenchJson, referenceFile: s
 
 export function linearityTable(l: Linearity, events: number): string {
   const lines = [
-    `linearity against ${path.basename(l.referenceFile)} (${(events / l.scale).toLocaleString('en-US')} events): at most ${l.limit.toFixed(1)} x`,
+    `linearity against ${path.basename(l.referenceFile)} (${(events / l.scale).toLocaleString('en-US')} events): at most ${l.limit.toFixed(2)} x`,
     `  ${'stage'.padEnd(28)} ${'1x s'.padStart(8)} ${`${l.scale}x s`.padStart(9)} ${'raw'.padStart(7)} ${'R-adj.'.padStart(7)}`,
   ];
   for (const r of l.rows) {
