@@ -16,6 +16,8 @@ export interface GenerateOptions {
   seed: number;
   /** Share of records (0..1) replaced by a record the contract rejects. */
   badRate: number;
+  /** Every day gets the weekday rhythm, so each day has the same number of events (a benchmark's history). */
+  flatWeek?: boolean;
 }
 
 export const BAD_KINDS = [
@@ -202,11 +204,11 @@ export function eventJson(e: RawEventV1): string {
 }
 
 /** Events generated per UTC hour, summing exactly to `events`, shaped by the daily and weekly rhythm. */
-function hourlyQuotas(events: number, days: number, startMs: number): number[] {
+function hourlyQuotas(events: number, days: number, startMs: number, flatWeek: boolean): number[] {
   const weights: number[] = [];
   for (let d = 0; d < days; d++) {
     const weekday = new Date(startMs + d * 86_400_000).getUTCDay();
-    const weekend = weekday === 0 || weekday === 6;
+    const weekend = !flatWeek && (weekday === 0 || weekday === 6);
     for (let h = 0; h < 24; h++) weights.push(weekend ? WEEKEND_HOURS[h] * WEEKEND_FACTOR : WEEKDAY_HOURS[h]);
   }
   const total = weights.reduce((a, b) => a + b, 0);
@@ -413,7 +415,7 @@ export function* generateEvents(options: GenerateOptions): Generator<GeneratedRe
   const rand = mulberry32(options.seed);
   const world = new World(rand);
   const startMs = Date.parse(`${options.start}T00:00:00Z`);
-  const quotas = hourlyQuotas(options.events, options.days, startMs);
+  const quotas = hourlyQuotas(options.events, options.days, startMs, options.flatWeek ?? false);
   for (let h = 0; h < quotas.length; h++) {
     const hourStart = startMs + h * 3_600_000;
     const hour: Timed[] = [];

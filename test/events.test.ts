@@ -221,4 +221,21 @@ describe('event generator', () => {
     }
     expect(hours[3]).toBeLessThan(hours[15] / 3);
   });
+
+  it('has a weekly rhythm, which flatWeek turns off: then every day has the same number of events', () => {
+    // 2024-12-06 is a Friday: a weekday and the weekend after it
+    const perDay = (flatWeek: boolean) => {
+      const counts = new Map<string, number>();
+      for (const r of generateEvents({ events: 30_000, days: 3, start: '2024-12-06', seed: 5, badRate: 0, flatWeek }))
+        counts.set(r.expected.date as string, (counts.get(r.expected.date as string) ?? 0) + 1);
+      return counts;
+    };
+    const weekly = perDay(false);
+    expect(weekly.get('2024-12-07')).toBeLessThan(0.8 * (weekly.get('2024-12-06') as number));
+    expect(Object.fromEntries(perDay(true))).toEqual({
+      '2024-12-06': 10_000,
+      '2024-12-07': 10_000,
+      '2024-12-08': 10_000,
+    });
+  });
 });

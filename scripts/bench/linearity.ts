@@ -3,8 +3,9 @@ import path from 'node:path';
 import { EXIT, UsageError, parseCommandLine, runCommand } from '../../lib/cli';
 
 /**
- * Linearity of a bench run against an earlier run at 1,000,000 events: issue 7 wants EVENTS=10000000 to cost at
- * most 11 x the 1M time. The two runs happen at different moments on a shared machine, so each ratio is shown
+ * Linearity of a bench run against an earlier run at 1,000,000 events: issue 17 wants day 1's load (stage through
+ * checks) at EVENTS=10000000 to cost at most 10.5 x the 1M time (1.05 x the growth in events; landing is shown but
+ * not summed). The two runs happen at different moments on a shared machine, so each ratio is shown
  * raw and adjusted by the two runs' baselines (time x R is the stage's cost in units of "raw COPY seconds").
  *
  * Standalone: node --import tsx scripts/bench/linearity.ts RUN.json [REFERENCE.json]
@@ -21,12 +22,14 @@ export interface BenchJson {
 export interface Linearity {
   referenceFile: string;
   scale: number;
-  /** The most a stage may cost against the reference: 1.1 x scale (11 x for 10 x the events). */
+  /** The most the load may cost against the reference: 1.05 x scale (10.5 x for 10 x the events). */
   limit: number;
   rows: { stage: string; referenceSeconds: number; seconds: number; raw: number; adjusted: number }[];
 }
 
 export const DAY_STAGES = ['land', 'stage', 'dimensions', 'facts', 'marts', 'checks'];
+/** The stages of a load, summed in the last row: stage through checks. */
+const LOAD_STAGES = DAY_STAGES.slice(1);
 
 /** The newest run in `dir` with `events` events a day, other than `exclude`; null when there is none. */
 export function newestRun(dir: string, events: number, exclude?: string): { file: string; json: BenchJson } | null {
@@ -57,20 +60,27 @@ export function linearity(run: BenchJson, reference: BenchJson, referenceFile: s
     const s = seconds(run, `day 1: ${stage}`);
     return { stage: `day 1: ${stage}`, referenceSeconds: r, seconds: s, raw: s / r, adjusted: (s / r) * speed };
   });
-  const r = rows.reduce((a, x) => a + x.referenceSeconds, 0);
-  const s = rows.reduce((a, x) => a + x.seconds, 0);
-  rows.push({ stage: 'day 1: land..checks', referenceSeconds: r, seconds: s, raw: s / r, adjusted: (s / r) * speed });
-  return { referenceFile, scale, limit: 1.1 * scale, rows };
+  const load = rows.filter((x) => LOAD_STAGES.some((stage) => x.stage === `day 1: ${stage}`));
+  const r = load.reduce((a, x) => a + x.referenceSeconds, 0);
+  const s = load.reduce((a, x) => a + x.seconds, 0);
+  rows.push({
+    stage: 'day 1: load (stage..checks)',
+    referenceSeconds: r,
+    seconds: s,
+    raw: s / r,
+    adjusted: (s / r) * speed,
+  });
+  return { referenceFile, scale, limit: 1.05 * scale, rows };
 }
 
 export function linearityTable(l: Linearity, events: number): string {
   const lines = [
-    `linearity against ${path.basename(l.referenceFile)} (${(events / l.scale).toLocaleString('en-US')} events): at most ${l.limit.toFixed(1)} x`,
-    `  ${'stage'.padEnd(22)} ${'1x s'.padStart(8)} ${`${l.scale}x s`.padStart(9)} ${'raw'.padStart(7)} ${'R-adj.'.padStart(7)}`,
+    `linearity against ${path.basename(l.referenceFile)} (${(events / l.scale).toLocaleString('en-US')} events): at most ${l.limit.toFixed(2)} x`,
+    `  ${'stage'.padEnd(28)} ${'1x s'.padStart(8)} ${`${l.scale}x s`.padStart(9)} ${'raw'.padStart(7)} ${'R-adj.'.padStart(7)}`,
   ];
   for (const r of l.rows) {
     lines.push(
-      `  ${r.stage.padEnd(22)} ${r.referenceSeconds.toFixed(2).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${r.raw.toFixed(1).padStart(6)}x ${r.adjusted.toFixed(1).padStart(6)}x`,
+      `  ${r.stage.padEnd(28)} ${r.referenceSeconds.toFixed(2).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${r.raw.toFixed(1).padStart(6)}x ${r.adjusted.toFixed(1).padStart(6)}x`,
     );
   }
   return lines.join('\n');

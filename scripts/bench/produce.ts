@@ -12,8 +12,10 @@ interface Message {
 /**
  * The benchmark's events: one generated world running over two days (the same users come back on day 2), split at
  * midnight. Generating is slower than everything it feeds, so it runs once: day 1 is produced into every topic
- * that needs it, day 2 is spooled to a file and produced from there when the benchmark gets to day 2.
- * Day 1 and day 2 should both be weekdays, so each gets the same number of events.
+ * that needs it and spooled to a file (the re-delivery produces the very same records again from there), day 2 is
+ * spooled and produced from there when the benchmark gets to day 2. Day 1 and day 2 should both be weekdays, so
+ * each gets the same number of events. The history run generates one world over D days and produces it day by
+ * day (produceHistory).
  */
 
 /** Messages handed to the sender at a time; the EventSenders batch them by bytes (as scripts/produce.ts does). */
@@ -49,7 +51,7 @@ class BatchSender {
   }
 }
 
-/** Day 2's records on disk: [key length u32][key][value length u32][value][bad u8], repeated. */
+/** A day's records on disk: [key length u32][key][value length u32][value][bad u8], repeated. */
 class Spool {
   private readonly fd: number;
   private buf = Buffer.allocUnsafe(4 << 20);
@@ -114,18 +116,19 @@ function* readSpool(file: string): Generator<{ key: Buffer; value: Buffer; bad: 
 
 /**
  * Generates `events` events for each of `start` and the day after in one pass: day 1 into every topic in
- * `day1Topics`, day 2 into `spoolFile`. Returns day 1's figures.
+ * `day1Topics` and into `spools.day1`, day 2 into `spools.day2`. Returns day 1's figures.
  */
 export async function produceDay1(
   config: Config,
   o: { events: number; start: string; seed: number; badRate: number },
   day1Topics: string[],
-  spoolFile: string,
+  spools: { day1: string; day2: string },
   onProgress?: (records: number) => void,
 ): Promise<Produced> {
   const second = addDays(o.start, 1);
   const sender = await BatchSender.connect(config, day1Topics);
-  const spool = new Spool(spoolFile);
+  const spool1 = new Spool(spools.day1);
+  const spool = new Spool(spools.day2);
   const started = performance.now();
   let records = 0;
   let bad = 0;
@@ -151,6 +154,7 @@ export async function produceDay1(
         spool.write(record.key, record.value, record.expected.bad !== null);
         continue;
       }
+      spool1.write(record.key, record.value, record.expected.bad !== null);
       batch.push({ key: record.key, value: record.value });
       records++;
       if (record.expected.bad !== null) bad++;
@@ -162,13 +166,14 @@ export async function produceDay1(
     }
     if (!inSecond) throw new Error(`the generator produced no events for ${second}`);
   } finally {
+    spool1.close();
     spool.close();
     if (!inSecond) await sender.close().catch(() => undefined);
   }
   return { records, bad, seconds };
 }
 
-/** Produces the spooled day-2 records into the config's topic. */
+/** Produces the spooled records of a day into the config's topic. */
 export async function produceSpool(config: Config, spoolFile: string): Promise<Produced> {
   const sender = await BatchSender.connect(config, [config.kafkaTopic]);
   const started = performance.now();
@@ -190,4 +195,58 @@ export async function produceSpool(config: Config, spoolFile: string): Promise<P
     await sender.close();
   }
   return { records, bad, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * One generated world over `days` days from `start`, `eventsPerDay` events each (flatWeek: weekends as busy as
+ * weekdays), produced into the config's topic day by day: when the generator reaches a new date, the day before is
+ * flushed to Kafka and handed to `onDay` (which lands and loads it) before the next one is produced. Generating is
+ * not timed. Records whose event_time is unusable (bad ones) go with the day being produced.
+ */
+export async function produceHistory(
+  config: Config,
+  o: { eventsPerDay: number; days: number; start: string; seed: number; badRate: number },
+  onDay: (date: string, produced: Produced) => Promise<void>,
+): Promise<void> {
+  let sender = await BatchSender.connect(config, [config.kafkaTopic]);
+  let day = { date: o.start, records: 0, bad: 0, started: performance.now() };
+  let batch: Message[] = [];
+  const finishDay = async () => {
+    if (batch.length > 0) await sender.send(batch);
+    batch = [];
+    await sender.close();
+    await onDay(day.date, {
+      records: day.records,
+      bad: day.bad,
+      seconds: (performance.now() - day.started) / 1000,
+    });
+  };
+  try {
+    for (const record of generateEvents({
+      events: o.eventsPerDay * o.days,
+      days: o.days,
+      start: o.start,
+      seed: o.seed,
+      badRate: o.badRate,
+      flatWeek: true,
+    })) {
+      const date = record.expected.date;
+      if (date !== null && date !== day.date) {
+        await finishDay();
+        sender = await BatchSender.connect(config, [config.kafkaTopic]);
+        day = { date, records: 0, bad: 0, started: performance.now() };
+      }
+      batch.push({ key: record.key, value: record.value });
+      day.records++;
+      if (record.expected.bad !== null) day.bad++;
+      if (batch.length === BATCH_SIZE) {
+        await sender.send(batch);
+        batch = [];
+      }
+    }
+  } catch (err) {
+    await sender.close().catch(() => undefined);
+    throw err;
+  }
+  await finishDay();
 }
