@@ -2,13 +2,20 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { type Data, type RecordBatch, type Table, TimeUnit, Type, makeVector } from 'apache-arrow';
+import { type Data, type RecordBatch, type Table, Type, makeVector } from 'apache-arrow';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { LakeFileCorruptError, readLakeFile, readLakeFiles } from '../lib/lake';
 import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
-import { BinaryCopyUnsupported, CopyBinaryBuffer, encodeBinaryBatch } from '../lib/copy-binary';
+import {
+  BinaryCopyUnsupported,
+  ChunkedOutput,
+  CopyBinaryBuffer,
+  encodeBinaryBatch,
+  isNull,
+  microsPerUnit,
+} from '../lib/copy-binary';
 import { RepeatedIds } from '../lib/repeated-ids';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
@@ -98,24 +105,11 @@ function heartbeat(details: unknown): void {
 // COPY text encoding straight from Arrow buffers: bytes are copied from the UTF-8 value buffers and escaped only
 // where the text format needs it; no JS string is made per value except for numbers.
 
-const CHUNK_BYTES = 8 * 1024 * 1024;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
 const BACKSLASH = 0x5c;
 
-class CopyTextBuffer {
-  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
-  private pos = 0;
-  private readonly done: Buffer[] = [];
-
-  ensure(n: number): void {
-    if (this.pos + n > this.buf.length) {
-      if (this.pos > 0) this.done.push(this.buf.subarray(0, this.pos));
-      this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
-      this.pos = 0;
-    }
-  }
-
+class CopyTextBuffer extends ChunkedOutput {
   byte(b: number): void {
     this.ensure(1);
     this.buf[this.pos++] = b;
@@ -158,20 +152,6 @@ class CopyTextBuffer {
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
   }
-
-  /** Full chunks so far (and the partial one when `all`), handed over to the caller. */
-  take(all: boolean): Buffer[] {
-    if (all && this.pos > 0) {
-      this.done.push(this.buf.subarray(0, this.pos));
-      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      this.pos = 0;
-    }
-    return this.done.splice(0, this.done.length);
-  }
-
-  pending(): number {
-    return this.done.length;
-  }
 }
 
 type FieldWriter = (row: number) => void;
@@ -207,12 +187,6 @@ function timestampWriter(out: CopyTextBuffer): (us: number) => void {
   };
 }
 
-function isNull(data: Data, row: number): boolean {
-  if (data.nullCount === 0 || !data.nullBitmap || data.nullBitmap.length === 0) return false;
-  const i = data.offset + row;
-  return (data.nullBitmap[i >> 3] & (1 << (i & 7))) === 0;
-}
-
 function fieldWriter(out: CopyTextBuffer, data: Data, writeTimestamp: (us: number) => void): FieldWriter {
   const type = data.type;
   const nullable = data.nullCount > 0;
@@ -236,15 +210,7 @@ function fieldWriter(out: CopyTextBuffer, data: Data, writeTimestamp: (us: numbe
     }
     case Type.Timestamp: {
       const values = data.values as BigInt64Array;
-      const unit = (type as unknown as { unit: TimeUnit }).unit;
-      const toMicros =
-        unit === TimeUnit.MICROSECOND
-          ? 1
-          : unit === TimeUnit.MILLISECOND
-            ? 1_000
-            : unit === TimeUnit.SECOND
-              ? 1_000_000
-              : 0.001;
+      const toMicros = microsPerUnit(data);
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
         else writeTimestamp(Math.floor(Number(values[row]) * toMicros));
@@ -317,9 +283,33 @@ export interface LakeFileRef {
 }
 
 /**
- * COPY text chunks (about 8 MB each) for the given lake files, read one file at a time; `onFile` is told the
- * rows of each file once it is encoded.
+ * The COPY data of the given lake files, read one file at a time and handed over in chunks of about 8 MB:
+ * `encode` writes a file's record batch into `out` and returns its rows; `onFile` is told the rows of each file
+ * once it is encoded; `repeated` fingerprints every event_id on the way.
  */
+async function* copyChunks(
+  lake: LakeLocation,
+  files: LakeFileRef[],
+  out: ChunkedOutput,
+  encode: (batch: RecordBatch, lakeFileId: number) => number,
+  onFile: (file: LakeFileRef, rows: number) => void,
+  repeated?: RepeatedIds,
+): AsyncGenerator<Buffer> {
+  let index = 0;
+  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
+    const file = files[index++];
+    checkColumns(table, file.path);
+    let rows = 0;
+    for (const batch of table.batches) {
+      repeated?.addBatch(batch);
+      rows += encode(batch, lakeFileId);
+      if (out.pending() > 0) yield* out.take(false);
+    }
+    onFile(file, rows);
+  }
+}
+
+/** COPY text chunks for the given lake files (the text format: the fallback, and the set-aside path's reference). */
 export async function* copyTextChunks(
   lake: LakeLocation,
   files: LakeFileRef[],
@@ -328,19 +318,9 @@ export async function* copyTextChunks(
 ): AsyncGenerator<Buffer> {
   const out = new CopyTextBuffer();
   const writeTimestamp = timestampWriter(out);
-  let index = 0;
-  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
-    const file = files[index++];
-    checkColumns(table, file.path);
-    const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
-    let rows = 0;
-    for (const batch of table.batches) {
-      repeated?.addBatch(batch);
-      rows += encodeBatch(out, batch, idBytes, writeTimestamp);
-      if (out.pending() > 0) yield* out.take(false);
-    }
-    onFile(file, rows);
-  }
+  const encode = (batch: RecordBatch, lakeFileId: number) =>
+    encodeBatch(out, batch, Buffer.from(`${lakeFileId}\n`, 'ascii'), writeTimestamp);
+  yield* copyChunks(lake, files, out, encode, onFile, repeated);
   yield* out.take(true);
 }
 
@@ -381,18 +361,8 @@ export async function* copyBinaryChunks(
 ): AsyncGenerator<Buffer> {
   const out = new CopyBinaryBuffer();
   out.header();
-  let index = 0;
-  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
-    const file = files[index++];
-    checkColumns(table, file.path);
-    let rows = 0;
-    for (const batch of table.batches) {
-      repeated?.addBatch(batch);
-      rows += encodeBinaryBatch(out, batch, BINARY_COLUMNS, lakeFileId);
-      if (out.pending() > 0) yield* out.take(false);
-    }
-    onFile(file, rows);
-  }
+  const encode = (batch: RecordBatch, lakeFileId: number) => encodeBinaryBatch(out, batch, BINARY_COLUMNS, lakeFileId);
+  yield* copyChunks(lake, files, out, encode, onFile, repeated);
   out.trailer();
   yield* out.take(true);
 }

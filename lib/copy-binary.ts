@@ -29,13 +29,14 @@ const PG_EPOCH_US = 946_684_800_000_000;
 const TWO_32 = 2 ** 32;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** Growing output in chunks of about 8 MB, handed over as they fill. */
-export class CopyBinaryBuffer {
-  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
-  private pos = 0;
+/** Growing output in chunks of about 8 MB, handed over as they fill: the COPY data of a stage run, either format. */
+export class ChunkedOutput {
+  protected buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  protected pos = 0;
   private readonly done: Buffer[] = [];
 
-  private ensure(n: number): void {
+  /** Room for `n` more bytes at `pos`; a full chunk is set aside first. */
+  ensure(n: number): void {
     if (this.pos + n > this.buf.length) {
       if (this.pos > 0) this.done.push(this.buf.subarray(0, this.pos));
       this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
@@ -43,6 +44,23 @@ export class CopyBinaryBuffer {
     }
   }
 
+  /** Full chunks so far (and the partial one when `all`), handed over to the caller. */
+  take(all: boolean): Buffer[] {
+    if (all && this.pos > 0) {
+      this.done.push(this.buf.subarray(0, this.pos));
+      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
+      this.pos = 0;
+    }
+    return this.done.splice(0, this.done.length);
+  }
+
+  pending(): number {
+    return this.done.length;
+  }
+}
+
+/** Binary COPY output: the file header and trailer, and big-endian fields. */
+export class CopyBinaryBuffer extends ChunkedOutput {
   /** The file header: signature, flags, no header extension. */
   header(): void {
     this.ensure(SIGNATURE.length + 8);
@@ -102,25 +120,24 @@ export class CopyBinaryBuffer {
   advance(pos: number): void {
     this.pos = pos;
   }
-
-  /** Full chunks so far (and the partial one when `all`). */
-  take(all: boolean): Buffer[] {
-    if (all && this.pos > 0) {
-      this.done.push(this.buf.subarray(0, this.pos));
-      this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      this.pos = 0;
-    }
-    return this.done.splice(0, this.done.length);
-  }
-
-  pending(): number {
-    return this.done.length;
-  }
 }
 
 type FieldWriter = (row: number) => void;
 
-function isNull(data: Data, row: number): boolean {
+/** Microseconds per unit of an Arrow timestamp column. */
+export function microsPerUnit(data: Data): number {
+  const unit = (data.type as unknown as { unit: TimeUnit }).unit;
+  return unit === TimeUnit.MICROSECOND
+    ? 1
+    : unit === TimeUnit.MILLISECOND
+      ? 1_000
+      : unit === TimeUnit.SECOND
+        ? 1_000_000
+        : 0.001;
+}
+
+/** True when the row's value is NULL in an Arrow column. */
+export function isNull(data: Data, row: number): boolean {
   if (data.nullCount === 0 || !data.nullBitmap || data.nullBitmap.length === 0) return false;
   const i = data.offset + row;
   return (data.nullBitmap[i >> 3] & (1 << (i & 7))) === 0;
@@ -235,15 +252,7 @@ function fieldWriter(out: CopyBinaryBuffer, name: string, type: BinaryColumnType
     case 'timestamptz': {
       if (arrow !== Type.Timestamp) throw unsupportedColumn(name, data);
       const values = data.values as BigInt64Array;
-      const unit = (data.type as unknown as { unit: TimeUnit }).unit;
-      const toMicros =
-        unit === TimeUnit.MICROSECOND
-          ? 1
-          : unit === TimeUnit.MILLISECOND
-            ? 1_000
-            : unit === TimeUnit.SECOND
-              ? 1_000_000
-              : 0.001;
+      const toMicros = microsPerUnit(data);
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
         else {
