@@ -1,8 +1,9 @@
 -- grain: rewrites the date's rows of warehouse.user_days (one per user with facts on the date) and
 -- warehouse.user_purchase_days (one per user and currency with purchases on it) from the date's facts, then
 -- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now.
--- Reads the date's partition and the dim_user versions overlapping the day (materialized, so they are hashed
--- once rather than probed per fact); each user's first and last date
+-- Reads the date's partition once per table, grouped by user_key first, then each version found by its key: every
+-- fact points at a version valid at its event_time, so no version outside the day is read (probing the partition
+-- for every version valid on the day grew with all the users the warehouse holds); each user's first and last date
 -- are two probes of user_days (user_id, date_key), so the cost follows the date's users, not history.
 drop table if exists pg_temp.user_activity_users;
 
@@ -18,47 +19,55 @@ delete from warehouse.user_purchase_days as user_purchase_days
 where user_purchase_days.date_key = :'date_key'::int;
 
 insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
-with day_versions as materialized (
-    select
-        dim_user.user_key,
-        dim_user.user_id
-    from warehouse.dim_user as dim_user
-    where dim_user.valid_from < :'day_end'::timestamptz
-        and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
-)
-
 select
-    fact_events.date_key,
+    :'date_key'::int as date_key,
     dim_user.user_id,
-    count(*) as events,
-    count(*) filter (
-        where fact_events.event_type in ('user_signup', 'profile_update', 'plan_change')
-    ) as attribute_events,
-    min(fact_events.event_time) as first_event_at,
-    max(fact_events.event_time) as last_event_at
-from warehouse.fact_events as fact_events
-inner join day_versions as dim_user on dim_user.user_key = fact_events.user_key
-where fact_events.date_key = :'date_key'::int
-group by fact_events.date_key, dim_user.user_id;
+    sum(per_version.events) as events,
+    sum(per_version.attribute_events) as attribute_events,
+    min(per_version.first_event_at) as first_event_at,
+    max(per_version.last_event_at) as last_event_at
+from (
+    select
+        fact_events.user_key,
+        count(*) as events,
+        count(*) filter (
+            where fact_events.event_type in ('user_signup', 'profile_update', 'plan_change')
+        ) as attribute_events,
+        min(fact_events.event_time) as first_event_at,
+        max(fact_events.event_time) as last_event_at
+    from warehouse.fact_events as fact_events
+    where fact_events.date_key = :'date_key'::int
+    group by fact_events.user_key
+) as per_version
+inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
+group by dim_user.user_id;
 
 insert into warehouse.user_purchase_days (
     date_key, user_id, currency, orders, revenue, first_purchase_at, last_purchase_at
 )
 select
-    fact_events.date_key,
+    :'date_key'::int as date_key,
     dim_user.user_id,
-    coalesce(fact_events.currency, 'XXX') as currency,
-    count(*) as orders,
-    coalesce(sum(fact_events.amount), 0) as revenue,
-    min(fact_events.event_time) as first_purchase_at,
-    max(fact_events.event_time) as last_purchase_at
-from warehouse.fact_events as fact_events
-inner join warehouse.dim_user as dim_user on dim_user.user_key = fact_events.user_key
-where fact_events.date_key = :'date_key'::int
-    and fact_events.event_type = 'purchase'
-    and dim_user.valid_from < :'day_end'::timestamptz
-    and (dim_user.valid_to is null or dim_user.valid_to > :'day_start'::timestamptz)
-group by fact_events.date_key, dim_user.user_id, coalesce(fact_events.currency, 'XXX');
+    per_version.currency,
+    sum(per_version.orders) as orders,
+    sum(per_version.revenue) as revenue,
+    min(per_version.first_purchase_at) as first_purchase_at,
+    max(per_version.last_purchase_at) as last_purchase_at
+from (
+    select
+        fact_events.user_key,
+        coalesce(fact_events.currency, 'XXX') as currency,
+        count(*) as orders,
+        coalesce(sum(fact_events.amount), 0) as revenue,
+        min(fact_events.event_time) as first_purchase_at,
+        max(fact_events.event_time) as last_purchase_at
+    from warehouse.fact_events as fact_events
+    where fact_events.date_key = :'date_key'::int
+        and fact_events.event_type = 'purchase'
+    group by fact_events.user_key, coalesce(fact_events.currency, 'XXX')
+) as per_version
+inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
+group by dim_user.user_id, per_version.currency;
 
 insert into user_activity_users (user_id)
 select user_days.user_id
