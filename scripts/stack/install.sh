@@ -39,6 +39,8 @@ install_versitygw() {
   if [[ -x "$VERSITYGW" && "$(cat "$marker" 2>/dev/null)" == "$VERSITYGW_VERSION" ]]; then
     return
   fi
+  # go.dev/dl's tarball installs into /usr/local/go, which a non-login shell's PATH may lack
+  command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH="/usr/local/go/bin:$PATH"
   command -v go >/dev/null || die "go (1.25+) is required to build versitygw: apt-get install -y golang-go, or https://go.dev/dl"
   log "building versitygw $VERSITYGW_VERSION from the Go module proxy into .tools/versitygw/bin"
   mkdir -p "$TOOLS/versitygw/bin"
