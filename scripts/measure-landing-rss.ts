@@ -27,10 +27,6 @@ import { produceEvents } from '../lib/produce';
  */
 
 const CHILD_FLAG = '--child-land';
-/** The landing's tuning (LandTuning as JSON, from --tuning) handed to the child. */
-const TUNING_ENV = 'NIGHTSHIFT_MEASURE_TUNING';
-/** Set to 1 (by --stage) to stage the landing's largest day in the same child afterwards. */
-const STAGE_ENV = 'NIGHTSHIFT_MEASURE_STAGE';
 
 interface ChildResult {
   seconds: number;
@@ -42,20 +38,23 @@ interface ChildResult {
   stage?: { date: string; rows: number; seconds: number; maxRssMiB: number; cpuSeconds: number };
 }
 
-/** The child: lands the topic named by the environment and prints its figures as JSON. */
-async function child(): Promise<void> {
+/**
+ * The child: lands the topic named by the environment and prints its figures as JSON; `tuning` is the landing's
+ * LandTuning as JSON (--tuning), `stage` stages the landing's largest day in the same process afterwards (--stage).
+ */
+async function child(tuningJson: string, stage: boolean): Promise<void> {
   const config = loadConfig();
   const pool = createPool(config.databaseUrl, 2);
   const db = createDb(pool);
   try {
     const started = process.hrtime.bigint();
-    const tuning = JSON.parse(process.env[TUNING_ENV] ?? '{}') as LandTuning;
+    const tuning = JSON.parse(tuningJson) as LandTuning;
     const output = await createLandActivities({ config, pool, db }, tuning).landEvents({});
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const usage = process.resourceUsage();
     const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
     const result: ChildResult = { seconds, maxRssMiB: usage.maxRSS / 1024, cpuSeconds, output };
-    if (process.env[STAGE_ENV] === '1' && output.perDate.length > 0) {
+    if (stage && output.perDate.length > 0) {
       const date = output.perDate.reduce((a, b) => (b.landed > a.landed ? b : a)).date;
       const stageStarted = process.hrtime.bigint();
       const staged = await withDateLock(pool, date, (client) => stageDate(client, lakeOf(config), date));
@@ -100,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (parsed.values[CHILD_FLAG.slice(2)]) {
-    await child();
+    await child(String(parsed.values.tuning), parsed.values.stage === true);
     return EXIT.ok;
   }
   const events = wholeNumber('--events', String(parsed.values.events), 1);
@@ -133,14 +132,18 @@ async function main(argv: string[]): Promise<number> {
       );
     }
 
-    const run = spawnSync(process.execPath, [...process.execArgv, __filename, CHILD_FLAG], {
+    const childArgs = [
+      CHILD_FLAG,
+      '--tuning',
+      String(parsed.values.tuning),
+      ...(parsed.values.stage ? ['--stage'] : []),
+    ];
+    const run = spawnSync(process.execPath, [...process.execArgv, __filename, ...childArgs], {
       env: {
         ...process.env,
         DATABASE_URL: config.databaseUrl,
         KAFKA_TOPIC: config.kafkaTopic,
         ...lakeEnvironment(config),
-        [TUNING_ENV]: String(parsed.values.tuning),
-        [STAGE_ENV]: parsed.values.stage === true ? '1' : '0',
       },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
