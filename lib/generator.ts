@@ -18,6 +18,13 @@ export interface GenerateOptions {
   badRate: number;
   /** Every day gets the weekday rhythm, so each day has the same number of events (a benchmark's history). */
   flatWeek?: boolean;
+  /**
+   * A steady world of this many users (a benchmark's history): every day draws its sessions from the same number
+   * of users, so day 30 has about as many distinct users as day 1. Each user signs up on their first session; a new
+   * user takes the place of a random one (who never comes back) at the usual rate of new users. Without it the
+   * world only grows: every new user stays, and each day sees more distinct users than the one before.
+   */
+  users?: number;
 }
 
 export const BAD_KINDS = [
@@ -235,8 +242,15 @@ class World {
   private readonly users: User[] = [];
   private userSeq = 0;
   private orderSeq = 0;
+  /** The steady world's users by slot (GenerateOptions.users), null until the slot's user signs up. */
+  private readonly slots: (User | null)[];
 
-  constructor(private readonly rand: () => number) {}
+  constructor(
+    private readonly rand: () => number,
+    population = 0,
+  ) {
+    this.slots = new Array<User | null>(population).fill(null);
+  }
 
   private newUser(): User {
     const rand = this.rand;
@@ -259,9 +273,24 @@ class World {
   /** Returning users are skewed towards the earliest (and most engaged) ones. */
   private pickUser(): { user: User; isNew: boolean } {
     const rand = this.rand;
+    if (this.slots.length > 0) return this.pickSteadyUser();
     if (this.users.length < 20 || rand() < 0.08) return { user: this.newUser(), isNew: true };
     const r = rand();
     return { user: this.users[Math.floor(r * r * this.users.length)], isNew: false };
+  }
+
+  /** A steady world's user: one of a fixed number of slots, skewed the same way; a new user replaces a slot's user. */
+  private pickSteadyUser(): { user: User; isNew: boolean } {
+    const rand = this.rand;
+    const replace = rand() < 0.08;
+    const r = rand();
+    const slot = replace ? Math.floor(r * this.slots.length) : Math.floor(r * r * this.slots.length);
+    const user = this.slots[slot];
+    if (user !== null && !replace) return { user, isNew: false };
+    const fresh = this.newUser();
+    this.users.pop();
+    this.slots[slot] = fresh;
+    return { user: fresh, isNew: true };
   }
 
   private base(
@@ -404,6 +433,9 @@ export function checkGenerateOptions(o: GenerateOptions): void {
   }
   if (!Number.isInteger(o.seed)) throw new Error(`seed must be a whole number, got ${o.seed}`);
   if (!(o.badRate >= 0 && o.badRate <= 1)) throw new Error(`badRate must be between 0 and 1, got ${o.badRate}`);
+  if (o.users !== undefined && (!Number.isInteger(o.users) || o.users < 1)) {
+    throw new Error(`users must be a whole number >= 1 (or left out for a growing world), got ${o.users}`);
+  }
 }
 
 /**
@@ -413,7 +445,7 @@ export function checkGenerateOptions(o: GenerateOptions): void {
 export function* generateEvents(options: GenerateOptions): Generator<GeneratedRecord> {
   checkGenerateOptions(options);
   const rand = mulberry32(options.seed);
-  const world = new World(rand);
+  const world = new World(rand, options.users);
   const startMs = Date.parse(`${options.start}T00:00:00Z`);
   const quotas = hourlyQuotas(options.events, options.days, startMs, options.flatWeek ?? false);
   for (let h = 0; h < quotas.length; h++) {

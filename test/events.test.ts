@@ -238,4 +238,39 @@ describe('event generator', () => {
       '2024-12-08': 10_000,
     });
   });
+
+  it('keeps a steady population with `users`: as many distinct users on the last day as on the first, each of them signing up', () => {
+    const world = (users?: number) => {
+      const distinct = new Map<string, Set<string>>();
+      const seen = new Set<string>();
+      const signedUp = new Set<string>();
+      for (const r of generateEvents({
+        events: 80_000,
+        days: 8,
+        start: '2024-12-02',
+        seed: 3,
+        badRate: 0,
+        flatWeek: true,
+        users,
+      })) {
+        const event = JSON.parse(r.value.toString()) as RawEventV1;
+        const date = r.expected.date as string;
+        if (!distinct.has(date)) distinct.set(date, new Set());
+        (distinct.get(date) as Set<string>).add(event.user_id);
+        seen.add(event.user_id);
+        if (event.event_type === 'user_signup') signedUp.add(event.user_id);
+      }
+      const sizes = [...distinct.values()].map((users) => users.size);
+      return { first: sizes[0], last: sizes[sizes.length - 1], withoutSignup: seen.size - signedUp.size };
+    };
+    const growing = world();
+    expect(growing.last).toBeGreaterThan(2 * growing.first);
+    const steady = world(2_000);
+    expect(steady.last).toBeLessThan(1.1 * steady.first);
+    expect(steady.last).toBeGreaterThan(0.9 * steady.first);
+    expect(steady.withoutSignup).toBe(0);
+    expect(() =>
+      generateEvents({ events: 1, days: 1, start: '2024-12-02', seed: 3, badRate: 0, users: 0 }).next(),
+    ).toThrow(/users must be a whole number >= 1/);
+  });
 });

@@ -199,7 +199,8 @@ export async function produceSpool(config: Config, spoolFile: string): Promise<P
 
 /**
  * One generated world over `days` days from `start`, `eventsPerDay` events each (flatWeek: weekends as busy as
- * weekdays), produced into the config's topic day by day: when the generator reaches a new date, the day before is
+ * weekdays) drawn from a steady population of eventsPerDay / 5 users (GenerateOptions.users: about as many distinct
+ * users on day 30 as on day 1, so the history measures the warehouse's growth, not the world's), produced into the config's topic day by day: when the generator reaches a new date, the day before is
  * flushed to Kafka and handed to `onDay` (which lands and loads it) before the next one is produced. Generating is
  * not timed. Records whose event_time is unusable (bad ones) go with the day being produced.
  */
@@ -229,6 +230,7 @@ export async function produceHistory(
       seed: o.seed,
       badRate: o.badRate,
       flatWeek: true,
+      users: Math.max(1, Math.round(o.eventsPerDay / 5)),
     })) {
       const date = record.expected.date;
       if (date !== null && date !== day.date) {
