@@ -161,6 +161,9 @@ async function integrity(env: TestEnv) {
         coalesce(sum(amount), 0)::numeric(16, 2) as revenue, min(event_time) as first_purchase_at, max(event_time) as last_purchase_at
       from facts where event_type = 'purchase' group by 1, 2, 3
     ),
+    date_totals_now as (
+      select date_key, count(*)::bigint as events, count(distinct user_id)::int as users from facts group by 1
+    ),
     activity_now as (
       select user_id,
         (array_agg(date_key order by event_time))[1] as first_date_key, min(event_time) as first_event_at,
@@ -186,7 +189,10 @@ async function integrity(env: TestEnv) {
         union all (select * from warehouse.user_purchase_days except select * from purchase_days_now)) x) as purchase_days_drift,
       (select count(*)::int from (
         (select * from activity_now except select * from warehouse.user_activity)
-        union all (select * from warehouse.user_activity except select * from activity_now)) x) as user_activity_drift`);
+        union all (select * from warehouse.user_activity except select * from activity_now)) x) as user_activity_drift,
+      (select count(*)::int from (
+        (select * from date_totals_now except select * from warehouse.date_totals)
+        union all (select * from warehouse.date_totals except select * from date_totals_now)) x) as date_totals_drift`);
   return rows[0];
 }
 
@@ -198,6 +204,7 @@ const CLEAN = {
   gaps_or_overlaps: 0,
   user_days_drift: 0,
   purchase_days_drift: 0,
+  date_totals_drift: 0,
   user_activity_drift: 0,
 };
 

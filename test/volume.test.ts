@@ -6,8 +6,8 @@ import { addDays, dateRange } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
 
 /**
- * The volume check against built histories: the rows of past days in warehouse.user_days (what the check reads for
- * history), the checked date's rows in fact_events, and earlier check results in ops.dq_results.
+ * The volume check against built histories: the rows of past days in warehouse.date_totals (what the check reads
+ * for history), the checked date's rows in fact_events, and earlier check results in ops.dq_results.
  */
 
 const dateKey = (date: string) => Number(date.replaceAll('-', ''));
@@ -26,11 +26,11 @@ describe('volume against a robust, seasonal baseline', () => {
     await env.cleanup();
   });
 
-  /** Past days' volumes into user_days (one row of `rows` events each). */
+  /** Past days' volumes into date_totals (`rows` events of one user each). */
   async function history(volumes: Record<string, number>): Promise<void> {
     await env.pool.query(
-      `insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
-       select (replace(h.dt, '-', ''))::int, 'u-1', h.rows, 0, h.dt::date, h.dt::date + interval '23 hours'
+      `insert into warehouse.date_totals (date_key, events, users)
+       select (replace(h.dt, '-', ''))::int, h.rows, 1
        from jsonb_to_recordset($1::jsonb) as h (dt text, rows int)`,
       [JSON.stringify(Object.entries(volumes).map(([dt, rows]) => ({ dt, rows })))],
     );

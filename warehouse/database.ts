@@ -271,6 +271,13 @@ export interface UserDaysTable {
   last_event_at: Timestamp;
 }
 
+/** warehouse.date_totals: one row per UTC date with facts, its fact rows and users. */
+export interface DateTotalsTable {
+  date_key: number;
+  events: Int8;
+  users: number;
+}
+
 /** warehouse.user_activity: one row per user with facts, first and last activity. */
 export interface UserActivityTable {
   user_id: string;
@@ -297,6 +304,7 @@ export interface Database {
   'warehouse.dim_user': DimUserTable;
   'warehouse.fact_events': FactEventsTable;
   'warehouse.user_days': UserDaysTable;
+  'warehouse.date_totals': DateTotalsTable;
   'warehouse.user_activity': UserActivityTable;
   'warehouse.user_purchase_days': UserPurchaseDaysTable;
   'ops.kafka_offsets': KafkaOffsetsTable;
@@ -379,6 +387,7 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'first_event_at',
     'last_event_at',
   ]),
+  'warehouse.date_totals': columns<DateTotalsTable>()(['date_key', 'events', 'users']),
   'warehouse.user_activity': columns<UserActivityTable>()([
     'user_id',
     'first_date_key',

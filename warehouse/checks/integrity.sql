@@ -1,7 +1,11 @@
--- grain: one row: the date's facts whose user, device or date row is missing, and the SCD2 shape of the whole
--- user dimension (overlapping versions, gaps between versions, users without exactly one current version).
+-- grain: one row: the date's facts whose user, device or date row is missing, and the SCD2 shape of the date's
+-- users (overlapping versions, gaps between versions, users without exactly one current version).
 -- the date's facts are collapsed to one row per (user_key, device_key) before the dimension look-ups, so the
--- dimensions' size does not matter there; the versions are ordered by the (user_id, valid_from) index.
+-- dimensions' size does not matter there. the SCD2 shape is checked for the users with facts on the date, whose
+-- versions are the ones a load of the date writes (dimension loads only touch the users of their staged events),
+-- read through the (user_id, valid_from) index: the check follows the date's users, not every user the warehouse
+-- holds. overlaps and a second current version are refused on write anyway (warehouse.dim_user_check_overlaps
+-- and the dim_user_one_current index); this finds what a load could still leave behind: a gap, no current row.
 -- in psql: psql "$DATABASE_URL" -v date_key=20241217 -f warehouse/checks/integrity.sql
 with day_facts as (
     select
@@ -33,13 +37,30 @@ orphans as (
     from day_keys as dk
 ),
 
-ordered_versions as (
+day_users as (
+    select distinct du.user_id
+    from day_facts as df
+    inner join warehouse.dim_user as du on du.user_key = df.user_key
+),
+
+day_versions as (
     select
         du.user_id,
         du.valid_from,
         du.valid_to,
-        lead(du.valid_from) over (partition by du.user_id order by du.valid_from, du.user_key) as next_valid_from
-    from warehouse.dim_user as du
+        du.is_current,
+        du.user_key
+    from day_users as dus
+    inner join warehouse.dim_user as du on du.user_id = dus.user_id
+),
+
+ordered_versions as (
+    select
+        dv.user_id,
+        dv.valid_from,
+        dv.valid_to,
+        lead(dv.valid_from) over (partition by dv.user_id order by dv.valid_from, dv.user_key) as next_valid_from
+    from day_versions as dv
 ),
 
 scd2 as (
@@ -55,10 +76,10 @@ scd2 as (
 currents as (
     select count(*) as users_without_one_current
     from (
-        select du.user_id
-        from warehouse.dim_user as du
-        group by du.user_id
-        having count(*) filter (where du.is_current) <> 1
+        select dv.user_id
+        from day_versions as dv
+        group by dv.user_id
+        having count(*) filter (where dv.is_current) <> 1
     ) as u
 )
 

@@ -1,9 +1,9 @@
 -- grain: one row per day of the volume check's window: the date and the history_days days before it, oldest first,
 -- with the day's fact rows and whether the day's own latest volume check failed (is_anomalous). lib/volume.ts builds
 -- the baseline from these rows and judges the date against it.
--- the date's rows are counted in its partition; the days before come from user_days, which the fact loads keep
--- equal to them, read through its (date_key, user_id) primary key: the window's rows only, however long the
--- history. a day without rows has 0.
+-- the date's rows are counted in its partition; the days before come from date_totals, which the fact loads keep
+-- equal to them: one row per day of the window, however long the history and however many users a day has. a day
+-- without rows has 0.
 -- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v history_days=56 -f warehouse/checks/volume.sql
 with history_days as (
     select g::date as dt
@@ -18,12 +18,11 @@ day_counts as (
     where f.date_key = :'date_key'::int
     union all
     select
-        ud.date_key,
-        sum(ud.events) as count_rows
-    from warehouse.user_days as ud
-    where ud.date_key >= to_char(:'date'::date - :'history_days'::int, 'YYYYMMDD')::int
-        and ud.date_key < :'date_key'::int
-    group by ud.date_key
+        dt.date_key,
+        dt.events as count_rows
+    from warehouse.date_totals as dt
+    where dt.date_key >= to_char(:'date'::date - :'history_days'::int, 'YYYYMMDD')::int
+        and dt.date_key < :'date_key'::int
 ),
 
 latest_volume_checks as (

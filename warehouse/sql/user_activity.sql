@@ -1,6 +1,7 @@
 -- grain: rewrites the date's rows of warehouse.user_days (one per user with facts on the date) and
 -- warehouse.user_purchase_days (one per user and currency with purchases on it) from the date's facts, then
--- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now.
+-- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now, and
+-- warehouse.date_totals (the date's fact rows and users, which the volume check reads).
 -- Reads the date's partition once per table, grouped by user_key first, then each version found by its key: every
 -- fact points at a version valid at its event_time, so no version outside the day is read (probing the partition
 -- for every version valid on the day grew with all the users the warehouse holds); each user's first and last date
@@ -41,6 +42,18 @@ from (
 ) as per_version
 inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
 group by dim_user.user_id;
+
+delete from warehouse.date_totals as date_totals
+where date_totals.date_key = :'date_key'::int;
+
+insert into warehouse.date_totals (date_key, events, users)
+select
+    :'date_key'::int as date_key,
+    sum(user_days.events) as events,
+    count(*) as users
+from warehouse.user_days as user_days
+where user_days.date_key = :'date_key'::int
+having count(*) > 0;
 
 insert into warehouse.user_purchase_days (
     date_key, user_id, currency, orders, revenue, first_purchase_at, last_purchase_at
