@@ -37,7 +37,8 @@ export interface RefreshMartsOutput {
   durationMs: number;
 }
 
-export type MartName = 'daily_active_users' | 'revenue_daily' | 'funnel_daily' | 'revenue_per_user' | 'churn_risk';
+/** The marts a refresh rebuilds; marts.churn_risk is a view (migration 20261127_0100), always current. */
+export type MartName = 'daily_active_users' | 'revenue_daily' | 'funnel_daily' | 'revenue_per_user';
 
 /** The columns each mart's SQL selects, in order: the table's columns but refreshed_at, which defaults to now(). */
 const COLUMNS = (mart: MartName): readonly string[] =>
@@ -58,7 +59,6 @@ const SQL = {
   day_versions: martSql('day_versions'),
   touched_users: martSql('touched_users'),
   revenue_per_user: martSql('revenue_per_user'),
-  churn_risk: martSql('churn_risk'),
 };
 
 function insertFrom(mart: MartName): string {
@@ -136,10 +136,6 @@ export async function refreshMartsOn(
       await client.query('delete from marts.revenue_per_user where user_id in (select user_id from touched_users)');
       rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'))).rowCount ?? 0;
 
-      // delete, not truncate: analysts reading the mart keep their snapshot instead of waiting on an exclusive lock
-      await client.query('delete from marts.churn_risk');
-      rows.churn_risk = (await client.query(insertFrom('churn_risk'))).rowCount ?? 0;
-
       // rows locked in date order, as the dimension load marks them, so the two never deadlock
       await client.query(
         `update ops.date_loads set marts_stale = false
@@ -162,8 +158,8 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
     /**
      * Refreshes every mart for the dates a run loaded, in one transaction: date-grained marts (daily_active_users,
      * revenue_daily, funnel_daily) are deleted and rebuilt for those dates (daily_active_users also for later dates
-     * whose new users moved); revenue_per_user is rebuilt for the users who bought or changed attributes on those dates; churn_risk is
-     * rebuilt whole (its as-of date moves every day). Idempotent: the same dates give the same rows.
+     * whose new users moved); revenue_per_user is rebuilt for the users who bought or changed attributes on those dates; churn_risk is a
+     * view, current whenever it is read. Idempotent: the same dates give the same rows.
      */
     async refreshMarts(input: RefreshMartsInput): Promise<RefreshMartsOutput> {
       const dates = validDates(input?.dates);
@@ -200,5 +196,5 @@ export function createMartActivities({ pool, db }: ActivityDeps) {
 }
 
 function emptyRows(): Record<MartName, number> {
-  return { daily_active_users: 0, revenue_daily: 0, funnel_daily: 0, revenue_per_user: 0, churn_risk: 0 };
+  return { daily_active_users: 0, revenue_daily: 0, funnel_daily: 0, revenue_per_user: 0 };
 }

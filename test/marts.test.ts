@@ -384,7 +384,7 @@ describe('marts', () => {
       select c.relname, a.attname, col_description(c.oid, a.attnum) as col_comment, obj_description(c.oid, 'pg_class') as table_comment
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
       join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      where n.nspname = 'marts' and c.relkind in ('r', 'p')`);
+      where n.nspname = 'marts' and c.relkind in ('r', 'p', 'v')`);
     expect(new Set(rows.map((r) => r.relname))).toEqual(
       new Set(['daily_active_users', 'revenue_daily', 'revenue_per_user', 'churn_risk', 'funnel_daily']),
     );

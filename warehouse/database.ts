@@ -235,7 +235,6 @@ export interface MartChurnRiskTable {
   days_inactive: number;
   risk_bucket: 'low' | 'medium' | 'high';
   as_of_date: string;
-  refreshed_at: Generated<Timestamp>;
 }
 
 export interface MartFunnelDailyTable {
@@ -556,7 +555,6 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'days_inactive',
     'risk_bucket',
     'as_of_date',
-    'refreshed_at',
   ]),
   'marts.funnel_daily': columns<MartFunnelDailyTable>()([
     'date',
