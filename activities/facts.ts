@@ -159,13 +159,10 @@ export function createFactActivities(deps: ActivityDeps) {
     const eventsTable = stagingEventsTable(date);
     return withDateLock(pool, date, async (client) => {
       await setLoadSession(client);
-      const { restaged, baseFileIds } = await ensureStaged(client, lakeOf(config), date);
+      // the staging table's rows, counted and checked against its stage run's record by ensureStaged
+      const { restaged, baseFileIds, rows: rowsDistinct } = await ensureStaged(client, lakeOf(config), date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
-      const { rows: staged } = await client.query<{ n: number }>(
-        `select count(*)::int as n from staging.${client.escapeIdentifier(eventsTable)}`,
-      );
-      const rowsDistinct = staged[0].n;
       const [dropped] = await runSqlFile(client, 'fact_events_cross_date', {
         identifiers: { events_table: eventsTable },
         values: neighbourKeys(date),
