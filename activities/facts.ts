@@ -168,12 +168,19 @@ export function createFactActivities(deps: ActivityDeps) {
         values: neighbourKeys(date),
       });
       const crossDate = dropped.rowCount ?? 0;
-      // the staging table now holds fewer rows: keep its record in step, or the next load would stage it again
+      // the staging table now holds fewer rows: keep its record in step, or the next load would stage it again;
+      // and count them in ops.staged_dates as surplus records of an event_id (their one fact is under the other
+      // date), so the reconciliation check still matches the date's landed records with its facts
       if (crossDate > 0) {
         await client.query('update ops.date_stages set row_count = row_count - $2 where dt = $1::date', [
           date,
           crossDate,
         ]);
+        await client.query(
+          `update ops.staged_dates set duplicates = duplicates + $2, rows_staged = rows_staged - $2
+           where dt = $1::date`,
+          [date, crossDate],
+        );
       }
       // The lake files the stage run read: their records, duplicates included, and whether files landed since.
       const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(

@@ -5,6 +5,9 @@ import { type Kysely, sql } from 'kysely';
  * user_days rows by every fact load (warehouse/sql/user_activity.sql). The volume check reads its window from
  * here: one row per day, where summing user_days read one row per user and day, more with every day of history
  * until the window was full.
+ *
+ * ops.staged_dates.duplicates also counts the records a fact load leaves out because their event_id is a fact of
+ * the previous or next date (activities/facts.ts), so the reconciliation check matches such a date.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
@@ -24,5 +27,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     group by ud.date_key;
 
     grant select on warehouse.date_totals to analyst;
+
+    comment on column ops.staged_dates.duplicates is 'Surplus records of an event_id: delivered twice and collapsed into one, or left out by the fact load because the event_id is a fact of the previous or next date.';
   `.execute(db);
 }

@@ -677,6 +677,12 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(other.loaded).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
     const kept = await env.pool.query(`select date_key from warehouse.fact_events where event_id = $1`, [p.event_id]);
     expect(kept.rows).toEqual([{ date_key: 20241205 }]);
+    // the record left out counts as a surplus record of its event_id: the date's landed records reconcile
+    const checks = await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks({
+      date: '2024-12-06',
+      run: { ...run, runId: 'cross-date-checks' },
+    });
+    expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass', observed: 1 });
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
