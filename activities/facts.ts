@@ -260,7 +260,8 @@ export function createFactActivities(deps: ActivityDeps) {
           [date],
         );
         records = Number(counts[0].rows_read);
-        distinct = Number(counts[0].rows_staged);
+        // rows_staged no longer holds this run's cross-date duplicates (counted above as surplus records)
+        distinct = Number(counts[0].rows_staged) + crossDate;
       }
       return {
         date,
