@@ -29,7 +29,10 @@ const PG_EPOCH_US = 946_684_800_000_000;
 const TWO_32 = 2 ** 32;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** Growing output in chunks of about 8 MB, handed over as they fill: the COPY data of a stage run, either format. */
+/**
+ * Growing output in chunks of about 8 MB, handed over as they fill: the COPY data of a stage run, either format.
+ * Each chunk is a view at offset 0 on a buffer of its own, so a worker thread can move it rather than copy it.
+ */
 export class ChunkedOutput {
   protected buf = Buffer.allocUnsafe(CHUNK_BYTES);
   protected pos = 0;

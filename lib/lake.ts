@@ -20,7 +20,7 @@ import {
 } from 'apache-arrow';
 import { Compression, Table as WasmTable, WriterPropertiesBuilder, readParquet, writeParquet } from 'parquet-wasm';
 import type { LakeEvent } from './events';
-import { type LakeLocation, LakeObjectMissingError, lakeStore } from './lake-store';
+import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from './lake-store';
 
 /**
  * The lake (SPEC section 4): date-partitioned Parquet files, Hive style, readable by DuckDB, Spark and Trino.
@@ -424,7 +424,8 @@ export class LakeFileCorruptError extends Error {
   override name = 'LakeFileCorruptError';
 }
 
-function decode(bytes: Buffer, where: string): Table {
+/** Decodes a lake file's bytes into an Arrow table; `where` names the file in the error when they are not Parquet. */
+export function decodeLakeFile(bytes: Uint8Array, where: string): Table {
   try {
     return tableFromIPC(readParquet(bytes).intoIPCStream());
   } catch (err) {
@@ -442,9 +443,13 @@ export async function readEventFile(absPath: string): Promise<Table> {
 /** Reads one lake file (events or dead letters) by its manifest path into an Arrow table; on S3 the object is streamed. */
 export async function readLakeFile(lake: LakeLocation, relPath: string): Promise<Table> {
   const store = lakeStore(lake);
-  let bytes: Buffer;
+  return decodeLakeFile(await readLakeBytes(store, relPath), store.describe(relPath));
+}
+
+/** The bytes of one lake file by its manifest path; a missing file is an error saying what to check. */
+export async function readLakeBytes(store: LakeStore, relPath: string): Promise<Buffer> {
   try {
-    bytes = await store.get(relPath);
+    return await store.get(relPath);
   } catch (err) {
     if (!(err instanceof LakeObjectMissingError)) throw err;
     throw new Error(
@@ -452,7 +457,6 @@ export async function readLakeFile(lake: LakeLocation, relPath: string): Promise
       { cause: err },
     );
   }
-  return decode(bytes, store.describe(relPath));
 }
 
 /**
@@ -470,13 +474,7 @@ export async function* readLakeFiles(
     return;
   }
   const fetchBytes = (relPath: string): Promise<Buffer> => {
-    const p = store.get(relPath).catch((err: unknown) => {
-      if (!(err instanceof LakeObjectMissingError)) throw err;
-      throw new Error(
-        `cannot read lake file ${store.describe(relPath)}: is LAKE_URL right, and was the file removed outside the landing?`,
-        { cause: err },
-      );
-    });
+    const p = readLakeBytes(store, relPath);
     p.catch(() => undefined); // awaited on its turn; a failure surfaces there
     return p;
   };
@@ -484,6 +482,6 @@ export async function* readLakeFiles(
   for (let i = 0; i < files.length; i++) {
     const bytes = await (next as Promise<Buffer>);
     next = i + 1 < files.length ? fetchBytes(files[i + 1].path) : null;
-    yield { lakeFileId: files[i].lakeFileId, table: decode(bytes, store.describe(files[i].path)) };
+    yield { lakeFileId: files[i].lakeFileId, table: decodeLakeFile(bytes, store.describe(files[i].path)) };
   }
 }
