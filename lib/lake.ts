@@ -13,14 +13,16 @@ import {
   TimestampMillisecond,
   Utf8,
   makeData,
-  tableFromIPC,
   tableToIPC,
   type Data,
   type DataType,
 } from 'apache-arrow';
-import { Compression, Table as WasmTable, WriterPropertiesBuilder, readParquet, writeParquet } from 'parquet-wasm';
+import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm';
 import type { LakeEvent } from './events';
+import { decodeLakeFile } from './lake-decode';
 import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from './lake-store';
+
+export { LakeFileCorruptError, decodeLakeFile } from './lake-decode';
 
 /**
  * The lake (SPEC section 4): date-partitioned Parquet files, Hive style, readable by DuckDB, Spark and Trino.
@@ -417,22 +419,6 @@ export function toParquet(table: Table, compression: Compression = LAKE_COMPRESS
  */
 export async function writeLakeFile(lake: LakeLocation, relPath: string, bytes: Uint8Array): Promise<void> {
   await lakeStore(lake).put(relPath, bytes);
-}
-
-/** A lake file that reads but does not decode as Parquet/Arrow: retrying cannot fix it. */
-export class LakeFileCorruptError extends Error {
-  override name = 'LakeFileCorruptError';
-}
-
-/** Decodes a lake file's bytes into an Arrow table; `where` names the file in the error when they are not Parquet. */
-export function decodeLakeFile(bytes: Uint8Array, where: string): Table {
-  try {
-    return tableFromIPC(readParquet(bytes).intoIPCStream());
-  } catch (err) {
-    throw new LakeFileCorruptError(`lake file ${where} is not readable Parquet: ${(err as Error).message ?? err}`, {
-      cause: err,
-    });
-  }
 }
 
 /** Reads one local lake file (events or dead letters) by its absolute path into an Arrow table. */

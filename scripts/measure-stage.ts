@@ -16,11 +16,12 @@ import { median, rss } from './bench/measure';
  * `--runs` times by each build given with `--code` (a folder holding activities/stage, e.g. this checkout's dist/
  * and an older build's), the builds taking turns, so their times are compared back to back on the same data.
  * Prints each run's seconds and the peak RSS of this process during it, and the median per build. Runs in a
- * database of its own, dropped afterwards.
+ * database of its own, dropped afterwards; --keep keeps it and the lake, and --database with --lake-dir stages a
+ * kept one again (a fresh process per build and run: each stage run then starts cold, as the first of a worker).
  */
 
 const USAGE =
-  'usage: node --import tsx scripts/measure-stage.ts [--events 1000000] [--runs 3] [--code dist]... [--date 2024-12-17] [--seed 7] [--partitions 4]';
+  'usage: node --import tsx scripts/measure-stage.ts [--events 1000000] [--runs 3] [--code dist]... [--date 2024-12-17] [--seed 7] [--partitions 4] [--keep] [--database NAME --lake-dir DIR]';
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv, {
@@ -30,6 +31,9 @@ async function main(argv: string[]): Promise<number> {
     date: { type: 'string', default: '2024-12-17' },
     seed: { type: 'string', default: '7' },
     partitions: { type: 'string', default: '4' },
+    keep: { type: 'boolean', default: false },
+    database: { type: 'string' },
+    'lake-dir': { type: 'string' },
   });
   if (parsed === 'help') {
     console.log(USAGE);
@@ -51,20 +55,25 @@ async function main(argv: string[]): Promise<number> {
   });
 
   const base = loadConfig();
-  const database = `nightshift_measure_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
+  const reuse = v.database !== undefined && v['lake-dir'] !== undefined;
+  const database = v.database ?? `nightshift_measure_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base.databaseUrl });
   await admin.connect();
-  await admin.query(`create database ${database}`);
+  if (!reuse) await admin.query(`create database ${database}`);
   const url = new URL(base.databaseUrl);
   url.pathname = `/${database}`;
-  const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-'));
+  const lakeDir = reuse ? v['lake-dir']! : mkdtempSync(path.join(os.tmpdir(), 'nightshift-measure-'));
   const config: Config = { ...base, databaseUrl: url.toString(), lakeDir, lakeS3: null };
   const pool = createPool(config.databaseUrl, 4);
   const db = createDb(pool);
+  const keep = v.keep || reuse;
   try {
-    await migrateToLatest(db);
-    const lake = await writeLake(config, pool, o, [o.date]);
-    console.log(`lake: ${lake.rows[0]} events in ${lake.files} files, ${(lake.bytes / 1e6).toFixed(1)} MB`);
+    if (!reuse) {
+      await migrateToLatest(db);
+      const lake = await writeLake(config, pool, o, [o.date]);
+      console.log(`lake: ${lake.rows[0]} events in ${lake.files} files, ${(lake.bytes / 1e6).toFixed(1)} MB`);
+      if (keep) console.log(`kept: --database ${database} --lake-dir ${lakeDir}`);
+    }
     for (let run = 0; run < runs; run++) {
       for (const b of builds) {
         const stage = b.stage.createStageActivities({ config, pool, db });
@@ -91,8 +100,10 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     rss.stop();
     await db.destroy();
-    rmSync(lakeDir, { recursive: true, force: true });
-    await admin.query(`drop database if exists ${database}`);
+    if (!keep) {
+      rmSync(lakeDir, { recursive: true, force: true });
+      await admin.query(`drop database if exists ${database}`);
+    }
     await admin.end();
   }
   return EXIT.ok;

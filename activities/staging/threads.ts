@@ -1,11 +1,10 @@
 import { Readable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
-import { ApplicationFailure } from '@temporalio/common';
-import { BinaryCopyUnsupported } from '../../lib/copy-binary';
-import { LakeFileCorruptError, readLakeBytes } from '../../lib/lake';
+import { readLakeBytes } from '../../lib/lake';
 import { type LakeLocation, type LakeStore, lakeStore } from '../../lib/lake-store';
 import { startWorkerThread } from '../../lib/worker-thread';
 import type { CopyFormat, LakeFileRef } from './encode';
+import { type FromStageWorker, type StageJob, type ToStageWorker, fromThreadError } from './messages';
 
 /**
  * The COPY data of a stage run, decoded and encoded in a worker thread (./worker.ts) while this thread streams the
@@ -13,84 +12,67 @@ import type { CopyFormat, LakeFileRef } from './encode';
  * COPY itself, and overlap with it this way. This thread reads the lake files (its store may be any LakeStore)
  * and hands their bytes over; the worker sends back chunks of about 8 MB, each file's rows, and at the end the
  * candidate repeated event_ids (lib/repeated-ids.ts). Both hand over buffers rather than copy them, and both stay
- * a bounded distance ahead: LAKE_FILES_AHEAD files, CHUNKS_AHEAD chunks.
+ * a bounded distance ahead: LAKE_FILES_AHEAD files, CHUNKS_AHEAD chunks (./messages.ts).
  */
 
 /** Lake files handed to the worker beyond the one it is encoding. */
 const LAKE_FILES_AHEAD = 1;
-/** Chunks the worker may encode beyond those the COPY took. */
-export const CHUNKS_AHEAD = 4;
 
-/** What a stage worker is given (workerData). */
-export interface StageWorkerData {
-  format: CopyFormat;
-  files: LakeFileRef[];
-  /** Records the files hold, by the manifest: sizes the fingerprint table. */
-  expectedRows: number;
+/**
+ * A stage worker thread left by a run that ended well, kept for the next run (unref'd: it does not keep the process
+ * alive): a fresh thread first compiles the Parquet decoder and the encoders, which costs as much as decoding a
+ * lake file or two. At most one is kept; a run that fails or is cancelled terminates its thread.
+ */
+let idle: Worker | null = null;
+
+function takeWorker(): Worker {
+  const w = idle;
+  if (w === null) return startWorkerThread(__filename, 'worker', null);
+  idle = null;
+  detach(w);
+  w.ref();
+  return w;
 }
 
-/** Messages to a stage worker: the next lake file's bytes (in `files` order), or chunks the COPY took. */
-export type ToStageWorker = { type: 'file'; where: string; bytes: Uint8Array } | { type: 'taken'; chunks: number };
-
-/** Messages from a stage worker. */
-export type FromStageWorker =
-  | { type: 'chunk'; bytes: Uint8Array }
-  | { type: 'file'; rows: number }
-  | { type: 'done'; candidates: string[] | null }
-  | { type: 'error'; error: ThreadError };
-
-/** An error thrown in the worker, as plain data: the errors the stage run branches on keep their class. */
-export interface ThreadError {
-  name: string;
-  message: string;
-  stack?: string;
-  type?: string | null;
-  nonRetryable?: boolean | null;
+/** Removes the listeners this module adds to a worker. */
+function detach(w: Worker): void {
+  for (const event of ['message', 'error', 'exit']) w.removeAllListeners(event);
 }
 
-export function toThreadError(err: unknown): ThreadError {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const failure = e instanceof ApplicationFailure ? { type: e.type, nonRetryable: e.nonRetryable } : {};
-  return { name: e.name, message: e.message, stack: e.stack, ...failure };
-}
-
-function fromThreadError(t: ThreadError): Error {
-  const err =
-    t.name === 'BinaryCopyUnsupported'
-      ? new BinaryCopyUnsupported(t.message)
-      : t.name === 'LakeFileCorruptError'
-        ? new LakeFileCorruptError(t.message)
-        : t.name === 'ApplicationFailure'
-          ? ApplicationFailure.create({
-              message: t.message,
-              type: t.type ?? undefined,
-              nonRetryable: t.nonRetryable ?? undefined,
-            })
-          : new Error(t.message);
-  if (t.stack) err.stack = t.stack;
-  return err;
+function keepWorker(w: Worker): Promise<void> {
+  detach(w);
+  if (idle !== null) return w.terminate().then(() => undefined);
+  idle = w;
+  w.unref();
+  // a kept thread that dies (it should not) is simply not kept
+  w.on('error', () => undefined);
+  w.once('exit', () => {
+    if (idle === w) idle = null;
+  });
+  return Promise.resolve();
 }
 
 /**
  * The COPY data of `files` in `format`, as a stream for pipeline() into a COPY: chunks of about 8 MB from a
  * worker thread. `onFile` is told each file's rows as the worker finishes it; `candidates` holds the repeated
  * event_id candidates once the stream ended. An error in the worker destroys the stream with the same error
- * (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure); however the stream ends, the
- * worker is terminated (close() waits for it).
+ * (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure). Once the stream is destroyed (it
+ * is at its end too) the worker is kept for the next run if it finished, else terminated; close() waits for that.
  */
 export class StagingChunks extends Readable {
   /** The candidate repeated event_ids (RepeatedIds.candidates) once the stream ended. */
   candidates: string[] | null = null;
   private readonly store: LakeStore;
   private readonly worker: Worker;
-  private readonly exited: Promise<void>;
   /** Files handed to the worker, and files it finished. */
   private sent = 0;
   private encoded = 0;
   private feeding = false;
   /** Chunks pushed here and not yet reported taken to the worker. */
   private untaken = 0;
-  private done = false;
+  /** The worker sent its last chunk and is idle again. */
+  private finished = false;
+  private released: Promise<void> | null = null;
 
   constructor(
     lake: LakeLocation,
@@ -101,21 +83,22 @@ export class StagingChunks extends Readable {
   ) {
     super({ objectMode: true, highWaterMark: 1 });
     this.store = lakeStore(lake);
-    const data: StageWorkerData = { format, files, expectedRows };
-    this.worker = startWorkerThread(__filename, 'worker', data);
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker = takeWorker();
     this.worker.on('message', (m: FromStageWorker) => this.receive(m));
     this.worker.on('error', (err) => this.destroy(err));
     this.worker.on('exit', (code) => {
-      if (!this.done) this.destroy(new Error(`the stage worker thread exited with code ${code} before it finished`));
+      this.destroy(new Error(`the stage worker thread exited with code ${code} before it finished`));
     });
+    const job: StageJob = { format, files, expectedRows };
+    this.worker.postMessage({ type: 'start', job } satisfies ToStageWorker);
     void this.feed();
   }
 
-  /** Ends the stream if it has not ended, and waits until the worker thread is gone. */
+  /** Ends the stream if it has not ended, and waits until its worker thread is kept or gone. */
   async close(): Promise<void> {
     this.destroy();
-    await this.exited;
+    await new Promise<void>((resolve) => (this.closed ? resolve() : this.once('close', () => resolve())));
+    await this.released;
   }
 
   override _read(): void {
@@ -126,8 +109,11 @@ export class StagingChunks extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.done = true;
-    this.worker.terminate().then(
+    this.released =
+      this.finished && err === null
+        ? keepWorker(this.worker)
+        : (detach(this.worker), this.worker.terminate().then(() => undefined));
+    this.released.then(
       () => callback(err),
       (e: unknown) => callback(err ?? (e as Error)),
     );
@@ -143,7 +129,7 @@ export class StagingChunks extends Readable {
         this.onFile(this.files[this.encoded++], m.rows);
         void this.feed();
       } else if (m.type === 'done') {
-        this.done = true;
+        this.finished = true;
         this.candidates = m.candidates;
         this.push(null);
       } else {
