@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -15,13 +15,70 @@ import { median, rss } from './bench/measure';
  * Times the stage step alone: N generated events written once into a temporary lake, then the date staged whole
  * `--runs` times by each build given with `--code` (a folder holding activities/stage, e.g. this checkout's dist/
  * and an older build's), the builds taking turns, so their times are compared back to back on the same data.
- * Prints each run's seconds and the peak RSS of this process during it, and the median per build. Runs in a
+ * Prints each run's seconds, the CPU seconds of this process (all its threads) and of the database's PostgreSQL
+ * backends during it (read from /proc: run it on the database's machine), the peak RSS of this process, and the
+ * median per build. On a shared machine the CPU seconds say more than the seconds. Runs in a
  * database of its own, dropped afterwards; --keep keeps it and the lake, and --database with --lake-dir stages a
  * kept one again (a fresh process per build and run: each stage run then starts cold, as the first of a worker).
  */
 
 const USAGE =
   'usage: node --import tsx scripts/measure-stage.ts [--events 1000000] [--runs 3] [--code dist]... [--date 2024-12-17] [--seed 7] [--partitions 4] [--keep] [--database NAME --lake-dir DIR]';
+
+/** CPU seconds so far of each PostgreSQL backend connected to the pool's database, by pid (Linux /proc). */
+async function backendCpu(pool: pg.Pool): Promise<Map<number, number>> {
+  const { rows } = await pool.query<{ pid: number }>(
+    'select pid from pg_stat_activity where datname = current_database()',
+  );
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      // fields 14 and 15 (utime, stime) after the parenthesised command name, in clock ticks of 1/100 s
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      cpu.set(pid, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // not on this machine, or gone
+    }
+  }
+  return cpu;
+}
+
+/**
+ * Samples every 20 ms what the stage run's COPY backend does: waiting for the client's data (ClientRead), or not.
+ * The share of ClientRead samples is how long PostgreSQL waited for this process during the COPY.
+ */
+function copyWaits(pool: pg.Pool): { stop(): Promise<number> } {
+  let samples = 0;
+  let waiting = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const { rows } = await pool.query<{ wait_event: string | null }>(
+        `select wait_event from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid() and query ilike 'copy %from stdin%'
+           and state = 'active'`,
+      );
+      for (const r of rows) {
+        samples++;
+        if (r.wait_event === 'ClientRead') waiting++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return samples === 0 ? Number.NaN : waiting / samples;
+    },
+  };
+}
+
+function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0);
+  return sum;
+}
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv, {
@@ -51,7 +108,15 @@ async function main(argv: string[]): Promise<number> {
     const file = path.resolve(dir, 'activities/stage');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const stage = require(file) as { createStageActivities: typeof CreateStageActivities };
-    return { dir, stage, seconds: [] as number[], peakMiB: [] as number[] };
+    return {
+      dir,
+      stage,
+      seconds: [] as number[],
+      cpu: [] as number[],
+      pgCpu: [] as number[],
+      pgWaiting: [] as number[],
+      peakMiB: [] as number[],
+    };
   });
 
   const base = loadConfig();
@@ -77,24 +142,31 @@ async function main(argv: string[]): Promise<number> {
     for (let run = 0; run < runs; run++) {
       for (const b of builds) {
         const stage = b.stage.createStageActivities({ config, pool, db });
+        const pgBefore = await backendCpu(pool);
         rss.reset();
+        const cpuBefore = process.cpuUsage();
+        const waits = copyWaits(pool);
         const started = performance.now();
         const result = await stage.stageEvents({
           date: o.date,
           run: { workflowId: 'measure-stage', runId: `${database}-${builds.indexOf(b)}-${run}` },
         });
         const seconds = (performance.now() - started) / 1000;
+        const cpu = process.cpuUsage(cpuBefore);
+        b.pgWaiting.push(await waits.stop());
         b.seconds.push(seconds);
+        b.cpu.push((cpu.user + cpu.system) / 1e6);
+        b.pgCpu.push(cpuSince(pgBefore, await backendCpu(pool)));
         b.peakMiB.push(rss.peakMiB());
         console.log(
-          `${b.dir}: run ${run + 1}: ${result.rowsStaged} rows in ${seconds.toFixed(2)} s, peak RSS ${b.peakMiB.at(-1)!.toFixed(0)} MiB`,
+          `${b.dir}: run ${run + 1}: ${result.rowsStaged} rows in ${seconds.toFixed(2)} s, CPU ${b.cpu.at(-1)!.toFixed(2)} s here + ${b.pgCpu.at(-1)!.toFixed(2)} s PostgreSQL, COPY waiting for data ${(100 * b.pgWaiting.at(-1)!).toFixed(0)} %, peak RSS ${b.peakMiB.at(-1)!.toFixed(0)} MiB`,
         );
       }
     }
     const first = median(builds[0].seconds);
     for (const b of builds) {
       console.log(
-        `${b.dir}: median ${median(b.seconds).toFixed(2)} s (${(median(b.seconds) / first).toFixed(2)} x ${builds[0].dir}), peak RSS ${Math.max(...b.peakMiB).toFixed(0)} MiB`,
+        `${b.dir}: median ${median(b.seconds).toFixed(2)} s (${(median(b.seconds) / first).toFixed(2)} x ${builds[0].dir}), CPU ${median(b.cpu).toFixed(2)} s here + ${median(b.pgCpu).toFixed(2)} s PostgreSQL, COPY waiting for data ${(100 * median(b.pgWaiting)).toFixed(0)} %, peak RSS ${Math.max(...b.peakMiB).toFixed(0)} MiB`,
       );
     }
   } finally {
