@@ -1,12 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { type Data, type RecordBatch, type Table, Type, makeVector } from 'apache-arrow';
-import {
-  ChunkedOutput,
-  CopyBinaryBuffer,
-  encodeBinaryBatch,
-  isNull,
-  microsPerUnit,
-} from '../../lib/copy-binary';
+import { ChunkedOutput, CopyBinaryBuffer, encodeBinaryBatch, isNull, microsPerUnit } from '../../lib/copy-binary';
 import type { RepeatedIds } from '../../lib/repeated-ids';
 
 /**

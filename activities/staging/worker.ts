@@ -11,7 +11,8 @@ import { CHUNKS_AHEAD, type FromStageWorker, type StageJob, type ToStageWorker, 
  */
 
 const port = parentPort;
-if (port === null) throw new Error('activities/staging/worker.ts runs as a worker thread of activities/staging/threads.ts');
+if (port === null)
+  throw new Error('activities/staging/worker.ts runs as a worker thread of activities/staging/threads.ts');
 const send = (m: FromStageWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
 
 let arrived: Extract<ToStageWorker, { type: 'file' }>[] = [];
