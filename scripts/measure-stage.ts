@@ -43,37 +43,6 @@ async function backendCpu(pool: pg.Pool): Promise<Map<number, number>> {
   return cpu;
 }
 
-/**
- * Samples every 20 ms what the stage run's COPY backend does: waiting for the client's data (ClientRead), or not.
- * The share of ClientRead samples is how long PostgreSQL waited for this process during the COPY.
- */
-function copyWaits(pool: pg.Pool): { stop(): Promise<number> } {
-  let samples = 0;
-  let waiting = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const { rows } = await pool.query<{ wait_event: string | null }>(
-        `select wait_event from pg_stat_activity
-         where datname = current_database() and pid <> pg_backend_pid() and query ilike 'copy %from stdin%'
-           and state = 'active'`,
-      );
-      for (const r of rows) {
-        samples++;
-        if (r.wait_event === 'ClientRead') waiting++;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return samples === 0 ? Number.NaN : waiting / samples;
-    },
-  };
-}
-
 function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
   let sum = 0;
   for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0);
@@ -114,7 +83,6 @@ async function main(argv: string[]): Promise<number> {
       seconds: [] as number[],
       cpu: [] as number[],
       pgCpu: [] as number[],
-      pgWaiting: [] as number[],
       peakMiB: [] as number[],
     };
   });
@@ -145,7 +113,6 @@ async function main(argv: string[]): Promise<number> {
         const pgBefore = await backendCpu(pool);
         rss.reset();
         const cpuBefore = process.cpuUsage();
-        const waits = copyWaits(pool);
         const started = performance.now();
         const result = await stage.stageEvents({
           date: o.date,
@@ -153,20 +120,19 @@ async function main(argv: string[]): Promise<number> {
         });
         const seconds = (performance.now() - started) / 1000;
         const cpu = process.cpuUsage(cpuBefore);
-        b.pgWaiting.push(await waits.stop());
         b.seconds.push(seconds);
         b.cpu.push((cpu.user + cpu.system) / 1e6);
         b.pgCpu.push(cpuSince(pgBefore, await backendCpu(pool)));
         b.peakMiB.push(rss.peakMiB());
         console.log(
-          `${b.dir}: run ${run + 1}: ${result.rowsStaged} rows in ${seconds.toFixed(2)} s, CPU ${b.cpu.at(-1)!.toFixed(2)} s here + ${b.pgCpu.at(-1)!.toFixed(2)} s PostgreSQL, COPY waiting for data ${(100 * b.pgWaiting.at(-1)!).toFixed(0)} %, peak RSS ${b.peakMiB.at(-1)!.toFixed(0)} MiB`,
+          `${b.dir}: run ${run + 1}: ${result.rowsStaged} rows in ${seconds.toFixed(2)} s, CPU ${b.cpu.at(-1)!.toFixed(2)} s here + ${b.pgCpu.at(-1)!.toFixed(2)} s PostgreSQL, peak RSS ${b.peakMiB.at(-1)!.toFixed(0)} MiB`,
         );
       }
     }
     const first = median(builds[0].seconds);
     for (const b of builds) {
       console.log(
-        `${b.dir}: median ${median(b.seconds).toFixed(2)} s (${(median(b.seconds) / first).toFixed(2)} x ${builds[0].dir}), CPU ${median(b.cpu).toFixed(2)} s here + ${median(b.pgCpu).toFixed(2)} s PostgreSQL, COPY waiting for data ${(100 * median(b.pgWaiting)).toFixed(0)} %, peak RSS ${Math.max(...b.peakMiB).toFixed(0)} MiB`,
+        `${b.dir}: median ${median(b.seconds).toFixed(2)} s (${(median(b.seconds) / first).toFixed(2)} x ${builds[0].dir}), CPU ${median(b.cpu).toFixed(2)} s here + ${median(b.pgCpu).toFixed(2)} s PostgreSQL, peak RSS ${Math.max(...b.peakMiB).toFixed(0)} MiB`,
       );
     }
   } finally {

@@ -19,15 +19,18 @@ import { type FromStageWorker, type StageJob, type ToStageWorker, fromThreadErro
 const LAKE_FILES_AHEAD = 1;
 
 /**
- * A stage worker thread left by a run that ended well, kept for the next run (unref'd: it does not keep the process
- * alive): a fresh thread first compiles the Parquet decoder and the encoders, which costs as much as decoding a
- * lake file or two. At most one is kept; a run that fails or is cancelled terminates its thread.
+ * A stage worker thread left by a run that ended well, kept for a run starting within KEEP_IDLE_MS (unref'd: it
+ * does not keep the process alive): a fresh thread first compiles the Parquet decoder and the encoders, which
+ * costs about as much CPU as decoding a lake file or two; a kept one holds the memory of its largest decode until
+ * it ends. At most one is kept; a run that fails or is cancelled terminates its thread.
  */
-let idle: Worker | null = null;
+let idle: { worker: Worker; timer: NodeJS.Timeout } | null = null;
+const KEEP_IDLE_MS = 60_000;
 
 function takeWorker(): Worker {
-  const w = idle;
-  if (w === null) return startWorkerThread(__filename, 'worker', null);
+  if (idle === null) return startWorkerThread(__filename, 'worker', null);
+  const w = idle.worker;
+  clearTimeout(idle.timer);
   idle = null;
   detach(w);
   w.ref();
@@ -42,12 +45,17 @@ function detach(w: Worker): void {
 function keepWorker(w: Worker): Promise<void> {
   detach(w);
   if (idle !== null) return w.terminate().then(() => undefined);
-  idle = w;
+  const timer = setTimeout(() => void w.terminate(), KEEP_IDLE_MS);
+  timer.unref();
+  idle = { worker: w, timer };
   w.unref();
-  // a kept thread that dies (it should not) is simply not kept
+  // a kept thread that dies (it should not, but for the timer) is simply not kept
   w.on('error', () => undefined);
   w.once('exit', () => {
-    if (idle === w) idle = null;
+    if (idle?.worker === w) {
+      clearTimeout(idle.timer);
+      idle = null;
+    }
   });
   return Promise.resolve();
 }
