@@ -58,11 +58,11 @@ function heartbeat(details: unknown): void {
 }
 
 /** The activity's cancellation (delivered with a heartbeat's answer) when running as one; none in scripts and tests. */
-function cancellation(): { signal?: AbortSignal } {
+function cancellation(): { signal: AbortSignal | undefined } {
   try {
     return { signal: Context.current().cancellationSignal };
   } catch {
-    return {};
+    return { signal: undefined };
   }
 }
 
@@ -224,11 +224,16 @@ export async function stageDate(
       rowsRead = 0;
       // decoded and encoded in a worker thread while this one streams the chunks into the COPY
       const chunks = new StagingChunks(lake, refs, format, onFile, expectedRows);
+      const { signal } = cancellation();
       try {
         const copy = client.query(copyFrom(copyStatement(client, table, format)));
-        await pipeline(chunks, copy, cancellation());
+        await pipeline(chunks, copy, { signal });
         candidates = chunks.candidates;
         return Number(copy.rowCount);
+      } catch (err) {
+        // cancelled: the COPY ends with PostgreSQL's answer to CopyFail; the activity ends as cancelled
+        signal?.throwIfAborted();
+        throw err;
       } finally {
         await chunks.close();
       }

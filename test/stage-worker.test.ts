@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Table } from 'apache-arrow';
+import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStageActivities } from '../activities/stage';
+import { copyStatement, createStageActivities } from '../activities/stage';
+import { StagingChunks } from '../activities/staging/threads';
 import type { LakeEvent } from '../lib/events';
 import { EventRows, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
 import { createTestEnv, type TestEnv } from './support';
@@ -90,6 +93,46 @@ describe('the stage run in a worker thread', () => {
       [upper],
     );
     expect(rows[0]).toEqual({ n: 60_003, upper: 3 });
+  });
+
+  it('a COPY aborted part-way (the activity cancelled) ends its worker thread and leaves the connection usable', async () => {
+    const date = '2024-10-10';
+    await addLakeFile(date, 0, uuids(60_000));
+    await addLakeFile(date, 1, uuids(60_000));
+    const { rows: files } = await env.pool.query<{ lake_file_id: string; path: string }>(
+      `select lake_file_id, path from ops.lake_files where dt = $1::date order by lake_file_id`,
+      [date],
+    );
+    const refs = files.map((f) => ({ lakeFileId: Number(f.lake_file_id), path: f.path }));
+    const client = await env.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('create table staging.aborted (like staging.events including all)');
+      const copy = async (signal?: AbortSignal, onFile: () => void = () => undefined) => {
+        const chunks = new StagingChunks(env.config.lakeDir, refs, 'binary', onFile, 120_000);
+        try {
+          await pipeline(chunks, client.query(copyFrom(copyStatement(client, 'aborted', 'binary'))), { signal });
+        } finally {
+          await chunks.close();
+        }
+      };
+      // a run that ends well keeps its thread
+      await client.query('savepoint copied');
+      await copy();
+      await client.query('rollback to savepoint copied');
+      const before = threads();
+      const cancel = new AbortController();
+      // PostgreSQL is told (CopyFail) and answers with the error the COPY ends with
+      await expect(copy(cancel.signal, () => cancel.abort())).rejects.toThrow('The operation was aborted');
+      // the aborted run took the kept thread and ended it
+      expect(threads()).toBe(before - 1);
+      await client.query('rollback to savepoint copied');
+      const { rows } = await client.query<{ n: number }>('select count(*)::int as n from staging.aborted');
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
   });
 
   it('a lake file without a required column, met after other files were streamed, fails the run without retry: no staging rows, its thread ended', async () => {
