@@ -45,11 +45,14 @@ function detach(w: Worker): void {
 function keepWorker(w: Worker): Promise<void> {
   detach(w);
   if (idle !== null) return w.terminate().then(() => undefined);
-  const timer = setTimeout(() => void w.terminate(), KEEP_IDLE_MS);
+  const timer = setTimeout(() => {
+    idle = null;
+    void w.terminate();
+  }, KEEP_IDLE_MS);
   timer.unref();
   idle = { worker: w, timer };
   w.unref();
-  // a kept thread that dies (it should not, but for the timer) is simply not kept
+  // a kept thread that dies (it should not) is simply not kept
   w.on('error', () => undefined);
   w.once('exit', () => {
     if (idle?.worker === w) {
