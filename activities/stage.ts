@@ -2,24 +2,18 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { type Data, type RecordBatch, type Table, Type, makeVector } from 'apache-arrow';
+import type { Table } from 'apache-arrow';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { LakeFileCorruptError, readLakeFile, readLakeFiles } from '../lib/lake';
+import { BinaryCopyUnsupported } from '../lib/copy-binary';
+import { LakeFileCorruptError, readLakeFile } from '../lib/lake';
 import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
-import {
-  BinaryCopyUnsupported,
-  ChunkedOutput,
-  CopyBinaryBuffer,
-  encodeBinaryBatch,
-  isNull,
-  microsPerUnit,
-} from '../lib/copy-binary';
-import { RepeatedIds } from '../lib/repeated-ids';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
+import { type CopyFormat, type LakeFileRef, STAGING_COLUMNS, checkColumns, copyTextLines } from './staging/encode';
+import { StagingChunks } from './staging/threads';
 
 /** The per-date staging table of a date's lake records, e.g. staging.events_20241217 (unqualified name). */
 export function stagingEventsTable(date: string): string {
@@ -30,44 +24,6 @@ export function stagingEventsTable(date: string): string {
 export function stagingFilesTable(date: string): string {
   return `event_files_${dateLockId(date)}`;
 }
-
-/** The columns of staging.events, in COPY order; all but lake_file_id come from the lake file's column of the same name. */
-export const STAGING_COLUMNS = [
-  'event_id',
-  'schema_version',
-  'event_type',
-  'event_time',
-  'user_id',
-  'session_id',
-  'device_type',
-  'device_os',
-  'device_browser',
-  'country',
-  'page',
-  'referrer',
-  'user_email',
-  'user_plan',
-  'user_country',
-  'order_id',
-  'product_id',
-  'amount',
-  'currency',
-  'kafka_topic',
-  'kafka_partition',
-  'kafka_offset',
-  'lake_file_id',
-] as const;
-
-const REQUIRED_COLUMNS = new Set([
-  'event_id',
-  'schema_version',
-  'event_type',
-  'event_time',
-  'user_id',
-  'kafka_topic',
-  'kafka_partition',
-  'kafka_offset',
-]);
 
 export interface StageEventsOutput {
   date: string;
@@ -101,270 +57,19 @@ function heartbeat(details: unknown): void {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// COPY text encoding straight from Arrow buffers: bytes are copied from the UTF-8 value buffers and escaped only
-// where the text format needs it; no JS string is made per value except for numbers.
-
-const TAB = 0x09;
-const NEWLINE = 0x0a;
-const BACKSLASH = 0x5c;
-
-class CopyTextBuffer extends ChunkedOutput {
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = b;
+/** The activity's cancellation (delivered with a heartbeat's answer) when running as one; none in scripts and tests. */
+function cancellation(): { signal: AbortSignal | undefined } {
+  try {
+    return { signal: Context.current().cancellationSignal };
+  } catch {
+    return { signal: undefined };
   }
-
-  nul(): void {
-    this.ensure(2);
-    this.buf[this.pos++] = BACKSLASH;
-    this.buf[this.pos++] = 0x4e; // \N
-  }
-
-  /** Copies bytes [from, to) of a UTF-8 buffer, escaping what the COPY text format requires. */
-  escaped(src: Uint8Array, from: number, to: number): void {
-    this.ensure(2 * (to - from));
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = from; i < to; i++) {
-      const c = src[i];
-      if (c === BACKSLASH || c === TAB || c === NEWLINE || c === 0x0d) {
-        buf[p++] = BACKSLASH;
-        buf[p++] = c === BACKSLASH ? BACKSLASH : c === TAB ? 0x74 : c === NEWLINE ? 0x6e : 0x72;
-      } else {
-        buf[p++] = c;
-      }
-    }
-    this.pos = p;
-  }
-
-  /** An ASCII string that needs no escaping (numbers, fixed parts). */
-  ascii(s: string): void {
-    this.ensure(s.length);
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
-    this.pos = p;
-  }
-
-  raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
-  }
-}
-
-type FieldWriter = (row: number) => void;
-
-const DAY_US = 86_400_000_000;
-
-/** Writes epoch microseconds as `YYYY-MM-DD HH:MM:SS.ffffff+00`; the date part is cached, rows of a file share days. */
-function timestampWriter(out: CopyTextBuffer): (us: number) => void {
-  let cachedDay = Number.NaN;
-  let cachedDate = Buffer.alloc(0);
-  const text = Buffer.alloc(29); // 'YYYY-MM-DD HH:MM:SS.ffffff+00'
-  text.write(' 00:00:00.000000+00', 10, 'ascii');
-  const put = (value: number, at: number, width: number) => {
-    for (let i = at + width - 1; i >= at; i--) {
-      text[i] = 0x30 + (value % 10);
-      value = Math.floor(value / 10);
-    }
-  };
-  return (us: number) => {
-    const day = Math.floor(us / DAY_US);
-    if (day !== cachedDay) {
-      cachedDay = day;
-      cachedDate = Buffer.from(new Date(day * 86_400_000).toISOString().slice(0, 10), 'ascii');
-      text.set(cachedDate, 0);
-    }
-    const rest = us - day * DAY_US;
-    const secs = Math.floor(rest / 1_000_000);
-    put(Math.floor(secs / 3600), 11, 2);
-    put(Math.floor((secs % 3600) / 60), 14, 2);
-    put(secs % 60, 17, 2);
-    put(rest - secs * 1_000_000, 20, 6);
-    out.raw(text);
-  };
-}
-
-function fieldWriter(out: CopyTextBuffer, data: Data, writeTimestamp: (us: number) => void): FieldWriter {
-  const type = data.type;
-  const nullable = data.nullCount > 0;
-  switch (type.typeId) {
-    case Type.Utf8:
-    case Type.Binary: {
-      const offsets = data.valueOffsets as Int32Array;
-      const values = data.values as Uint8Array;
-      return (row) => {
-        if (nullable && isNull(data, row)) out.nul();
-        else out.escaped(values, offsets[row], offsets[row + 1]);
-      };
-    }
-    case Type.LargeUtf8: {
-      const offsets = data.valueOffsets as unknown as BigInt64Array;
-      const values = data.values as Uint8Array;
-      return (row) => {
-        if (nullable && isNull(data, row)) out.nul();
-        else out.escaped(values, Number(offsets[row]), Number(offsets[row + 1]));
-      };
-    }
-    case Type.Timestamp: {
-      const values = data.values as BigInt64Array;
-      const toMicros = microsPerUnit(data);
-      return (row) => {
-        if (nullable && isNull(data, row)) out.nul();
-        else writeTimestamp(Math.floor(Number(values[row]) * toMicros));
-      };
-    }
-    case Type.Int:
-    case Type.Float: {
-      const values = data.values as ArrayLike<number | bigint>;
-      return (row) => {
-        if (nullable && isNull(data, row)) out.nul();
-        else out.ascii(String(values[row]));
-      };
-    }
-    default: {
-      // Dictionary-encoded or view strings: rarer layouts, decoded through Arrow's generic accessor.
-      const vector = makeVector(data);
-      return (row) => {
-        const v: unknown = vector.get(row);
-        if (v === null || v === undefined) out.nul();
-        else {
-          const bytes = Buffer.from(String(v), 'utf8');
-          out.escaped(bytes, 0, bytes.length);
-        }
-      };
-    }
-  }
-}
-
-/** Checks a lake file's columns against the staging columns; a missing one is a schema mismatch retrying cannot fix. */
-function checkColumns(table: Table, filePath: string): void {
-  const names = new Set(table.schema.fields.map((f) => f.name));
-  const missing = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id' && REQUIRED_COLUMNS.has(c) && !names.has(c));
-  if (missing.length > 0) {
-    throw ApplicationFailure.create({
-      message: `lake file ${filePath} lacks column(s) ${missing.join(', ')}: it does not match the events schema of lib/lake.ts; re-land it or fix the writer`,
-      type: 'LakeSchemaMismatch',
-      nonRetryable: true,
-    });
-  }
-}
-
-/** Encodes the rows of one record batch as COPY text rows, with the file's lake_file_id as the last column. */
-function encodeBatch(
-  out: CopyTextBuffer,
-  batch: RecordBatch,
-  lakeFileId: Uint8Array,
-  writeTimestamp: (us: number) => void,
-): number {
-  const names = batch.schema.fields.map((f) => f.name);
-  const writers: (FieldWriter | null)[] = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id').map((column) => {
-    const index = names.indexOf(column);
-    return index < 0 ? null : fieldWriter(out, batch.data.children[index], writeTimestamp);
-  });
-  const n = batch.numRows;
-  for (let row = 0; row < n; row++) {
-    for (let c = 0; c < writers.length; c++) {
-      const w = writers[c];
-      if (w) w(row);
-      else out.nul();
-      out.byte(TAB);
-    }
-    out.raw(lakeFileId);
-  }
-  return n;
-}
-
-export interface LakeFileRef {
-  lakeFileId: number;
-  path: string;
-}
-
-/**
- * The COPY data of the given lake files, read one file at a time and handed over in chunks of about 8 MB:
- * `encode` writes a file's record batch into `out` and returns its rows; `onFile` is told the rows of each file
- * once it is encoded; `repeated` fingerprints every event_id on the way.
- */
-async function* copyChunks(
-  lake: LakeLocation,
-  files: LakeFileRef[],
-  out: ChunkedOutput,
-  encode: (batch: RecordBatch, lakeFileId: number) => number,
-  onFile: (file: LakeFileRef, rows: number) => void,
-  repeated?: RepeatedIds,
-): AsyncGenerator<Buffer> {
-  let index = 0;
-  for await (const { lakeFileId, table } of readLakeFiles(lake, files)) {
-    const file = files[index++];
-    checkColumns(table, file.path);
-    let rows = 0;
-    for (const batch of table.batches) {
-      repeated?.addBatch(batch);
-      rows += encode(batch, lakeFileId);
-      if (out.pending() > 0) yield* out.take(false);
-    }
-    onFile(file, rows);
-  }
-}
-
-/** COPY text chunks for the given lake files (the text format: the fallback, and the set-aside path's reference). */
-export async function* copyTextChunks(
-  lake: LakeLocation,
-  files: LakeFileRef[],
-  onFile: (file: LakeFileRef, rows: number) => void = () => undefined,
-  repeated?: RepeatedIds,
-): AsyncGenerator<Buffer> {
-  const out = new CopyTextBuffer();
-  const writeTimestamp = timestampWriter(out);
-  const encode = (batch: RecordBatch, lakeFileId: number) =>
-    encodeBatch(out, batch, Buffer.from(`${lakeFileId}\n`, 'ascii'), writeTimestamp);
-  yield* copyChunks(lake, files, out, encode, onFile, repeated);
-  yield* out.take(true);
 }
 
 /** The COPY statement into a staging table, identifiers quoted by the client. */
-export function copyStatement(client: pg.ClientBase, table: string, format: 'text' | 'binary' = 'text'): string {
+export function copyStatement(client: pg.ClientBase, table: string, format: CopyFormat = 'text'): string {
   const columns = STAGING_COLUMNS.map((c) => client.escapeIdentifier(c)).join(', ');
   return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format ${format})`;
-}
-
-/** The staging columns read from lake files (all but lake_file_id), with their binary COPY types. */
-const BINARY_COLUMNS = STAGING_COLUMNS.filter((c) => c !== 'lake_file_id').map(
-  (c) =>
-    [
-      c,
-      c === 'event_id'
-        ? 'uuid'
-        : c === 'event_time'
-          ? 'timestamptz'
-          : c === 'amount'
-            ? 'numeric'
-            : c === 'kafka_partition'
-              ? 'int4'
-              : c === 'kafka_offset'
-                ? 'int8'
-                : 'text',
-    ] as const,
-);
-
-/**
- * Binary COPY chunks (about 8 MB each) for the given lake files, the fast path of a stage run (lib/copy-binary.ts);
- * throws BinaryCopyUnsupported for a value only the text format carries exactly.
- */
-export async function* copyBinaryChunks(
-  lake: LakeLocation,
-  files: LakeFileRef[],
-  onFile: (file: LakeFileRef, rows: number) => void,
-  repeated?: RepeatedIds,
-): AsyncGenerator<Buffer> {
-  const out = new CopyBinaryBuffer();
-  out.header();
-  const encode = (batch: RecordBatch, lakeFileId: number) => encodeBinaryBatch(out, batch, BINARY_COLUMNS, lakeFileId);
-  yield* copyChunks(lake, files, out, encode, onFile, repeated);
-  out.trailer();
-  yield* out.take(true);
 }
 
 interface ManifestFile {
@@ -506,24 +211,32 @@ export async function stageDate(
   let rowsRead = 0;
   let copied = 0;
   let setAside: SetAsideRow[] = [];
-  let repeated = null as RepeatedIds | null;
+  // event_ids that may occur more than once (lib/repeated-ids.ts); null: any may
+  let candidates = null as string[] | null;
   if (files.length > 0) {
     const onFile = (_file: LakeFileRef, rows: number) => {
       filesDone++;
       rowsRead += rows;
       heartbeat({ filesDone, files: files.length, rowsRead });
     };
-    const copyAll = async (format: 'text' | 'binary') => {
+    const copyAll = async (format: CopyFormat) => {
       filesDone = 0;
       rowsRead = 0;
-      repeated = new RepeatedIds(expectedRows);
-      const chunks =
-        format === 'binary'
-          ? copyBinaryChunks(lake, refs, onFile, repeated)
-          : copyTextChunks(lake, refs, onFile, repeated);
-      const copy = client.query(copyFrom(copyStatement(client, table, format)));
-      await pipeline(Readable.from(chunks), copy);
-      return Number(copy.rowCount);
+      // decoded and encoded in a worker thread while this one streams the chunks into the COPY
+      const chunks = new StagingChunks(lake, refs, format, onFile, expectedRows);
+      const { signal } = cancellation();
+      try {
+        const copy = client.query(copyFrom(copyStatement(client, table, format)));
+        await pipeline(chunks, copy, { signal });
+        candidates = chunks.candidates;
+        return Number(copy.rowCount);
+      } catch (err) {
+        // cancelled: the COPY ends with PostgreSQL's answer to CopyFail; the activity ends as cancelled
+        signal?.throwIfAborted();
+        throw err;
+      } finally {
+        await chunks.close();
+      }
     };
     await client.query('savepoint stage_copy');
     try {
@@ -541,7 +254,7 @@ export async function stageDate(
       if (!isRowRefusal(err) && !(err instanceof LakeFileCorruptError)) throw err;
       await client.query('rollback to savepoint stage_copy');
       ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
-      repeated = null;
+      candidates = null;
     }
   }
   const rowsSetAside = await recordSetAside(client, date, setAside, base ? refs.map((r) => r.lakeFileId) : null);
@@ -558,7 +271,6 @@ export async function stageDate(
   let rowsAlreadyLoaded = 0;
   if (copied > 0) {
     // surplus records of an event_id: looked for among the fingerprinted candidates only, when there are any
-    const candidates = repeated?.candidates() ?? null;
     if (candidates === null || candidates.length > 0) {
       const [dedupe] = await runSqlFile(client, 'stage_events_dedupe', {
         identifiers: { events_table: table },
@@ -766,22 +478,6 @@ function isRowRefusal(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
-/** A table's rows as COPY text lines (newline-terminated; values never hold a raw newline, it is escaped). */
-function copyLines(data: Table, lakeFileId: number): Buffer[] {
-  const out = new CopyTextBuffer();
-  const writeTimestamp = timestampWriter(out);
-  const idBytes = Buffer.from(`${lakeFileId}\n`, 'ascii');
-  for (const batch of data.batches) encodeBatch(out, batch, idBytes, writeTimestamp);
-  const text = Buffer.concat(out.take(true));
-  const lines: Buffer[] = [];
-  for (let start = 0; start < text.length;) {
-    const end = text.indexOf(NEWLINE, start) + 1;
-    lines.push(text.subarray(start, end));
-    start = end;
-  }
-  return lines;
-}
-
 function column(data: Table, name: string, row: number): unknown {
   const value: unknown = data.getChild(name)?.get(row);
   return value === undefined ? null : value;
@@ -824,7 +520,7 @@ async function copyIsolating(
       continue;
     }
     checkColumns(data, f.path);
-    const lines = copyLines(data, lakeFileId);
+    const lines = copyTextLines(data, lakeFileId);
     rowsRead += lines.length;
     const refuse = (row: number, err: Error & { code?: string; where?: string }) => {
       const offset = column(data, 'kafka_offset', row);

@@ -28,8 +28,15 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
 const PG_EPOCH_US = 946_684_800_000_000;
 const TWO_32 = 2 ** 32;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+/** Hex digit values of lower-case hex characters, -1 for any other byte. */
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
+for (let i = 0; i < 6; i++) HEX[0x61 + i] = 10 + i;
 
-/** Growing output in chunks of about 8 MB, handed over as they fill: the COPY data of a stage run, either format. */
+/**
+ * Growing output in chunks of about 8 MB, handed over as they fill: the COPY data of a stage run, either format.
+ * Each chunk is a view at offset 0 on a buffer of its own, so a worker thread can move it rather than copy it.
+ */
 export class ChunkedOutput {
   protected buf = Buffer.allocUnsafe(CHUNK_BYTES);
   protected pos = 0;
@@ -75,22 +82,34 @@ export class CopyBinaryBuffer extends ChunkedOutput {
     this.int16(-1);
   }
 
+  // the writes below set bytes one by one: Buffer's writeInt32BE checks its arguments, and a subarray per value
+  // is garbage for the collector
+
   int16(v: number): void {
     this.ensure(2);
-    this.pos = this.buf.writeInt16BE(v, this.pos);
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = (v >>> 8) & 0xff;
+    buf[p + 1] = v & 0xff;
+    this.pos = p + 2;
   }
 
   int32(v: number): void {
     this.ensure(4);
-    this.pos = this.buf.writeInt32BE(v, this.pos);
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = (v >>> 24) & 0xff;
+    buf[p + 1] = (v >>> 16) & 0xff;
+    buf[p + 2] = (v >>> 8) & 0xff;
+    buf[p + 3] = v & 0xff;
+    this.pos = p + 4;
   }
 
   /** A whole number of magnitude below 2^53 as a big-endian int64. */
   int64(v: number): void {
-    this.ensure(8);
     const hi = Math.floor(v / TWO_32);
-    this.pos = this.buf.writeInt32BE(hi, this.pos);
-    this.pos = this.buf.writeUInt32BE(v - hi * TWO_32, this.pos);
+    this.int32(hi);
+    this.int32(v - hi * TWO_32);
   }
 
   /** A NULL field. */
@@ -101,24 +120,40 @@ export class CopyBinaryBuffer extends ChunkedOutput {
   /** A field of the bytes [from, to) of `src`. */
   field(src: Uint8Array, from: number, to: number): void {
     const n = to - from;
-    this.ensure(4 + n);
-    this.pos = this.buf.writeInt32BE(n, this.pos);
-    this.buf.set(src.subarray(from, to), this.pos);
-    this.pos += n;
+    this.int32(n);
+    this.ensure(n);
+    const buf = this.buf;
+    let p = this.pos;
+    if (n > 64) {
+      buf.set(src.subarray(from, to), p);
+      p += n;
+    } else {
+      for (let i = from; i < to; i++) buf[p++] = src[i];
+    }
+    this.pos = p;
   }
 
-  /** Writes a field whose length is known only once written: returns where its length goes. */
-  reserve(bytes: number): number {
-    this.ensure(bytes);
-    return this.pos;
-  }
-
-  raw(): { buf: Buffer; pos: number } {
-    return { buf: this.buf, pos: this.pos };
-  }
-
-  advance(pos: number): void {
-    this.pos = pos;
+  /** A uuid field from the 36 bytes of a canonical (lower-case, hyphenated) UUID's text. */
+  uuid(src: Uint8Array, from: number, to: number): void {
+    if (to - from !== 36) throw new BinaryCopyUnsupported(`event_id of ${to - from} bytes is not a canonical UUID`);
+    this.int32(16);
+    this.ensure(16);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = from; i < to;) {
+      const o = i - from;
+      if (o === 8 || o === 13 || o === 18 || o === 23) {
+        if (src[i] !== 0x2d) throw new BinaryCopyUnsupported('event_id is not a canonical UUID');
+        i++;
+        continue;
+      }
+      const hi = HEX[src[i]];
+      const lo = HEX[src[i + 1]];
+      if (hi < 0 || lo < 0) throw new BinaryCopyUnsupported('event_id is not a canonical lower-case UUID');
+      buf[p++] = (hi << 4) | lo;
+      i += 2;
+    }
+    this.pos = p;
   }
 }
 
@@ -141,33 +176,6 @@ export function isNull(data: Data, row: number): boolean {
   if (data.nullCount === 0 || !data.nullBitmap || data.nullBitmap.length === 0) return false;
   const i = data.offset + row;
   return (data.nullBitmap[i >> 3] & (1 << (i & 7))) === 0;
-}
-
-const HEX = new Int8Array(256).fill(-1);
-for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
-for (let i = 0; i < 6; i++) HEX[0x61 + i] = 10 + i;
-
-/** The 16 bytes of a canonical (lower-case, hyphenated) UUID's text, written as a uuid field. */
-function writeUuid(out: CopyBinaryBuffer, src: Uint8Array, from: number, to: number): void {
-  if (to - from !== 36) throw new BinaryCopyUnsupported(`event_id of ${to - from} bytes is not a canonical UUID`);
-  out.int32(16);
-  const at = out.reserve(16);
-  const { buf } = out.raw();
-  let p = at;
-  for (let i = from; i < to;) {
-    const o = i - from;
-    if (o === 8 || o === 13 || o === 18 || o === 23) {
-      if (src[i] !== 0x2d) throw new BinaryCopyUnsupported('event_id is not a canonical UUID');
-      i++;
-      continue;
-    }
-    const hi = HEX[src[i]];
-    const lo = HEX[src[i + 1]];
-    if (hi < 0 || lo < 0) throw new BinaryCopyUnsupported('event_id is not a canonical lower-case UUID');
-    buf[p++] = (hi << 4) | lo;
-    i += 2;
-  }
-  out.advance(p);
 }
 
 /**
@@ -222,9 +230,22 @@ export function writeNumeric(out: CopyBinaryBuffer, v: number): void {
   for (const g of kept) out.int16(g);
 }
 
-function numberAt(values: ArrayLike<number | bigint>, row: number): number {
-  const v = values[row];
-  return typeof v === 'bigint' ? Number(v) : v;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Reads an Arrow column's values as numbers; 64-bit integers (Arrow's are little-endian) from their two 32-bit
+ * halves rather than through a BigInt per value, which the collector would then have to sweep.
+ */
+function numberReader(values: ArrayLike<number | bigint>): (row: number) => number {
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
+    if (!LITTLE_ENDIAN || values.byteOffset % 4 !== 0) return (row) => Number(values[row]);
+    const words = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+    return values instanceof BigInt64Array
+      ? (row) => words[2 * row + 1] * TWO_32 + (words[2 * row] >>> 0)
+      : (row) => (words[2 * row + 1] >>> 0) * TWO_32 + (words[2 * row] >>> 0);
+  }
+  const numbers = values as ArrayLike<number>;
+  return (row) => numbers[row];
 }
 
 function unsupportedColumn(name: string, data: Data): BinaryCopyUnsupported {
@@ -242,21 +263,25 @@ function fieldWriter(out: CopyBinaryBuffer, name: string, type: BinaryColumnType
       if (!utf8) throw unsupportedColumn(name, data);
       const offsets = data.valueOffsets as Int32Array;
       const values = data.values as Uint8Array;
-      const write =
-        type === 'uuid' ? writeUuid : (o: CopyBinaryBuffer, s: Uint8Array, f: number, t: number) => o.field(s, f, t);
+      if (type === 'uuid') {
+        return (row) => {
+          if (nullable && isNull(data, row)) out.nul();
+          else out.uuid(values, offsets[row], offsets[row + 1]);
+        };
+      }
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
-        else write(out, values, offsets[row], offsets[row + 1]);
+        else out.field(values, offsets[row], offsets[row + 1]);
       };
     }
     case 'timestamptz': {
       if (arrow !== Type.Timestamp) throw unsupportedColumn(name, data);
-      const values = data.values as BigInt64Array;
+      const valueAt = numberReader(data.values as BigInt64Array);
       const toMicros = microsPerUnit(data);
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
         else {
-          const us = Math.floor(Number(values[row]) * toMicros);
+          const us = Math.floor(valueAt(row) * toMicros);
           if (!Number.isSafeInteger(us)) throw new BinaryCopyUnsupported(`${name} ${us} is out of range`);
           out.int32(8);
           out.int64(us - PG_EPOCH_US);
@@ -265,21 +290,21 @@ function fieldWriter(out: CopyBinaryBuffer, name: string, type: BinaryColumnType
     }
     case 'numeric': {
       if (arrow !== Type.Float && arrow !== Type.Int) throw unsupportedColumn(name, data);
-      const values = data.values as ArrayLike<number | bigint>;
+      const valueAt = numberReader(data.values as ArrayLike<number | bigint>);
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
-        else writeNumeric(out, numberAt(values, row));
+        else writeNumeric(out, valueAt(row));
       };
     }
     case 'int4':
     case 'int8': {
       if (arrow !== Type.Int) throw unsupportedColumn(name, data);
-      const values = data.values as ArrayLike<number | bigint>;
+      const valueAt = numberReader(data.values as ArrayLike<number | bigint>);
       const limit = type === 'int4' ? 2 ** 31 : 2 ** 53;
       return (row) => {
         if (nullable && isNull(data, row)) out.nul();
         else {
-          const v = numberAt(values, row);
+          const v = valueAt(row);
           if (!(v >= -limit && v < limit)) throw new BinaryCopyUnsupported(`${name} ${v} is out of range for ${type}`);
           if (type === 'int4') {
             out.int32(4);

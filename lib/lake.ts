@@ -13,14 +13,16 @@ import {
   TimestampMillisecond,
   Utf8,
   makeData,
-  tableFromIPC,
   tableToIPC,
   type Data,
   type DataType,
 } from 'apache-arrow';
-import { Compression, Table as WasmTable, WriterPropertiesBuilder, readParquet, writeParquet } from 'parquet-wasm';
+import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm';
 import type { LakeEvent } from './events';
-import { type LakeLocation, LakeObjectMissingError, lakeStore } from './lake-store';
+import { decodeLakeFile } from './lake-decode';
+import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from './lake-store';
+
+export { LakeFileCorruptError, decodeLakeFile } from './lake-decode';
 
 /**
  * The lake (SPEC section 4): date-partitioned Parquet files, Hive style, readable by DuckDB, Spark and Trino.
@@ -419,21 +421,6 @@ export async function writeLakeFile(lake: LakeLocation, relPath: string, bytes: 
   await lakeStore(lake).put(relPath, bytes);
 }
 
-/** A lake file that reads but does not decode as Parquet/Arrow: retrying cannot fix it. */
-export class LakeFileCorruptError extends Error {
-  override name = 'LakeFileCorruptError';
-}
-
-function decode(bytes: Buffer, where: string): Table {
-  try {
-    return tableFromIPC(readParquet(bytes).intoIPCStream());
-  } catch (err) {
-    throw new LakeFileCorruptError(`lake file ${where} is not readable Parquet: ${(err as Error).message ?? err}`, {
-      cause: err,
-    });
-  }
-}
-
 /** Reads one local lake file (events or dead letters) by its absolute path into an Arrow table. */
 export async function readEventFile(absPath: string): Promise<Table> {
   return readLakeFile(path.dirname(absPath), path.basename(absPath));
@@ -442,9 +429,13 @@ export async function readEventFile(absPath: string): Promise<Table> {
 /** Reads one lake file (events or dead letters) by its manifest path into an Arrow table; on S3 the object is streamed. */
 export async function readLakeFile(lake: LakeLocation, relPath: string): Promise<Table> {
   const store = lakeStore(lake);
-  let bytes: Buffer;
+  return decodeLakeFile(await readLakeBytes(store, relPath), store.describe(relPath));
+}
+
+/** The bytes of one lake file by its manifest path; a missing file is an error saying what to check. */
+export async function readLakeBytes(store: LakeStore, relPath: string): Promise<Buffer> {
   try {
-    bytes = await store.get(relPath);
+    return await store.get(relPath);
   } catch (err) {
     if (!(err instanceof LakeObjectMissingError)) throw err;
     throw new Error(
@@ -452,7 +443,6 @@ export async function readLakeFile(lake: LakeLocation, relPath: string): Promise
       { cause: err },
     );
   }
-  return decode(bytes, store.describe(relPath));
 }
 
 /**
@@ -470,13 +460,7 @@ export async function* readLakeFiles(
     return;
   }
   const fetchBytes = (relPath: string): Promise<Buffer> => {
-    const p = store.get(relPath).catch((err: unknown) => {
-      if (!(err instanceof LakeObjectMissingError)) throw err;
-      throw new Error(
-        `cannot read lake file ${store.describe(relPath)}: is LAKE_URL right, and was the file removed outside the landing?`,
-        { cause: err },
-      );
-    });
+    const p = readLakeBytes(store, relPath);
     p.catch(() => undefined); // awaited on its turn; a failure surfaces there
     return p;
   };
@@ -484,6 +468,6 @@ export async function* readLakeFiles(
   for (let i = 0; i < files.length; i++) {
     const bytes = await (next as Promise<Buffer>);
     next = i + 1 < files.length ? fetchBytes(files[i + 1].path) : null;
-    yield { lakeFileId: files[i].lakeFileId, table: decode(bytes, store.describe(files[i].path)) };
+    yield { lakeFileId: files[i].lakeFileId, table: decodeLakeFile(bytes, store.describe(files[i].path)) };
   }
 }

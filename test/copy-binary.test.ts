@@ -4,10 +4,11 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyBinaryChunks, copyStatement, copyTextChunks } from '../activities/stage';
+import { copyStatement } from '../activities/stage';
+import { StagingChunks } from '../activities/staging/threads';
 import { createLandActivities } from '../activities/land';
 import { CopyBinaryBuffer, writeNumeric } from '../lib/copy-binary';
-import { lakeOf } from '../lib/lake-store';
+import { type LakeLocation, lakeOf } from '../lib/lake-store';
 import { produceEvents } from '../lib/produce';
 import { createTestEnv, type TestEnv } from './support';
 
@@ -28,10 +29,16 @@ async function copyInto(
   client: pg.ClientBase,
   table: string,
   format: 'text' | 'binary',
-  chunks: AsyncIterable<Buffer>,
+  files: { lakeFileId: number; path: string }[],
+  lake: LakeLocation,
 ) {
   const copy = client.query(copyFrom(copyStatement(client, table, format)));
-  await pipeline(Readable.from(chunks), copy);
+  const chunks = new StagingChunks(lake, files, format, () => undefined, 0);
+  try {
+    await pipeline(chunks, copy);
+  } finally {
+    await chunks.close();
+  }
   return Number(copy.rowCount);
 }
 
@@ -49,13 +56,8 @@ describe('binary COPY of the staging rows', () => {
       await client.query('create table staging.copy_text (like staging.events including all)');
       await client.query('create table staging.copy_binary (like staging.events including all)');
       const lake = lakeOf(env.config);
-      const text = await copyInto(client, 'copy_text', 'text', copyTextChunks(lake, refs));
-      const binary = await copyInto(
-        client,
-        'copy_binary',
-        'binary',
-        copyBinaryChunks(lake, refs, () => undefined),
-      );
+      const text = await copyInto(client, 'copy_text', 'text', refs, lake);
+      const binary = await copyInto(client, 'copy_binary', 'binary', refs, lake);
       expect(binary).toBe(text);
       expect(text).toBe(3_000);
       const hash = (table: string) =>

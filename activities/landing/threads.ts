@@ -1,7 +1,7 @@
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { KafkaConnection } from '../../lib/kafka';
 import { type LakeSettings, lakeOf } from '../../lib/lake-store';
+import { startWorkerThread } from '../../lib/worker-thread';
 import { type ChunkCommit, Landing, type LandingTuning } from './buffers';
 import type { Committer } from './commit';
 import type { PartitionPlan } from './plan';
@@ -47,16 +47,9 @@ export function workerGroups(plans: PartitionPlan[], workers: number, maxRecords
   return groups.map((g) => g.plans.sort((a, b) => a.partition - b.partition));
 }
 
-/**
- * Starts a landing worker thread on the entry beside this file: compiled (dist/activities/landing/worker.js) when this
- * process runs from dist/; the TypeScript source through tsx's CommonJS hook under vitest or `node --import tsx`
- * (development only).
- */
+/** Starts a landing worker thread (activities/landing/worker.ts). */
 function startLandingWorker(data: LandWorkerData): Worker {
-  const source = __filename.endsWith('.js')
-    ? `require(${JSON.stringify(path.join(__dirname, 'worker.js'))});`
-    : `require('tsx/cjs'); require(${JSON.stringify(path.join(__dirname, 'worker.ts'))});`;
-  return new Worker(source, { eval: true, workerData: data });
+  return startWorkerThread(__filename, 'worker', data);
 }
 
 /**

@@ -1,0 +1,175 @@
+import { Readable } from 'node:stream';
+import type { Worker } from 'node:worker_threads';
+import { readLakeBytes } from '../../lib/lake';
+import { type LakeLocation, type LakeStore, lakeStore } from '../../lib/lake-store';
+import { startWorkerThread } from '../../lib/worker-thread';
+import type { CopyFormat, LakeFileRef } from './encode';
+import { type FromStageWorker, type StageJob, type ToStageWorker, fromThreadError } from './messages';
+
+/**
+ * The COPY data of a stage run, decoded and encoded in a worker thread (./worker.ts) while this thread streams the
+ * chunks already encoded into PostgreSQL: Parquet decoding and COPY encoding cost about as much as PostgreSQL's
+ * COPY itself, and overlap with it this way. This thread reads the lake files (its store may be any LakeStore)
+ * and hands their bytes over; the worker sends back chunks of about 8 MB, each file's rows, and at the end the
+ * candidate repeated event_ids (lib/repeated-ids.ts). Both hand over buffers rather than copy them, and both stay
+ * a bounded distance ahead: LAKE_FILES_AHEAD files, CHUNKS_AHEAD chunks (./messages.ts).
+ */
+
+/** Lake files handed to the worker beyond the one it is encoding. */
+const LAKE_FILES_AHEAD = 1;
+
+/**
+ * A stage worker thread left by a run that ended well, kept for a run starting within KEEP_IDLE_MS (unref'd: it
+ * does not keep the process alive): a fresh thread first compiles the Parquet decoder and the encoders, which
+ * costs about as much CPU as decoding a lake file or two; a kept one holds the memory of its largest decode until
+ * it ends. At most one is kept; a run that fails or is cancelled terminates its thread.
+ */
+let idle: { worker: Worker; timer: NodeJS.Timeout } | null = null;
+const KEEP_IDLE_MS = 60_000;
+
+function takeWorker(): Worker {
+  if (idle === null) return startWorkerThread(__filename, 'worker', null);
+  const w = idle.worker;
+  clearTimeout(idle.timer);
+  idle = null;
+  detach(w);
+  w.ref();
+  return w;
+}
+
+/** Removes the listeners this module adds to a worker. */
+function detach(w: Worker): void {
+  for (const event of ['message', 'error', 'exit']) w.removeAllListeners(event);
+}
+
+function keepWorker(w: Worker): Promise<void> {
+  detach(w);
+  if (idle !== null) return w.terminate().then(() => undefined);
+  const timer = setTimeout(() => {
+    idle = null;
+    void w.terminate();
+  }, KEEP_IDLE_MS);
+  timer.unref();
+  idle = { worker: w, timer };
+  w.unref();
+  // a kept thread that dies (it should not) is simply not kept
+  w.on('error', () => undefined);
+  w.once('exit', () => {
+    if (idle?.worker === w) {
+      clearTimeout(idle.timer);
+      idle = null;
+    }
+  });
+  return Promise.resolve();
+}
+
+/**
+ * The COPY data of `files` in `format`, as a stream for pipeline() into a COPY: chunks of about 8 MB from a
+ * worker thread. `onFile` is told each file's rows as the worker finishes it; `candidates` holds the repeated
+ * event_id candidates once the stream ended. An error in the worker destroys the stream with the same error
+ * (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure). Once the stream is destroyed (it
+ * is at its end too) the worker is kept for the next run if it finished, else terminated; close() waits for that.
+ */
+export class StagingChunks extends Readable {
+  /** The candidate repeated event_ids (RepeatedIds.candidates) once the stream ended. */
+  candidates: string[] | null = null;
+  private readonly store: LakeStore;
+  private readonly worker: Worker;
+  /** Files handed to the worker, and files it finished. */
+  private sent = 0;
+  private encoded = 0;
+  private feeding = false;
+  /** Chunks pushed here and not yet reported taken to the worker. */
+  private untaken = 0;
+  /** The worker sent its last chunk and is idle again. */
+  private finished = false;
+  private released: Promise<void> | null = null;
+
+  constructor(
+    lake: LakeLocation,
+    private readonly files: LakeFileRef[],
+    format: CopyFormat,
+    private readonly onFile: (file: LakeFileRef, rows: number) => void,
+    expectedRows: number,
+  ) {
+    super({ objectMode: true, highWaterMark: 1 });
+    this.store = lakeStore(lake);
+    this.worker = takeWorker();
+    this.worker.on('message', (m: FromStageWorker) => this.receive(m));
+    this.worker.on('error', (err) => this.destroy(err));
+    this.worker.on('exit', (code) => {
+      this.destroy(new Error(`the stage worker thread exited with code ${code} before it finished`));
+    });
+    const job: StageJob = { format, files, expectedRows };
+    this.worker.postMessage({ type: 'start', job } satisfies ToStageWorker);
+    void this.feed();
+  }
+
+  /** Ends the stream if it has not ended, and waits until its worker thread is kept or gone. */
+  async close(): Promise<void> {
+    this.destroy();
+    await new Promise<void>((resolve) => (this.closed ? resolve() : this.once('close', () => resolve())));
+    await this.released;
+  }
+
+  override _read(): void {
+    if (this.untaken > 0) {
+      this.worker.postMessage({ type: 'taken', chunks: this.untaken } satisfies ToStageWorker);
+      this.untaken = 0;
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.released =
+      this.finished && err === null
+        ? keepWorker(this.worker)
+        : (detach(this.worker), this.worker.terminate().then(() => undefined));
+    this.released.then(
+      () => callback(err),
+      (e: unknown) => callback(err ?? (e as Error)),
+    );
+  }
+
+  private receive(m: FromStageWorker): void {
+    if (this.destroyed) return;
+    try {
+      if (m.type === 'chunk') {
+        this.untaken++;
+        if (this.push(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength))) this._read();
+      } else if (m.type === 'file') {
+        this.onFile(this.files[this.encoded++], m.rows);
+        void this.feed();
+      } else if (m.type === 'done') {
+        this.finished = true;
+        this.candidates = m.candidates;
+        this.push(null);
+      } else {
+        this.destroy(fromThreadError(m.error));
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  /** Reads the next lake files and hands their bytes to the worker, up to LAKE_FILES_AHEAD beyond its current one. */
+  private async feed(): Promise<void> {
+    if (this.feeding) return;
+    this.feeding = true;
+    try {
+      while (this.sent < this.files.length && this.sent - this.encoded <= LAKE_FILES_AHEAD && !this.destroyed) {
+        const file = this.files[this.sent];
+        const read = await readLakeBytes(this.store, file.path);
+        if (this.destroyed) return;
+        // moved to the worker when the view spans its buffer (a file read whole), else copied first
+        const bytes = read.byteOffset === 0 && read.byteLength === read.buffer.byteLength ? read : new Uint8Array(read);
+        const m: ToStageWorker = { type: 'file', where: this.store.describe(file.path), bytes };
+        this.worker.postMessage(m, [bytes.buffer as ArrayBuffer]);
+        this.sent++;
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      this.feeding = false;
+    }
+  }
+}
