@@ -55,6 +55,11 @@ export interface LandTuning {
   workers?: number;
   /** A Kafka request unanswered this long fails (then the client retries it a few times). */
   requestTimeoutMs?: number;
+  /**
+   * With worker threads, the activity's thread lands every partition until a worker is ready to take its share;
+   * after this many records it waits for them instead (tests: so that the hand-over happens on any machine).
+   */
+  waitForWorkers?: number;
 }
 
 const DEFAULTS = {
@@ -64,6 +69,7 @@ const DEFAULTS = {
   maxBufferedBytes: 48 << 20,
   workers: 2,
   requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  waitForWorkers: Number.POSITIVE_INFINITY,
 };
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------
@@ -152,6 +158,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
             uncommitted = n;
             onProgress();
           },
+          settings.waitForWorkers,
         );
       }
       return committer.out;
