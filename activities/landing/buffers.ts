@@ -79,6 +79,8 @@ export class Landing {
   private pending: WrittenFile[] = [];
   private chunkRead = 0;
   private totalRead = 0;
+  /** The transaction of the last chunk handed over by commitSoon, until the next commit awaits it. */
+  private inFlight: Promise<void> | null = null;
   private readonly dayNames = new Map<number, string>();
   private readonly now: Date;
 
@@ -214,11 +216,31 @@ export class Landing {
   /**
    * Writes every open buffer, then has the files recorded and the offsets advanced in one transaction.
    * `ends` moves a partition's offset past what was read when it was read to the end (e.g. over a gap).
-   * `only` limits all of it to some partitions: the others keep their buffers and written files for a later commit.
    */
-  async commit(ends: Map<number, number> = new Map(), only: ReadonlySet<number> | null = null): Promise<void> {
+  async commit(ends: Map<number, number> = new Map()): Promise<void> {
+    await this.commitSome(ends, null, false);
+  }
+
+  /**
+   * As commit, but returns once the chunk is handed over for its transaction, so that reading goes on meanwhile: at
+   * most one chunk is in flight (the next commit waits for it), and its failure fails the next commit.
+   */
+  async commitSoon(): Promise<void> {
+    await this.commitSome(new Map(), null, true);
+  }
+
+  /** `only` limits the commit to some partitions: the others keep their buffers and written files for a later one. */
+  private async commitSome(
+    ends: Map<number, number>,
+    only: ReadonlySet<number> | null,
+    background: boolean,
+  ): Promise<void> {
     const included = (p: number): boolean => only === null || only.has(p);
     for (const b of [...this.files.values()]) if (included(b.rows.partition)) await this.flush(b.rows);
+    // chunks commit one at a time and in order
+    const previous = this.inFlight;
+    this.inFlight = null;
+    if (previous !== null) await previous;
     const advanced: [number, number][] = [];
     let read = 0;
     let landed = 0;
@@ -233,22 +255,28 @@ export class Landing {
     }
     if (advanced.length === 0) return;
     const files = this.pending.filter((f) => included(f.partition));
-    await this.commitChunk({ files, advanced, read, landed, dead });
-    for (const [p, n] of advanced) (this.partitions.get(p) as PartitionState).committed = n;
     this.pending = this.pending.filter((f) => !included(f.partition));
     for (const [p, s] of this.partitions) {
       if (!included(p)) continue;
       s.read = s.landed = s.dead = 0;
     }
     this.chunkRead -= read;
+    const committed = this.commitChunk({ files, advanced, read, landed, dead }).then(() => {
+      for (const [p, n] of advanced) {
+        const s = this.partitions.get(p);
+        if (s !== undefined) s.committed = n;
+      }
+    });
+    if (!background) return committed;
+    committed.catch(() => undefined); // awaited by the next commit, which fails with it
+    this.inFlight = committed;
   }
-
   /**
    * Commits `partitions` as far as read and gives them up: returns what is left of them to land (from the committed
    * offset to the plan's end), for another thread's landing to take on.
    */
   async release(partitions: number[]): Promise<PartitionPlan[]> {
-    await this.commit(new Map(), new Set(partitions));
+    await this.commitSome(new Map(), new Set(partitions), false);
     const plans: PartitionPlan[] = [];
     for (const p of partitions) {
       const s = this.partitions.get(p);

@@ -161,7 +161,7 @@ export async function consume(args: ConsumeArgs): Promise<void> {
               const full = landing.add(partition, offset, firstTimestamp + Number(r.timestampDelta), r.value ?? EMPTY);
               if (full !== null) await landing.flush(full);
               if (++read >= maxRecords) break;
-              if (landing.uncommitted >= commitEvery) await landing.commit();
+              if (landing.uncommitted >= commitEvery) await landing.commitSoon();
             }
             if (read >= maxRecords) break;
           }
