@@ -48,9 +48,10 @@ export interface LandTuning {
   /** The clock that bounds event_time in the future. */
   now?: () => Date;
   /**
-   * Worker threads that land partitions in parallel, each owning a share of them (fetch, validate, write Parquet);
-   * the activity's thread commits their chunks. 0 or 1 lands in the activity's thread, as do small landings and
-   * landings capped by maxRecords.
+   * Threads that land partitions in parallel, each owning a share of them (fetch, validate, write Parquet): the
+   * activity's thread lands all of them while the workers - 1 worker threads start, then hands each its share; it
+   * commits every thread's chunks. 0 or 1 lands in the activity's thread, as do small landings and landings capped by
+   * maxRecords.
    */
   workers?: number;
   /** A Kafka request unanswered this long fails (then the client retries it a few times). */
