@@ -48,13 +48,19 @@ export interface LandTuning {
   /** The clock that bounds event_time in the future. */
   now?: () => Date;
   /**
-   * Worker threads that land partitions in parallel, each owning a share of them (fetch, validate, write Parquet);
-   * the activity's thread commits their chunks. 0 or 1 lands in the activity's thread, as do small landings and
-   * landings capped by maxRecords.
+   * Threads that land partitions in parallel, each owning a share of them (fetch, validate, write Parquet): the
+   * activity's thread lands all of them while the workers - 1 worker threads start, then hands each its share; it
+   * commits every thread's chunks. 0 or 1 lands in the activity's thread, as do small landings and landings capped by
+   * maxRecords.
    */
   workers?: number;
   /** A Kafka request unanswered this long fails (then the client retries it a few times). */
   requestTimeoutMs?: number;
+  /**
+   * With worker threads, the activity's thread lands every partition until a worker is ready to take its share;
+   * after this many records it waits for them instead (tests: so that the hand-over happens on any machine).
+   */
+  waitForWorkers?: number;
 }
 
 const DEFAULTS = {
@@ -64,6 +70,7 @@ const DEFAULTS = {
   maxBufferedBytes: 48 << 20,
   workers: 2,
   requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  waitForWorkers: Number.POSITIVE_INFINITY,
 };
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------
@@ -152,6 +159,7 @@ export function createLandActivities(deps: ActivityDeps, tuning: LandTuning = {}
             uncommitted = n;
             onProgress();
           },
+          settings.waitForWorkers,
         );
       }
       return committer.out;

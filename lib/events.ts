@@ -480,7 +480,7 @@ export function parseEvent(raw: Buffer, now: Date): ParseResult {
   if (raw.length > MAX_RECORD_BYTES) {
     return { ok: false, reason: `record is ${raw.length} bytes, above the limit of ${MAX_RECORD_BYTES} bytes` };
   }
-  const text = raw.toString('utf8');
+  const text = raw.toString(); // UTF-8; without arguments Buffer#toString skips its encoding lookup
   // invalid UTF-8 decodes to U+FFFD: only then is the byte check needed
   if (text.indexOf('\uFFFD') !== -1 && !isUtf8(raw)) return { ok: false, reason: 'record is not valid UTF-8' };
   if (depthAbove(text, MAX_DEPTH) > 0) {

@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  NoSuchKey,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 
 /**
  * Where the lake's files live (SPEC section 4): a folder on the worker's disk (LAKE_DIR, the default) or a bucket
@@ -143,11 +135,32 @@ export function s3ClientConfig(s3: LakeS3): S3ClientConfig {
   };
 }
 
+/**
+ * The AWS SDK, loaded by the first S3 lake a process opens: loading it costs a quarter of a CPU-second, which a
+ * landing worker thread of a local lake (and every command) need not pay.
+ */
+let awsSdk: Promise<{
+  s3: typeof import('@aws-sdk/client-s3');
+  storage: typeof import('@aws-sdk/lib-storage');
+}> | null = null;
+function loadAwsSdk() {
+  awsSdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({
+    s3,
+    storage,
+  }));
+  return awsSdk;
+}
+
 export class S3LakeStore implements LakeStore {
   readonly kind = 's3';
-  readonly client: S3Client;
-  constructor(readonly s3: LakeS3) {
-    this.client = new S3Client(s3ClientConfig(s3));
+  private opened: S3Client | null = null;
+  constructor(readonly s3: LakeS3) {}
+
+  /** The store's S3 client, made on first use. */
+  private async client(): Promise<S3Client> {
+    const { s3 } = await loadAwsSdk();
+    this.opened ??= new s3.S3Client(s3ClientConfig(this.s3));
+    return this.opened;
   }
 
   private key(relPath: string): string {
@@ -160,8 +173,9 @@ export class S3LakeStore implements LakeStore {
 
   /** An object appears whole or not at all: one PUT, or a multipart upload completed only after its last part. */
   async put(relPath: string, bytes: Uint8Array): Promise<void> {
-    const upload = new Upload({
-      client: this.client,
+    const { storage } = await loadAwsSdk();
+    const upload = new storage.Upload({
+      client: await this.client(),
       params: {
         Bucket: this.s3.bucket,
         Key: this.key(relPath),
@@ -177,13 +191,15 @@ export class S3LakeStore implements LakeStore {
 
   /** Streams the object's body into memory (Parquet's footer is at its end: a file is decoded whole). */
   async get(relPath: string): Promise<Buffer> {
+    const { s3 } = await loadAwsSdk();
+    const client = await this.client();
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.s3.bucket, Key: this.key(relPath) }));
+      const out = await client.send(new s3.GetObjectCommand({ Bucket: this.s3.bucket, Key: this.key(relPath) }));
       const chunks: Buffer[] = [];
       for await (const chunk of out.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
       return Buffer.concat(chunks);
     } catch (err) {
-      if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') {
+      if (err instanceof s3.NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') {
         throw new LakeObjectMissingError(`lake object ${this.describe(relPath)} does not exist`, { cause: err });
       }
       throw err;
@@ -193,10 +209,12 @@ export class S3LakeStore implements LakeStore {
   async list(prefix: string): Promise<string[]> {
     const found: string[] = [];
     const root = this.s3.prefix === '' ? '' : `${this.s3.prefix}/`;
+    const { s3 } = await loadAwsSdk();
+    const client = await this.client();
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.s3.bucket, Prefix: root + prefix, ContinuationToken: token }),
+      const page = await client.send(
+        new s3.ListObjectsV2Command({ Bucket: this.s3.bucket, Prefix: root + prefix, ContinuationToken: token }),
       );
       for (const o of page.Contents ?? []) if (o.Key !== undefined) found.push(o.Key.slice(root.length));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -205,9 +223,11 @@ export class S3LakeStore implements LakeStore {
   }
 
   async remove(relPaths: string[]): Promise<void> {
+    const { s3 } = await loadAwsSdk();
+    const client = await this.client();
     for (let i = 0; i < relPaths.length; i += 1000) {
-      const out = await this.client.send(
-        new DeleteObjectsCommand({
+      const out = await client.send(
+        new s3.DeleteObjectsCommand({
           Bucket: this.s3.bucket,
           Delete: { Objects: relPaths.slice(i, i + 1000).map((p) => ({ Key: this.key(p) })), Quiet: true },
         }),

@@ -110,6 +110,32 @@ describe.each(LAKE_KINDS)('landing (%s lake)', (lake) => {
     for (const o of offsets) expect(Number(o.next_offset)).toBe(hw.get(o.partition));
   });
 
+  it('partitions handed from the activity thread to a worker thread mid-way land exactly once', async () => {
+    const e = await env(lake);
+    await produceEvents(e.config, { events: 40_000, days: 2, start: '2024-12-01', seed: 13, badRate: 0.02 });
+    const chunks: { partition: number; firstOffset: number }[][] = [];
+    // the activity's thread lands all 4 partitions until it has read 2,000 records, then waits for the worker and
+    // hands it 2 of them: that hand-over is the first commit, of those 2 partitions only
+    const out = await land(e, {
+      workers: 2,
+      waitForWorkers: 2_000,
+      beforeCommit: (files) => {
+        chunks.push(files.map((f) => ({ partition: f.partition, firstOffset: f.firstOffset })));
+      },
+    });
+    expect(out.recordsRead).toBe(40_000);
+    const handedOver = new Set(chunks[0].map((f) => f.partition));
+    expect(handedOver.size).toBe(2);
+    // the worker landed the rest of them: later files of those partitions start past the hand-over's offsets
+    const handOverEnd = Math.max(...chunks[0].map((f) => f.firstOffset));
+    const later = chunks.slice(1).flat();
+    expect(later.some((f) => handedOver.has(f.partition) && f.firstOffset > handOverEnd)).toBe(true);
+    expect(later.some((f) => !handedOver.has(f.partition))).toBe(true);
+    expectExactlyOnce(await lakeRows(e), await highWatermarks(e));
+    const landings = await e.db.selectFrom('ops.landings').selectAll().execute();
+    expect(Number(landings[0].records_read)).toBe(40_000);
+  });
+
   it('a cap on buffered record bytes writes files early, every record still landed once', async () => {
     const e = await env(lake);
     await produceEvents(e.config, { events: 5_000, days: 2, start: '2024-12-01', seed: 5, badRate: 0.02 });

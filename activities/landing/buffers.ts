@@ -42,24 +42,46 @@ export interface ChunkCommit {
   dead: number;
 }
 
+/** A buffer of rows bound for one file: one area, date and partition. */
+interface OpenFile {
+  area: LakeArea;
+  dt: string;
+  rows: Buffer_;
+  bytes: number;
+}
+
+/** Where a partition stands in a landing: offsets, open files by UTC day, records read since its last commit. */
+interface PartitionState {
+  /** Next offset to land, as far as read. */
+  next: number;
+  /** Next offset as committed in ops. */
+  committed: number;
+  /** The plan's end: land up to, not including, this offset. */
+  end: number;
+  events: Map<number, OpenFile>;
+  deadLetters: Map<number, OpenFile>;
+  read: number;
+  landed: number;
+  dead: number;
+}
+
 /**
  * The records side of a landing over some partitions: open buffers, files written since the last commit, counts.
  * Runs in the activity's thread or in a landing worker thread; `commitChunk` records a chunk in PostgreSQL
- * (in the activity's thread, see Committer) and resolves once it is committed.
+ * (in the activity's thread, see Committer) and resolves once it is committed. `release` commits some partitions
+ * and gives them up, for a worker thread to land the rest of them.
  */
 export class Landing {
-  private readonly buffers = new Map<string, { area: LakeArea; dt: string; rows: Buffer_; bytes: number }>();
+  private readonly files = new Map<Buffer_, OpenFile>();
+  private readonly partitions = new Map<number, PartitionState>();
   private buffered = 0;
   private bufferedBytes = 0;
   private pending: WrittenFile[] = [];
   private chunkRead = 0;
-  private chunkLanded = 0;
-  private chunkDead = 0;
+  private totalRead = 0;
+  /** The transaction of the last chunk handed over by commitSoon, until the next commit awaits it. */
+  private inFlight: Promise<void> | null = null;
   private readonly dayNames = new Map<number, string>();
-  /** Next offset to land per partition, as far as read. */
-  readonly next = new Map<number, number>();
-  /** Next offset per partition as committed in ops. */
-  private readonly committed = new Map<number, number>();
   private readonly now: Date;
 
   constructor(
@@ -72,17 +94,40 @@ export class Landing {
   ) {
     this.now = new Date(nowMs);
     for (const p of plans) {
-      this.next.set(p.partition, p.start);
-      this.committed.set(p.partition, p.start);
+      this.partitions.set(p.partition, {
+        next: p.start,
+        committed: p.start,
+        end: p.end,
+        events: new Map(),
+        deadLetters: new Map(),
+        read: 0,
+        landed: 0,
+        dead: 0,
+      });
     }
   }
 
+  /** Records read and not yet committed. */
   get uncommitted(): number {
     return this.chunkRead;
   }
 
-  private day(ms: number): string {
-    const d = Math.floor(ms / 86_400_000);
+  /** Records read by this landing in all. */
+  get recordsRead(): number {
+    return this.totalRead;
+  }
+
+  /** The next offset to land of a partition this landing holds (as far as read), or null. */
+  nextOffset(partition: number): number | null {
+    return this.partitions.get(partition)?.next ?? null;
+  }
+
+  /** What is left to land of the partitions this landing holds, from the next offset to read. */
+  remaining(): PartitionPlan[] {
+    return [...this.partitions].map(([partition, s]) => ({ partition, start: s.next, end: s.end }));
+  }
+
+  private day(d: number): string {
     let name = this.dayNames.get(d);
     if (name === undefined) {
       name = new Date(d * 86_400_000).toISOString().slice(0, 10);
@@ -91,13 +136,15 @@ export class Landing {
     return name;
   }
 
-  private buffer(area: LakeArea, dt: string, partition: number, bytes: number): Buffer_ {
-    const key = `${area}|${dt}|${partition}`;
-    let b = this.buffers.get(key);
+  private buffer(state: PartitionState, area: LakeArea, ms: number, partition: number, bytes: number): Buffer_ {
+    const d = Math.floor(ms / 86_400_000);
+    const byDay = area === 'events' ? state.events : state.deadLetters;
+    let b = byDay.get(d);
     if (b === undefined) {
       const rows = area === 'events' ? new EventRows(this.topic, partition) : new DeadLetterRows(this.topic, partition);
-      b = { area, dt, rows, bytes: 0 };
-      this.buffers.set(key, b);
+      b = { area, dt: this.day(d), rows, bytes: 0 };
+      byDay.set(d, b);
+      this.files.set(rows, b);
     }
     b.bytes += bytes;
     return b.rows;
@@ -105,25 +152,29 @@ export class Landing {
 
   /** Validates one record and buffers it; returns the buffer when it must be written now. */
   add(partition: number, offset: number, timestampMs: number, value: Buffer): Buffer_ | null {
+    const state = this.partitions.get(partition);
+    if (state === undefined) throw new Error(`partition ${partition} is not part of this landing`);
     const parsed = parseEvent(value, this.now);
     // what a row holds is at most its record's bytes (its text, or the raw record of a dead letter) and some numbers
     const bytes = value.length + ROW_OVERHEAD_BYTES;
     let target: Buffer_;
     if (parsed.ok) {
-      target = this.buffer('events', this.day(parsed.event.event_time_us / 1000), partition, bytes);
+      target = this.buffer(state, 'events', parsed.event.event_time_us / 1000, partition, bytes);
       (target as EventRows).push(parsed.event, offset, timestampMs);
-      this.chunkLanded++;
+      state.landed++;
     } else {
       const timeMs = parsed.eventTime?.getTime() ?? null;
       const usable = timeMs !== null && timeMs <= this.nowMs + MAX_FUTURE_MS;
-      target = this.buffer('dead_letter', this.day(usable ? timeMs : timestampMs), partition, bytes);
+      target = this.buffer(state, 'dead_letter', usable ? timeMs : timestampMs, partition, bytes);
       (target as DeadLetterRows).push(parsed.reason, value, offset, timestampMs, parsed.eventId ?? null, timeMs);
-      this.chunkDead++;
+      state.dead++;
     }
+    state.read++;
     this.chunkRead++;
+    this.totalRead++;
     this.buffered++;
     this.bufferedBytes += bytes;
-    this.next.set(partition, offset + 1);
+    state.next = offset + 1;
     if (target.length >= this.tuning.maxRowsPerFile) return target;
     if (this.buffered >= this.tuning.maxBufferedRows || this.bufferedBytes >= this.tuning.maxBufferedBytes)
       return this.largest();
@@ -132,33 +183,34 @@ export class Landing {
 
   /** The buffer holding the most bytes. */
   private largest(): Buffer_ {
-    let best: { rows: Buffer_; bytes: number } | null = null;
-    for (const b of this.buffers.values()) if (best === null || b.bytes > best.bytes) best = b;
-    return (best as { rows: Buffer_ }).rows;
+    let best: OpenFile | null = null;
+    for (const b of this.files.values()) if (best === null || b.bytes > best.bytes) best = b;
+    return (best as OpenFile).rows;
   }
 
   /** Writes one buffer as a Parquet file (locally temp name, fsync, rename; on S3 its final key) and forgets its rows. */
   async flush(rows: Buffer_): Promise<void> {
-    for (const [key, b] of this.buffers) {
-      if (b.rows !== rows) continue;
-      this.buffers.delete(key);
-      const relPath = lakeFilePath(b.area, b.dt, rows.partition, rows.firstOffset, rows.lastOffset);
-      const bytes = toParquet(rows.toTable());
-      await writeLakeFile(this.lake, relPath, bytes);
-      this.buffered -= rows.length;
-      this.bufferedBytes -= b.bytes;
-      this.pending.push({
-        path: relPath,
-        area: b.area,
-        dt: b.dt,
-        partition: rows.partition,
-        firstOffset: rows.firstOffset,
-        lastOffset: rows.lastOffset,
-        rows: rows.length,
-        bytes: bytes.length,
-      });
-      return;
-    }
+    const b = this.files.get(rows);
+    if (b === undefined) return;
+    this.files.delete(rows);
+    const state = this.partitions.get(rows.partition) as PartitionState;
+    const byDay = b.area === 'events' ? state.events : state.deadLetters;
+    for (const [d, f] of byDay) if (f === b) byDay.delete(d);
+    const relPath = lakeFilePath(b.area, b.dt, rows.partition, rows.firstOffset, rows.lastOffset);
+    const bytes = toParquet(rows.toTable());
+    await writeLakeFile(this.lake, relPath, bytes);
+    this.buffered -= rows.length;
+    this.bufferedBytes -= b.bytes;
+    this.pending.push({
+      path: relPath,
+      area: b.area,
+      dt: b.dt,
+      partition: rows.partition,
+      firstOffset: rows.firstOffset,
+      lastOffset: rows.lastOffset,
+      rows: rows.length,
+      bytes: bytes.length,
+    });
   }
 
   /**
@@ -166,20 +218,72 @@ export class Landing {
    * `ends` moves a partition's offset past what was read when it was read to the end (e.g. over a gap).
    */
   async commit(ends: Map<number, number> = new Map()): Promise<void> {
-    for (const b of [...this.buffers.values()]) await this.flush(b.rows);
-    const advanced = [...this.next]
-      .map(([p, n]) => [p, Math.max(n, ends.get(p) ?? n)] as [number, number])
-      .filter(([p, n]) => n > (this.committed.get(p) ?? 0));
+    await this.commitSome(ends, null, false);
+  }
+
+  /**
+   * As commit, but returns once the chunk is handed over for its transaction, so that reading goes on meanwhile: at
+   * most one chunk is in flight (the next commit waits for it), and its failure fails the next commit.
+   */
+  async commitSoon(): Promise<void> {
+    await this.commitSome(new Map(), null, true);
+  }
+
+  /** `only` limits the commit to some partitions: the others keep their buffers and written files for a later one. */
+  private async commitSome(
+    ends: Map<number, number>,
+    only: ReadonlySet<number> | null,
+    background: boolean,
+  ): Promise<void> {
+    const included = (p: number): boolean => only === null || only.has(p);
+    for (const b of [...this.files.values()]) if (included(b.rows.partition)) await this.flush(b.rows);
+    // chunks commit one at a time and in order
+    const previous = this.inFlight;
+    this.inFlight = null;
+    if (previous !== null) await previous;
+    const advanced: [number, number][] = [];
+    let read = 0;
+    let landed = 0;
+    let dead = 0;
+    for (const [p, s] of this.partitions) {
+      if (!included(p)) continue;
+      const n = Math.max(s.next, ends.get(p) ?? s.next);
+      if (n > s.committed) advanced.push([p, n]);
+      read += s.read;
+      landed += s.landed;
+      dead += s.dead;
+    }
     if (advanced.length === 0) return;
-    await this.commitChunk({
-      files: this.pending,
-      advanced,
-      read: this.chunkRead,
-      landed: this.chunkLanded,
-      dead: this.chunkDead,
+    const files = this.pending.filter((f) => included(f.partition));
+    this.pending = this.pending.filter((f) => !included(f.partition));
+    for (const [p, s] of this.partitions) {
+      if (!included(p)) continue;
+      s.read = s.landed = s.dead = 0;
+    }
+    this.chunkRead -= read;
+    const committed = this.commitChunk({ files, advanced, read, landed, dead }).then(() => {
+      for (const [p, n] of advanced) {
+        const s = this.partitions.get(p);
+        if (s !== undefined) s.committed = n;
+      }
     });
-    for (const [p, n] of advanced) this.committed.set(p, n);
-    this.pending = [];
-    this.chunkRead = this.chunkLanded = this.chunkDead = 0;
+    if (!background) return committed;
+    committed.catch(() => undefined); // awaited by the next commit, which fails with it
+    this.inFlight = committed;
+  }
+  /**
+   * Commits `partitions` as far as read and gives them up: returns what is left of them to land (from the committed
+   * offset to the plan's end), for another thread's landing to take on.
+   */
+  async release(partitions: number[]): Promise<PartitionPlan[]> {
+    await this.commitSome(new Map(), new Set(partitions), false);
+    const plans: PartitionPlan[] = [];
+    for (const p of partitions) {
+      const s = this.partitions.get(p);
+      if (s === undefined) continue;
+      plans.push({ partition: p, start: s.committed, end: s.end });
+      this.partitions.delete(p);
+    }
+    return plans;
   }
 }

@@ -55,6 +55,11 @@ export interface ConsumeArgs {
   maxRecords: number;
   commitEvery: number;
   onProgress: () => void;
+  /**
+   * Called between fetches: may give partitions away to another thread, taking them out of `open` (the partitions
+   * still to read) and committing them through `landing.release`.
+   */
+  handOver?: (open: Set<number>) => Promise<void>;
 }
 
 /**
@@ -148,13 +153,15 @@ export async function consume(args: ConsumeArgs): Promise<void> {
           for (const b of batches) {
             const firstOffset = Number(b.firstOffset);
             const firstTimestamp = Number(b.firstTimestamp);
+            // records before the next offset to land were landed already (a batch starts before the fetch offset)
+            const from = landing.nextOffset(partition) ?? end;
             for (const r of b.records) {
               const offset = firstOffset + r.offsetDelta;
-              if (offset < (landing.next.get(partition) ?? 0) || offset >= end) continue;
+              if (offset < from || offset >= end) continue;
               const full = landing.add(partition, offset, firstTimestamp + Number(r.timestampDelta), r.value ?? EMPTY);
               if (full !== null) await landing.flush(full);
               if (++read >= maxRecords) break;
-              if (landing.uncommitted >= commitEvery) await landing.commit();
+              if (landing.uncommitted >= commitEvery) await landing.commitSoon();
             }
             if (read >= maxRecords) break;
           }
@@ -162,6 +169,7 @@ export async function consume(args: ConsumeArgs): Promise<void> {
         }
         onProgress();
         if (read >= maxRecords) break;
+        if (args.handOver !== undefined && open.size > 0) await args.handOver(open);
       }
     }
   } catch (err) {

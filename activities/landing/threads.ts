@@ -7,12 +7,16 @@ import type { Committer } from './commit';
 import type { PartitionPlan } from './plan';
 import { consume } from './read';
 
-/** Landing in worker threads: partitions split into groups, each read, validated and written by its own thread. */
+/**
+ * Landing in worker threads: the activity's thread starts landing every partition at once while the worker threads
+ * start up (loading their modules takes a few CPU-seconds), and hands each worker a share of its partitions as soon
+ * as that worker is ready; from then on each thread reads, validates and writes its own partitions.
+ */
 
 /** Below this many records to land, starting worker threads costs more than it saves. */
 const MIN_PARALLEL_RECORDS = 20_000;
 
-/** What a landing worker is given (workerData); its partitions are `plans`. */
+/** What a landing worker is given (workerData); its partitions come with the 'start' message. */
 export interface LandWorkerData {
   kafka: KafkaConnection;
   topic: string;
@@ -20,22 +24,23 @@ export interface LandWorkerData {
   lake: LakeSettings;
   tuning: LandingTuning;
   nowMs: number;
-  plans: PartitionPlan[];
 }
+
+/** Messages from the activity's thread to a landing worker. */
+export type LandMainMessage = { type: 'start'; plans: PartitionPlan[] } | { type: 'committed'; id: number };
 
 /** Messages from a landing worker to the activity's thread. */
 export type LandWorkerMessage =
+  | { type: 'ready' }
   | { type: 'commit'; id: number; chunk: ChunkCommit }
   | { type: 'progress'; uncommitted: number }
   | { type: 'done' }
   | { type: 'error'; message: string; stack?: string };
 
-/** The partitions with records to land, split into up to `workers` groups of about equal records; null: land in this thread. */
-export function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: number): PartitionPlan[][] | null {
+/** `plans` split into up to `count` groups of about equal records to land, the largest partitions first. */
+function split(plans: PartitionPlan[], count: number): PartitionPlan[][] {
   const open = plans.filter((p) => p.start < p.end).sort((a, b) => b.end - b.start - (a.end - a.start));
-  const total = open.reduce((n, p) => n + p.end - p.start, 0);
-  if (workers <= 1 || open.length < 2 || Number.isFinite(maxRecords) || total < MIN_PARALLEL_RECORDS) return null;
-  const groups = Array.from({ length: Math.min(workers, open.length) }, () => ({
+  const groups = Array.from({ length: Math.min(count, open.length) }, () => ({
     records: 0,
     plans: [] as PartitionPlan[],
   }));
@@ -47,96 +52,158 @@ export function workerGroups(plans: PartitionPlan[], workers: number, maxRecords
   return groups.map((g) => g.plans.sort((a, b) => a.partition - b.partition));
 }
 
+/** The partitions with records to land, split into up to `workers` groups of about equal records; null: land in this thread. */
+export function workerGroups(plans: PartitionPlan[], workers: number, maxRecords: number): PartitionPlan[][] | null {
+  const open = plans.filter((p) => p.start < p.end);
+  const total = open.reduce((n, p) => n + p.end - p.start, 0);
+  if (workers <= 1 || open.length < 2 || Number.isFinite(maxRecords) || total < MIN_PARALLEL_RECORDS) return null;
+  return split(open, workers);
+}
+
 /** Starts a landing worker thread (activities/landing/worker.ts). */
 function startLandingWorker(data: LandWorkerData): Worker {
   return startWorkerThread(__filename, 'worker', data);
 }
 
+/** A landing worker as the activity's thread sees it. */
+interface WorkerState {
+  thread: Worker;
+  /** Resolves once the worker has loaded its modules and waits for its partitions (or once the landing failed). */
+  ready: Promise<void>;
+  setReady: () => void;
+  isReady: boolean;
+  /** Its partitions, once handed over; null while it waits. */
+  plans: PartitionPlan[] | null;
+  done: boolean;
+  uncommitted: number;
+}
+
 /**
- * Lands `groups` of partitions in parallel: the first in this thread, the others in worker threads
- * (activities/landing/worker.ts). Each group writes its files
- * and sends each chunk (files + offsets) here, where `committer` records it in PostgreSQL one chunk at a time, so
- * exactly-once holds per partition as in a single-threaded landing. Any failure stops every worker; files written
- * and not committed are debris that the next landing removes.
+ * Lands `groups` of partitions in parallel (their number is the number of threads): the activity's thread starts
+ * on all of them while groups.length - 1 worker threads (activities/landing/worker.ts) start, and gives each worker,
+ * once it is ready, a share of the partitions it has not finished: it commits them as far as read (Landing.release)
+ * and the worker lands the rest. Each thread writes its files and sends each chunk (files + offsets) here, where
+ * `committer` records it in PostgreSQL one chunk at a time, so exactly-once holds per partition as in a
+ * single-threaded landing. Any failure stops every worker; files written and not committed are debris that the next
+ * landing removes. `waitForWorkers` (tests): after that many records the activity's thread waits for the workers
+ * rather than landing on alone, so that the hand-over happens whatever the machine's speed.
  */
 export async function landInWorkers(
   groups: PartitionPlan[][],
-  shared: Omit<LandWorkerData, 'plans'>,
+  shared: LandWorkerData,
   committer: Committer,
   onUncommitted: (records: number) => void,
+  waitForWorkers: number = Number.POSITIVE_INFINITY,
 ): Promise<void> {
-  const workers: Worker[] = [];
-  const uncommitted = groups.map(() => 0);
+  const workers: WorkerState[] = [];
   let failed = false;
   let local: Promise<unknown> = Promise.resolve();
-  const progress = (i: number, records: number): void => {
-    uncommitted[i] = records;
-    onUncommitted(uncommitted.reduce((a, b) => a + b, 0));
+  let localUncommitted = 0;
+  const progress = (): void => {
+    onUncommitted(workers.reduce((a, w) => a + w.uncommitted, localUncommitted));
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      let done = 0;
+      let localDone = false;
       const fail = (err: unknown): void => {
         if (failed) return;
         failed = true;
+        for (const w of workers) w.setReady(); // nothing waits on a worker any more
         reject(err);
       };
+      // done when this thread is, and every worker that was handed partitions (the others are stopped)
       const finished = (): void => {
-        if (++done === groups.length) resolve();
+        if (localDone && workers.every((w) => w.plans === null || w.done)) resolve();
       };
-      // the first group lands in this thread (one heap and one Parquet writer fewer), the others in workers
-      const landing = new Landing(lakeOf(shared.lake), shared.topic, groups[0], shared.tuning, shared.nowMs, (chunk) =>
-        committer.commit(chunk),
-      );
-      local = consume({
-        kafka: shared.kafka,
-        requestTimeoutMs: shared.tuning.requestTimeoutMs,
-        topic: shared.topic,
-        plans: groups[0],
-        landing,
-        maxRecords: Number.POSITIVE_INFINITY,
-        commitEvery: shared.tuning.commitEvery,
-        onProgress: () => {
-          if (failed) throw new Error('landing stopped: another partition group failed');
-          progress(0, landing.uncommitted);
-        },
-      }).then(finished, fail);
-      groups.slice(1).forEach((plans, k) => {
-        const i = k + 1;
-        const data: LandWorkerData = { ...shared, plans };
-        const w = startLandingWorker(data);
-        workers.push(w);
-        w.on('message', (m: LandWorkerMessage) => {
+      for (let i = 1; i < groups.length; i++) {
+        const thread = startLandingWorker(shared);
+        let setReady = (): void => undefined;
+        const ready = new Promise<void>((r) => (setReady = r));
+        const state: WorkerState = {
+          thread,
+          ready,
+          setReady,
+          isReady: false,
+          plans: null,
+          done: false,
+          uncommitted: 0,
+        };
+        workers.push(state);
+        thread.on('message', (m: LandWorkerMessage) => {
           if (failed) return;
-          if (m.type === 'commit') {
+          if (m.type === 'ready') {
+            state.isReady = true;
+            setReady();
+          } else if (m.type === 'commit') {
             committer.commit(m.chunk).then(() => {
-              if (!failed) w.postMessage({ type: 'committed', id: m.id });
+              if (!failed) thread.postMessage({ type: 'committed', id: m.id } satisfies LandMainMessage);
             }, fail);
           } else if (m.type === 'progress') {
+            state.uncommitted = m.uncommitted;
             try {
-              progress(i, m.uncommitted);
+              progress();
             } catch (err) {
               fail(err);
             }
           } else if (m.type === 'done') {
+            state.done = true;
+            state.uncommitted = 0;
             finished();
           } else {
             fail(Object.assign(new Error(m.message), { stack: m.stack }));
           }
         });
-        w.on('error', fail);
-        w.on('exit', (code) => {
-          if (code !== 0)
-            fail(
-              new Error(
-                `landing worker for partitions ${plans.map((p) => p.partition).join(',')} exited with code ${code}`,
-              ),
-            );
+        thread.on('error', fail);
+        thread.on('exit', (code) => {
+          if (code !== 0) fail(new Error(`landing worker ${i} exited with code ${code}`));
         });
-      });
+      }
+
+      const landing = new Landing(
+        lakeOf(shared.lake),
+        shared.topic,
+        groups.flat(),
+        shared.tuning,
+        shared.nowMs,
+        (chunk) => committer.commit(chunk),
+      );
+      /** Gives each ready worker its share of what this thread has not landed yet. */
+      const handOver = async (open: Set<number>): Promise<void> => {
+        const waiting = workers.filter((w) => w.plans === null);
+        if (waiting.length === 0) return;
+        if (!waiting.some((w) => w.isReady) && landing.recordsRead >= waitForWorkers) await waiting[0].ready;
+        for (const w of waiting) {
+          if (!w.isReady || failed) continue;
+          const left = landing.remaining().filter((p) => open.has(p.partition));
+          const shares = split(left, workers.filter((x) => x.plans === null).length + 1);
+          if (shares.length < 2) return; // one partition left: nothing to share
+          const partitions = shares[shares.length - 1].map((p) => p.partition);
+          for (const p of partitions) open.delete(p);
+          w.plans = await landing.release(partitions);
+          w.thread.postMessage({ type: 'start', plans: w.plans } satisfies LandMainMessage);
+        }
+      };
+      local = consume({
+        kafka: shared.kafka,
+        requestTimeoutMs: shared.tuning.requestTimeoutMs,
+        topic: shared.topic,
+        plans: groups.flat(),
+        landing,
+        maxRecords: Number.POSITIVE_INFINITY,
+        commitEvery: shared.tuning.commitEvery,
+        onProgress: () => {
+          if (failed) throw new Error('landing stopped: another partition group failed');
+          localUncommitted = landing.uncommitted;
+          progress();
+        },
+        handOver,
+      }).then(() => {
+        localDone = true;
+        finished();
+      }, fail);
     });
   } finally {
     failed = true;
-    await Promise.all([...workers.map((w) => w.terminate()), local]);
+    await Promise.all([...workers.map((w) => w.thread.terminate()), local]);
   }
 }

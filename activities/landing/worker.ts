@@ -1,13 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { lakeOf } from '../../lib/lake-store';
+import type { PartitionPlan } from './plan';
 import { type ChunkCommit, Landing } from './buffers';
 import { consume } from './read';
-import type { LandWorkerData, LandWorkerMessage } from './threads';
+import type { LandMainMessage, LandWorkerData, LandWorkerMessage } from './threads';
 
 /**
- * A landing worker thread (started by activities/landing/threads.ts): lands its share of the partitions — fetch, validate,
- * write Parquet files to the lake — and sends each chunk to the activity's thread, which commits it in
- * PostgreSQL and answers; the worker reads on only once its chunk is committed.
+ * A landing worker thread (started by activities/landing/threads.ts): once its modules are loaded it says it is
+ * ready, is handed its share of the partitions, and lands them — fetch, validate, write Parquet files to the lake —
+ * sending each chunk to the activity's thread, which commits it in PostgreSQL and answers; the worker reads on only
+ * once its chunk is committed.
  */
 
 const port = parentPort;
@@ -18,7 +20,14 @@ const send = (m: LandWorkerMessage): void => port.postMessage(m);
 
 const waiting = new Map<number, () => void>();
 let seq = 0;
-port.on('message', (m: { type: 'committed'; id: number }) => {
+port.on('message', (m: LandMainMessage) => {
+  if (m.type === 'start') {
+    land(m.plans).catch((err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      send({ type: 'error', message: e.message, stack: e.stack });
+    });
+    return;
+  }
   const resolve = waiting.get(m.id);
   waiting.delete(m.id);
   resolve?.();
@@ -31,13 +40,13 @@ const commitChunk = (chunk: ChunkCommit): Promise<void> =>
     send({ type: 'commit', id, chunk });
   });
 
-async function main(): Promise<void> {
-  const landing = new Landing(lakeOf(data.lake), data.topic, data.plans, data.tuning, data.nowMs, commitChunk);
+async function land(plans: PartitionPlan[]): Promise<void> {
+  const landing = new Landing(lakeOf(data.lake), data.topic, plans, data.tuning, data.nowMs, commitChunk);
   await consume({
     kafka: data.kafka,
     requestTimeoutMs: data.tuning.requestTimeoutMs,
     topic: data.topic,
-    plans: data.plans,
+    plans,
     landing,
     maxRecords: Number.POSITIVE_INFINITY,
     commitEvery: data.tuning.commitEvery,
@@ -47,7 +56,4 @@ async function main(): Promise<void> {
   port?.close();
 }
 
-main().catch((err: unknown) => {
-  const e = err instanceof Error ? err : new Error(String(err));
-  send({ type: 'error', message: e.message, stack: e.stack });
-});
+send({ type: 'ready' });
