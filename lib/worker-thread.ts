@@ -10,6 +10,7 @@ export function startWorkerThread(callerFile: string, name: string, workerData: 
   const dir = path.dirname(callerFile);
   const source = callerFile.endsWith('.js')
     ? `require(${JSON.stringify(path.join(dir, `${name}.js`))});`
-    : `require('tsx/cjs'); require(${JSON.stringify(path.join(dir, `${name}.ts`))});`;
+    : // tsx resolved here: an eval'd thread resolves bare names from the working folder, which may be any folder
+      `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(path.join(dir, `${name}.ts`))});`;
   return new Worker(source, { eval: true, workerData });
 }
