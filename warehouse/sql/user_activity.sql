@@ -82,20 +82,32 @@ from (
 inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
 group by dim_user.user_id, per_version.currency;
 
+-- a user the date had before and has no longer may have no date left: their user_activity row goes. Only those
+-- users are looked up (usually none), not every user of the date, whose user_days probes grew with history.
+-- (an array, so that they are found through the primary key rather than by reading every user_activity row)
+delete from warehouse.user_activity as user_activity
+where user_activity.user_id = any(array(
+    select before.user_id
+    from user_activity_users as before
+    where not exists (
+        select
+        from warehouse.user_days as now
+        where now.date_key = :'date_key'::int
+            and now.user_id = before.user_id
+    )
+))
+    and not exists (
+        select
+        from warehouse.user_days as user_days
+        where user_days.user_id = user_activity.user_id
+    );
+
 insert into user_activity_users (user_id)
 select user_days.user_id
 from warehouse.user_days as user_days
 where user_days.date_key = :'date_key'::int;
 
 analyze user_activity_users;
-
-delete from warehouse.user_activity as user_activity
-where user_activity.user_id in (select users.user_id from user_activity_users as users)
-    and not exists (
-        select
-        from warehouse.user_days as user_days
-        where user_days.user_id = user_activity.user_id
-    );
 
 insert into warehouse.user_activity as user_activity (
     user_id, first_date_key, first_event_at, last_date_key, last_event_at
