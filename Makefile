@@ -1,8 +1,9 @@
 # Nightshift — every command a user or CI runs goes through here.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-# The project's pinned Node.js (scripts/stack/node.sh installs it when the machine's is older)
-export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
+# The project's pinned Node.js (scripts/stack/node.sh installs it when the machine's is older); the sbin folders
+# last, for runuser (the tests' private PostgreSQL clusters run as the postgres user), which a minimal PATH lacks
+export PATH := $(CURDIR)/.tools/node/bin:$(PATH):/usr/sbin:/sbin
 # the compiled command line (make build); its exit codes are in the README, make turns any failure into 2
 NIGHTSHIFT := node dist/scripts/nightshift.js
 
