@@ -67,6 +67,23 @@ export function evaluate(
     if (pass !== null && targetText !== undefined)
       targets.push({ target: targetText, pass, measured: line.measured ?? '' });
   };
+  /** A path's load (stage..checks) judged against a ceiling in N/R; returns its seconds. */
+  const judgeLoad = (path: string, prefix: string, events: number, limit: number, targetText: string) => {
+    const seconds = sumStages(rows, prefix, LOAD_STAGES);
+    const value = nr(seconds, events);
+    judge(
+      {
+        path,
+        seconds,
+        nr: value,
+        target: `<= ${limit.toFixed(1)} N/R`,
+        measured: `${f2(value)} N/R (${seconds.toFixed(1)} s)`,
+      },
+      value <= limit,
+      targetText,
+    );
+    return seconds;
+  };
 
   const land1 = rows.find((r) => r.stage === 'day 1: land') as Row;
   const landRate = land1.rows / land1.seconds / R;
@@ -82,47 +99,17 @@ export function evaluate(
     landRate >= 0.5,
     'landing >= 0.5 x R events/s',
   );
-  const load1 = sumStages(rows, 'day 1', LOAD_STAGES);
-  const load1NR = nr(load1, n.day1);
-  judge(
-    {
-      path: 'first day: load',
-      seconds: load1,
-      nr: load1NR,
-      target: '<= 4.0 N/R',
-      measured: `${f2(load1NR)} N/R (${load1.toFixed(1)} s)`,
-    },
-    load1NR <= 4.0,
-    'first-day load (stage..checks) <= 4.0 N/R',
-  );
-  const reload = sumStages(rows, 're-load', LOAD_STAGES);
-  const reloadNR = nr(reload, n.day1);
-  judge(
-    {
-      path: 're-load, nothing new: load',
-      seconds: reload,
-      nr: reloadNR,
-      target: '<= 0.3 N/R',
-      measured: `${f2(reloadNR)} N/R (${reload.toFixed(1)} s)`,
-    },
-    reloadNR <= 0.3,
+  const load1 = judgeLoad('first day: load', 'day 1', n.day1, 4.0, 'first-day load (stage..checks) <= 4.0 N/R');
+  judgeLoad(
+    're-load, nothing new: load',
+    're-load',
+    n.day1,
+    0.3,
     're-load with nothing new (stage..checks) <= 0.3 N/R',
   );
   const landAgain = sumStages(rows, 're-delivery', ['land']);
   judge({ path: 're-delivery: land', seconds: landAgain, nr: nr(landAgain, n.redelivery), target: '' }, null);
-  const redelivery = sumStages(rows, 're-delivery', LOAD_STAGES);
-  const redeliveryNR = nr(redelivery, n.redelivery);
-  judge(
-    {
-      path: 're-delivery: load',
-      seconds: redelivery,
-      nr: redeliveryNR,
-      target: '<= 4.0 N/R',
-      measured: `${f2(redeliveryNR)} N/R (${redelivery.toFixed(1)} s)`,
-    },
-    redeliveryNR <= 4.0,
-    're-delivery of a loaded day: load <= 4.0 N/R',
-  );
+  judgeLoad('re-delivery: load', 're-delivery', n.redelivery, 4.0, 're-delivery of a loaded day: load <= 4.0 N/R');
   const land2 = sumStages(rows, 'day 2', ['land']);
   judge({ path: 'next day: land', seconds: land2, nr: nr(land2, n.day2), target: '' }, null);
   const load2 = sumStages(rows, 'day 2', LOAD_STAGES);
