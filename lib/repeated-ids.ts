@@ -3,14 +3,17 @@ import { type Data, type RecordBatch, Type } from 'apache-arrow';
 /**
  * Finds the event_ids that may occur more than once among the records a stage run copies, while it encodes them,
  * so the run can skip the SQL pass that collapses repeated event_ids when there are none (the common case: a
- * hash aggregate over every staged row, about as costly as an eighth of the COPY). Each id is reduced to a 32-bit
- * fingerprint in an open-addressing table; an id whose fingerprint was seen before is a candidate. Every true
- * repeat is a candidate (equal ids have equal fingerprints); a few others are too (fingerprint collisions, about
- * n²/2³³ of them), which is harmless: the SQL pass then runs on the candidates only and keeps what really repeats.
- * The ids are canonical text (the landing lower-cases UUIDs), so equal event_ids have equal bytes.
+ * hash aggregate over every staged row, then a second scan for the rows to delete, together about a tenth of the
+ * COPY). Each id is reduced to a 64-bit fingerprint in an open-addressing table; an id whose fingerprint was seen
+ * before is a candidate. Every true repeat is a candidate (equal ids have equal fingerprints); others are only by a
+ * fingerprint collision, about n²/2⁶⁵ of them (3 in 100 million at 1M ids; with 32 bits there were about 116),
+ * which is harmless: the SQL pass then runs on the candidates only and keeps what really repeats. The ids are
+ * canonical text (the landing lower-cases UUIDs), so equal event_ids have equal bytes.
  */
 export class RepeatedIds {
-  private table: Uint32Array;
+  /** The two halves of each fingerprint; a slot is empty while its low half is 0 (a low half never is). */
+  private low: Uint32Array;
+  private high: Uint32Array;
   private mask: number;
   private size = 0;
   private readonly found: string[] = [];
@@ -20,7 +23,8 @@ export class RepeatedIds {
   constructor(expectedRows: number) {
     let capacity = 1024;
     while (capacity < expectedRows * 2) capacity *= 2;
-    this.table = new Uint32Array(capacity);
+    this.low = new Uint32Array(capacity);
+    this.high = new Uint32Array(capacity);
     this.mask = capacity - 1;
   }
 
@@ -38,7 +42,8 @@ export class RepeatedIds {
     for (let row = 0; row < batch.numRows; row++) {
       const from = offsets[row];
       const to = offsets[row + 1];
-      if (this.insert(fingerprint(values, from, to))) {
+      fingerprint(values, from, to);
+      if (this.insert(fingerprintLow, fingerprintHigh)) {
         this.found.push(Buffer.from(values.buffer, values.byteOffset + from, to - from).toString('utf8'));
       }
     }
@@ -49,39 +54,59 @@ export class RepeatedIds {
     return this.exact ? this.found : null;
   }
 
-  /** True when `key` was already in the table. */
-  private insert(key: number): boolean {
-    if (this.size * 2 >= this.table.length) this.grow();
-    let slot = key & this.mask;
+  /** True when the fingerprint (low, high) was already in the table. */
+  private insert(low: number, high: number): boolean {
+    if (this.size * 2 >= this.low.length) this.grow();
+    let slot = low & this.mask;
     for (;;) {
-      const held = this.table[slot];
+      const held = this.low[slot];
       if (held === 0) {
-        this.table[slot] = key;
+        this.low[slot] = low;
+        this.high[slot] = high;
         this.size++;
         return false;
       }
-      if (held === key) return true;
+      if (held === low && this.high[slot] === high) return true;
       slot = (slot + 1) & this.mask;
     }
   }
 
   private grow(): void {
-    const old = this.table;
-    this.table = new Uint32Array(old.length * 2);
-    this.mask = this.table.length - 1;
+    const low = this.low;
+    const high = this.high;
+    this.low = new Uint32Array(low.length * 2);
+    this.high = new Uint32Array(low.length * 2);
+    this.mask = this.low.length - 1;
     this.size = 0;
-    for (const key of old) if (key !== 0) this.insert(key);
+    for (let i = 0; i < low.length; i++) if (low[i] !== 0) this.insert(low[i], high[i]);
   }
 }
 
-/** FNV-1a over the bytes, then a murmur3 finaliser; never 0 (the table's empty mark). */
-function fingerprint(bytes: Uint8Array, from: number, to: number): number {
-  let h = 0x811c9dc5;
-  for (let i = from; i < to; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+/** The halves of the last fingerprint() (module state rather than an object per id: this runs once per record). */
+let fingerprintLow = 0;
+let fingerprintHigh = 0;
+
+/**
+ * Two independent 32-bit hashes of the bytes (FNV-1a with two offset bases, each through a murmur3 finaliser)
+ * into fingerprintLow (never 0: the table's empty mark) and fingerprintHigh.
+ */
+function fingerprint(bytes: Uint8Array, from: number, to: number): void {
+  let a = 0x811c9dc5;
+  let b = 0x6c62272e;
+  for (let i = from; i < to; i++) {
+    a = Math.imul(a ^ bytes[i], 0x01000193);
+    b = Math.imul(b ^ bytes[i], 0x01000193) ^ (b >>> 15);
+  }
+  fingerprintLow = mix(a) || 1;
+  fingerprintHigh = mix(b ^ 0x9e3779b9);
+}
+
+/** murmur3's 32-bit finaliser. */
+function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0 || 1;
+  return h >>> 0;
 }
