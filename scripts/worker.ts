@@ -4,6 +4,7 @@ import { loadConfig } from '../lib/config';
 import { loggerFromConfig, sdkLogger } from '../lib/log';
 import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createWorker } from '../lib/worker';
+import { keepStageThreadWarm } from '../activities/staging/threads';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `nightshift worker` runs it. */
@@ -48,6 +49,14 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
+  // a stage run then finds its worker thread started and its decoder compiled (activities/staging/threads.ts)
+  const warming = performance.now();
+  try {
+    await keepStageThreadWarm();
+    logger.info(`stage thread ready in ${((performance.now() - warming) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    logger.warn({ err: String(err) }, 'could not prepare a stage thread; the first stage run will start its own');
+  }
   logger.info(
     `polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
   );

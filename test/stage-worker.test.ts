@@ -5,7 +5,7 @@ import type { Table } from 'apache-arrow';
 import { from as copyFrom } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyStatement, createStageActivities } from '../activities/stage';
-import { StagingChunks } from '../activities/staging/threads';
+import { StagingChunks, warmStageThread } from '../activities/staging/threads';
 import type { LakeEvent } from '../lib/events';
 import { EventRows, lakeFilePath, toParquet, writeLakeFile } from '../lib/lake';
 import { createTestEnv, type TestEnv } from './support';
@@ -133,6 +133,34 @@ describe('the stage run in a worker thread', () => {
       await client.query('rollback');
       client.release();
     }
+  });
+
+  it('a warmed stage thread (what the worker prepares when it starts) is the one the next stage run takes, and it stages the date', async () => {
+    // no thread kept from an earlier test: this run ends its own
+    await addLakeFile('2024-10-11', 0, uuids(10));
+    await addLakeFile('2024-10-11', 1, uuids(10), (t) =>
+      t.select(t.schema.fields.map((f) => f.name).filter((n) => n !== 'user_id')),
+    );
+    await expect(stageEvents('2024-10-11')).rejects.toMatchObject({ type: 'LakeSchemaMismatch' });
+    const before = threads();
+    await warmStageThread();
+    expect(threads()).toBe(before + 1);
+    // a thread is kept already: no second one
+    await warmStageThread();
+    expect(threads()).toBe(before + 1);
+    const date = '2024-10-12';
+    const ids = uuids(30_000);
+    await addLakeFile(date, 0, ids);
+    const staged = await stageEvents(date);
+    expect(staged).toMatchObject({ files: 1, rowsRead: 30_000, rowsStaged: 30_000, duplicates: 0 });
+    // the run took the warmed thread and kept it again: still one
+    expect(threads()).toBe(before + 1);
+    const { rows } = await env.pool.query<{ n: number; matched: number }>(
+      `select count(*)::int as n, count(*) filter (where event_id = any ($1::uuid[]))::int as matched
+       from staging.events_20241012`,
+      [ids],
+    );
+    expect(rows[0]).toEqual({ n: 30_000, matched: 30_000 });
   });
 
   it('a lake file without a required column, met after other files were streamed, fails the run without retry: no staging rows, its thread ended', async () => {
