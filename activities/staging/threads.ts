@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Worker } from 'node:worker_threads';
 import { parseEvent } from '../../lib/events';
 import { generateEvents } from '../../lib/generator';
@@ -55,7 +56,11 @@ function keepWorker(w: Worker, ms: number | null = KEEP_IDLE_MS): Promise<void> 
       ? null
       : setTimeout(() => {
           idle = null;
-          void w.terminate().then(() => (keepWarm ? warmStageThread() : undefined));
+          // a warm-up that fails leaves the next run to start its own thread, as without one
+          void w
+            .terminate()
+            .then(() => (keepWarm ? warmStageThread() : undefined))
+            .catch(() => undefined);
         }, ms);
   timer?.unref();
   idle = { worker: w, timer };
@@ -94,7 +99,7 @@ export async function warmStageThread(): Promise<void> {
   const store = memoryStore(file.path, toParquet(rows.toTable()));
   const chunks = new StagingChunks(store, [file], 'binary', () => undefined, rows.length, null);
   try {
-    for await (const _chunk of chunks);
+    await finished(chunks.resume());
   } finally {
     await chunks.close();
   }
