@@ -18,7 +18,7 @@ import { exportFactRows, rawCopySeconds, removeFile } from './bench/baseline';
 import { type BenchEnv, benchName, createBenchEnv } from './bench/env';
 import { type HistoryRun, historyTable, runHistory } from './bench/history';
 import { type BenchJson, linearity, linearityTable, newestRun } from './bench/linearity';
-import { type Row, factCount, land, loadDate, log, median, rss } from './bench/measure';
+import { type Row, factCount, land, loadDate, log, median, rss, startLandingThreadsRow } from './bench/measure';
 import { produceDay1, produceSpool } from './bench/produce';
 import { type Target, evaluate, pathsTable, stageTable, targetLines } from './bench/report';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
@@ -306,7 +306,8 @@ export async function main(argv: string[]): Promise<number> {
     );
     const run = (name: string) => ({ workflowId: 'bench', runId: `${env.name}-${name}` });
 
-    // first day: land, then stage → checks
+    // first day: land, then stage → checks; the landing threads start first, as when a worker boots (own row)
+    await startLandingThreadsRow(rows);
     const landed1 = await land(rows, env, 'day 1', produced.records);
     await loadDate(rows, env, 'day 1', o.date, produced.records, run('day1'));
     factRows = await exportFactRows(env.pool, o.date, factRowsFile);

@@ -4,6 +4,8 @@ import { loadConfig } from '../lib/config';
 import { loggerFromConfig, sdkLogger } from '../lib/log';
 import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createWorker } from '../lib/worker';
+import { startLandingThreadsAhead } from '../activities/land';
+import { stopLandingThreads } from '../activities/landing/threads';
 import { createDb, createPool } from '../warehouse/db';
 
 /** The Nightshift worker: polls the task queue, runs the workflows and activities. `nightshift worker` runs it. */
@@ -29,11 +31,15 @@ export async function main(argv: string[]): Promise<number> {
   const db = createDb(pool);
   const metrics = await startWorkerMetrics(config, pool);
   if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
+  // the landing threads load and warm up while the workflows are bundled: no landing waits for them
+  const landingThreads = startLandingThreadsAhead({ keep: true });
+  landingThreads.catch(() => undefined); // awaited below, once the worker is created
   const { worker, connection } = await createWorker(
     config,
     { config, pool, db },
     { identity: `nightshift-worker@${process.pid}`, logger },
   );
+  await landingThreads;
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -55,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     await worker.run();
   } finally {
     await metrics?.close();
+    await stopLandingThreads();
     await connection.close();
     await db.destroy(); // ends the pool
   }
