@@ -74,13 +74,12 @@ const DEFAULTS = {
 };
 
 /**
- * Starts this process's landing threads ahead of its landings (the default `workers` less the activity's thread) and
- * warms them and this thread up, resolving once they are ready: the Temporal worker calls it when it boots, so that
- * no landing waits for a thread to load its modules. With `keep`, each landing starts new threads in place of those
- * it took, for the next one.
+ * Starts this process's landing threads ahead of its first landing (the default `workers` less the activity's
+ * thread) and warms them and this thread up, resolving once they are ready: the Temporal worker calls it when it
+ * boots, so that its first landing does not wait for a thread to load its modules (see startLandingThreads).
  */
-export function startLandingThreadsAhead(options: { keep?: boolean } = {}): Promise<void> {
-  return startLandingThreads(Math.max(0, DEFAULTS.workers - 1), options);
+export function startLandingThreadsAhead(): Promise<void> {
+  return startLandingThreads(Math.max(0, DEFAULTS.workers - 1));
 }
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------

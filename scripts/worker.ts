@@ -31,8 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   const db = createDb(pool);
   const metrics = await startWorkerMetrics(config, pool);
   if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
-  // the landing threads load and warm up while the workflows are bundled: no landing waits for them
-  const landingThreads = startLandingThreadsAhead({ keep: true });
+  // the landing threads load and warm up while the workflows are bundled: the first landing does not wait for them
+  const landingThreads = startLandingThreadsAhead();
   landingThreads.catch(() => undefined); // awaited below, once the worker is created
   const { worker, connection } = await createWorker(
     config,

@@ -85,8 +85,6 @@ interface Spare {
 
 /** Threads started ahead (startLandingThreads), taken by the next landings in this process. */
 const spares: Spare[] = [];
-/** The number of spares to keep: landings replace the threads they take (startLandingThreads(count, { keep })). */
-let keepSpares = 0;
 
 function startSpare(): Spare {
   const thread = startLandingWorker({ warmUp: true });
@@ -119,13 +117,11 @@ function startSpare(): Spare {
 
 /**
  * Starts `count` landing threads ahead of the landings of this process (with `workers: 2`, one), each loading its
- * modules and warming up, and resolves once they are ready; also warms this thread up, which lands too. A landing
- * takes these threads instead of starting its own; with `keep`, it starts new ones in their place once it is done,
- * so that the next landing finds them ready too (the Temporal worker keeps them; each idle thread holds a few tens
- * of MiB).
+ * modules and warming up, and resolves once they are ready; also warms this thread up, which lands too. The next
+ * landing takes these threads instead of starting its own, and ends them as it ends those (later landings start
+ * theirs): an idle thread holds 70-90 MiB, which the worker's peak memory, reached after its landing, cannot spare.
  */
-export async function startLandingThreads(count: number, options: { keep?: boolean } = {}): Promise<void> {
-  if (options.keep === true) keepSpares = Math.max(keepSpares, count);
+export async function startLandingThreads(count: number): Promise<void> {
   while (spares.length < count) startSpare();
   warmUpLanding();
   await Promise.all(spares.map((s) => s.ready));
@@ -136,9 +132,8 @@ export function spareLandingThreads(): number[] {
   return spares.map((s) => s.thread.threadId);
 }
 
-/** Stops the threads started ahead and keeps none from now on (a worker shutting down; tests). */
+/** Stops the threads started ahead that no landing took (a worker shutting down; tests). */
 export async function stopLandingThreads(): Promise<void> {
-  keepSpares = 0;
   await Promise.all(spares.splice(0).map((s) => s.thread.terminate()));
 }
 
@@ -148,11 +143,6 @@ function takeThread(): { thread: Worker; isReady: boolean } {
   if (spare === undefined) return { thread: startLandingWorker({}), isReady: false };
   spare.thread.ref();
   return { thread: spare.thread, isReady: spare.isReady };
-}
-
-/** Starts spares in place of those the last landing took, when this process keeps some (startLandingThreads). */
-function replaceSpares(): void {
-  while (spares.length < keepSpares) startSpare();
 }
 
 /** A landing worker as the activity's thread sees it. */
@@ -301,6 +291,5 @@ export async function landInWorkers(
   } finally {
     failed = true;
     await Promise.all([...workers.map((w) => w.thread.terminate()), local]);
-    replaceSpares();
   }
 }

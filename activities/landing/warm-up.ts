@@ -9,9 +9,9 @@ import { DeadLetterRows, EventRows, toParquet } from '../../lib/lake';
  */
 
 /** Records run through: enough for V8 to optimise the per-record code. */
-const WARM_UP_RECORDS = 20_000;
+const WARM_UP_RECORDS = 5_000;
 /** Rows per Parquet file encoded during the warm-up. */
-const WARM_UP_FILE_ROWS = 5_000;
+const WARM_UP_FILE_ROWS = 1_000;
 
 /** Runs `records` generated records through validation, row buffers and Parquet encoding; returns the rows encoded. */
 export function warmUpLanding(records = WARM_UP_RECORDS): number {

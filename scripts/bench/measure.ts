@@ -72,8 +72,8 @@ export function activitiesOf(env: BenchEnv) {
 
 /**
  * What `nightshift worker` does when it boots for its landings (starts the landing threads and warms them and its own
- * thread up), timed as its own row: this process stands in for the worker, so its first landing takes those threads.
- * The worker keeps spare threads after each landing; this process does not, so its later landings start theirs.
+ * thread up), timed as its own row: this process stands in for the worker, so its first landing takes those threads
+ * (and its later landings start theirs, as the worker's do).
  */
 export async function startLandingThreadsRow(rows: Row[]): Promise<void> {
   await timed(
