@@ -12,8 +12,8 @@ import { warmUpLanding } from './warm-up';
  * Landing in worker threads: the activity's thread starts landing every partition at once while the worker threads
  * start up (loading their modules takes about a CPU-second), and hands each worker a share of its partitions as soon
  * as that worker is ready; from then on each thread reads, validates and writes its own partitions. A process that
- * lands (the Temporal worker) starts its landing threads ahead, when it boots (startLandingThreads): a landing then
- * takes threads that are loaded and warmed up, and its partitions are shared from the first fetch.
+ * lands (the Temporal worker) starts its landing threads ahead, when it boots (startLandingThreads): its first landing
+ * then takes threads that are loaded and warmed up, and shares its partitions before the first fetch.
  */
 
 /** Below this many records to land, starting worker threads costs more than it saves. */
