@@ -8,7 +8,7 @@ import { Committer, type LandDateCounts, type LandEventsOutput } from './landing
 import { removeDebris } from './landing/debris';
 import { acquireLandingLock, committedOffsets, planPartitions, releaseLandingLock } from './landing/plan';
 import { consume } from './landing/read';
-import { landInWorkers, workerGroups } from './landing/threads';
+import { landInWorkers, startLandingThreads, workerGroups } from './landing/threads';
 
 export type { LandDateCounts, LandEventsOutput, WrittenFile };
 
@@ -72,6 +72,15 @@ const DEFAULTS = {
   requestTimeoutMs: REQUEST_TIMEOUT_MS,
   waitForWorkers: Number.POSITIVE_INFINITY,
 };
+
+/**
+ * Starts this process's landing threads ahead of its first landing (the default `workers` less the activity's
+ * thread) and warms them and this thread up, resolving once they are ready: the Temporal worker calls it when it
+ * boots, so that its first landing does not wait for a thread to load its modules (see startLandingThreads).
+ */
+export function startLandingThreadsAhead(): Promise<void> {
+  return startLandingThreads(Math.max(0, DEFAULTS.workers - 1));
+}
 
 // --- Temporal context, optional so scripts and tests can call the activity directly ------------------
 

@@ -19,7 +19,7 @@ import { exportFactRows, rawCopySeconds, removeFile } from './bench/baseline';
 import { type BenchEnv, benchName, createBenchEnv } from './bench/env';
 import { type HistoryRun, historyTable, runHistory } from './bench/history';
 import { type BenchJson, linearity, linearityTable, newestRun } from './bench/linearity';
-import { type Row, factCount, land, loadDate, log, median, rss, timed } from './bench/measure';
+import { type Row, factCount, land, loadDate, log, median, rss, startLandingThreadsRow, timed } from './bench/measure';
 import { produceDay1, produceSpool } from './bench/produce';
 import { type Target, evaluate, pathsTable, stageTable, targetLines } from './bench/report';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
@@ -52,8 +52,8 @@ R is the baseline: a raw COPY of day 1's fact rows into an unindexed UNLOGGED ta
 after day 2, after the Temporal run and after the history run; R is the median, in rows/s. Each path is
 shown in N/R-seconds = seconds x R / N (N: the path's events), i.e. in units of one raw COPY of its rows. A
 path's "load" is stage + dimensions + facts + marts + checks, each activity called in-process (the code the
-worker runs), each stage timed. First, as \`nightshift worker\` does when it starts, a stage thread is started
-and warmed (its own row, in no path).
+worker runs), each stage timed. First, as \`nightshift worker\` does when it starts, the landing threads and a
+stage thread are started and warmed (rows of their own, in no path).
 
 The paths, in a fresh database nightshift_bench_*, topic and lake (one world of generated users):
   first day     N events of day 1 produced (and spooled to a file), landed, loaded;
@@ -308,8 +308,16 @@ export async function main(argv: string[]): Promise<number> {
     );
     const run = (name: string) => ({ workflowId: 'bench', runId: `${env.name}-${name}` });
 
-    // what `nightshift worker` does when it starts (scripts/worker.ts), shown on a row of its own, in no path
-    await timed(rows, 'worker start: stage thread', undefined, () => 0, () => warmStageThread());
+    // what `nightshift worker` does when it starts (scripts/worker.ts): the landing threads and a stage thread
+    // start and warm up, each timed on a row of its own, in no path
+    await startLandingThreadsRow(rows);
+    await timed(
+      rows,
+      'worker start: stage thread',
+      undefined,
+      () => 0,
+      () => warmStageThread(),
+    );
 
     // first day: land, then stage → checks
     const landed1 = await land(rows, env, 'day 1', produced.records);

@@ -4,6 +4,8 @@ import { loadConfig } from '../lib/config';
 import { loggerFromConfig, sdkLogger } from '../lib/log';
 import { sdkTelemetryOptions, startWorkerMetrics } from '../lib/metrics';
 import { createWorker } from '../lib/worker';
+import { startLandingThreadsAhead } from '../activities/land';
+import { stopLandingThreads } from '../activities/landing/threads';
 import { keepStageThreadWarm } from '../activities/staging/threads';
 import { createDb, createPool } from '../warehouse/db';
 
@@ -30,11 +32,23 @@ export async function main(argv: string[]): Promise<number> {
   const db = createDb(pool);
   const metrics = await startWorkerMetrics(config, pool);
   if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
+  // the landing threads load and warm up while the workflows are bundled: the first landing does not wait for them
+  const landingThreads = startLandingThreadsAhead();
+  landingThreads.catch(() => undefined); // awaited below, once the worker is created
   const { worker, connection } = await createWorker(
     config,
     { config, pool, db },
     { identity: `nightshift-worker@${process.pid}`, logger },
   );
+  await landingThreads;
+  // a stage run then finds its worker thread started and its decoder compiled (activities/staging/threads.ts)
+  const warming = performance.now();
+  try {
+    await keepStageThreadWarm();
+    logger.info(`stage thread ready in ${((performance.now() - warming) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    logger.warn({ err: String(err) }, 'could not prepare a stage thread; the first stage run will start its own');
+  }
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -49,14 +63,6 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  // a stage run then finds its worker thread started and its decoder compiled (activities/staging/threads.ts)
-  const warming = performance.now();
-  try {
-    await keepStageThreadWarm();
-    logger.info(`stage thread ready in ${((performance.now() - warming) / 1000).toFixed(1)} s`);
-  } catch (err) {
-    logger.warn({ err: String(err) }, 'could not prepare a stage thread; the first stage run will start its own');
-  }
   logger.info(
     `polling task queue ${config.temporalTaskQueue} on ${config.temporalAddress} (namespace ${config.temporalNamespace})`,
   );
@@ -64,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     await worker.run();
   } finally {
     await metrics?.close();
+    await stopLandingThreads();
     await connection.close();
     await db.destroy(); // ends the pool
   }

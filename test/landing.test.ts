@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLandActivities, type LandTuning } from '../activities/land';
+import { createLandActivities, type LandTuning, startLandingThreadsAhead } from '../activities/land';
+import { spareLandingThreads, stopLandingThreads } from '../activities/landing/threads';
 import { topicOffsets } from '../lib/kafka';
 import { readLakeFile } from '../lib/lake';
 import { produceEvents } from '../lib/produce';
@@ -134,6 +135,33 @@ describe.each(LAKE_KINDS)('landing (%s lake)', (lake) => {
     expectExactlyOnce(await lakeRows(e), await highWatermarks(e));
     const landings = await e.db.selectFrom('ops.landings').selectAll().execute();
     expect(Number(landings[0].records_read)).toBe(40_000);
+  });
+
+  it('a landing takes the thread started ahead, which lands its share exactly once', async () => {
+    const e = await env(lake);
+    await produceEvents(e.config, { events: 40_000, days: 2, start: '2024-12-01', seed: 17, badRate: 0.02 });
+    try {
+      await startLandingThreadsAhead();
+      expect(spareLandingThreads()).toHaveLength(1);
+      const chunks: number[][] = [];
+      const out = await land(e, {
+        workers: 2,
+        beforeCommit: (files) => {
+          chunks.push([...new Set(files.map((f) => f.partition))]);
+        },
+      });
+      expect(out.recordsRead).toBe(40_000);
+      // the thread was ready: it took half of the partitions before anything was read, so no hand-over was committed
+      // and each thread committed its own partitions once, at its end
+      expect(chunks).toHaveLength(2);
+      expect(chunks.map((c) => c.length)).toEqual([2, 2]);
+      expect(new Set(chunks.flat()).size).toBe(4);
+      expectExactlyOnce(await lakeRows(e), await highWatermarks(e));
+      // taken by the landing (and ended with it): none is left for the next landing
+      expect(spareLandingThreads()).toEqual([]);
+    } finally {
+      await stopLandingThreads();
+    }
   });
 
   it('a cap on buffered record bytes writes files early, every record still landed once', async () => {

@@ -56,7 +56,7 @@ export interface ConsumeArgs {
   commitEvery: number;
   onProgress: () => void;
   /**
-   * Called between fetches: may give partitions away to another thread, taking them out of `open` (the partitions
+   * Called before the first fetch and between fetches: may give partitions away to another thread, taking them out of `open` (the partitions
    * still to read) and committing them through `landing.release`.
    */
   handOver?: (open: Set<number>) => Promise<void>;
@@ -128,6 +128,8 @@ export async function consume(args: ConsumeArgs): Promise<void> {
       pending.add(settled);
       g.next = next;
     };
+    // a worker thread ready at once (started ahead) takes its partitions before anything is read
+    if (args.handOver !== undefined) await args.handOver(open);
     for (const g of leaders) fire(g);
     while (open.size > 0 && read < maxRecords) {
       for (const g of leaders) {

@@ -6,17 +6,26 @@ import { type ChunkCommit, Landing, type LandingTuning } from './buffers';
 import type { Committer } from './commit';
 import type { PartitionPlan } from './plan';
 import { consume } from './read';
+import { warmUpLanding } from './warm-up';
 
 /**
  * Landing in worker threads: the activity's thread starts landing every partition at once while the worker threads
- * start up (loading their modules takes a few CPU-seconds), and hands each worker a share of its partitions as soon
- * as that worker is ready; from then on each thread reads, validates and writes its own partitions.
+ * start up (loading their modules takes about a CPU-second), and hands each worker a share of its partitions as soon
+ * as that worker is ready; from then on each thread reads, validates and writes its own partitions. A process that
+ * lands (the Temporal worker) starts its landing threads ahead, when it boots (startLandingThreads): its first landing
+ * then takes threads that are loaded and warmed up, and shares its partitions before the first fetch.
  */
 
 /** Below this many records to land, starting worker threads costs more than it saves. */
 const MIN_PARALLEL_RECORDS = 20_000;
 
-/** What a landing worker is given (workerData); its partitions come with the 'start' message. */
+/** What a landing worker thread is started with (workerData). */
+export interface LandThreadOptions {
+  /** Warm up (activities/landing/warm-up.ts) before saying it is ready: a thread started ahead of a landing. */
+  warmUp?: boolean;
+}
+
+/** What a landing worker is given for one landing, with its partitions, in the 'start' message. */
 export interface LandWorkerData {
   kafka: KafkaConnection;
   topic: string;
@@ -27,7 +36,8 @@ export interface LandWorkerData {
 }
 
 /** Messages from the activity's thread to a landing worker. */
-export type LandMainMessage = { type: 'start'; plans: PartitionPlan[] } | { type: 'committed'; id: number };
+export type LandMainMessage =
+  { type: 'start'; data: LandWorkerData; plans: PartitionPlan[] } | { type: 'committed'; id: number };
 
 /** Messages from a landing worker to the activity's thread. */
 export type LandWorkerMessage =
@@ -61,8 +71,78 @@ export function workerGroups(plans: PartitionPlan[], workers: number, maxRecords
 }
 
 /** Starts a landing worker thread (activities/landing/worker.ts). */
-function startLandingWorker(data: LandWorkerData): Worker {
-  return startWorkerThread(__filename, 'worker', data);
+function startLandingWorker(options: LandThreadOptions): Worker {
+  return startWorkerThread(__filename, 'worker', options);
+}
+
+/** A landing thread started ahead of a landing, waiting for one. */
+interface Spare {
+  thread: Worker;
+  /** Resolves once it is warmed up and waits for its landing; rejects if it fails first. */
+  ready: Promise<void>;
+  isReady: boolean;
+}
+
+/** Threads started ahead (startLandingThreads), taken by the next landings in this process. */
+const spares: Spare[] = [];
+
+function startSpare(): Spare {
+  const thread = startLandingWorker({ warmUp: true });
+  // an idle spare does not keep the process alive; a landing that takes it refs it again
+  thread.unref();
+  const spare: Spare = { thread, ready: Promise.resolve(), isReady: false };
+  const forget = (): void => {
+    const i = spares.indexOf(spare);
+    if (i !== -1) spares.splice(i, 1);
+  };
+  spare.ready = new Promise<void>((resolve, reject) => {
+    thread.on('message', (m: LandWorkerMessage) => {
+      if (m.type !== 'ready') return;
+      spare.isReady = true;
+      resolve();
+    });
+    thread.once('error', (err) => {
+      forget();
+      reject(err);
+    });
+    thread.once('exit', (code) => {
+      forget();
+      reject(new Error(`landing thread exited with code ${code} before its landing`));
+    });
+  });
+  spare.ready.catch(() => undefined); // a landing that takes it sees the failure through its own listeners
+  spares.push(spare);
+  return spare;
+}
+
+/**
+ * Starts `count` landing threads ahead of the landings of this process (with `workers: 2`, one), each loading its
+ * modules and warming up, and resolves once they are ready; also warms this thread up, which lands too. The next
+ * landing takes these threads instead of starting its own, and ends them as it ends those (later landings start
+ * theirs): an idle thread holds 70-90 MiB, which the worker's peak memory, reached after its landing, cannot spare.
+ */
+export async function startLandingThreads(count: number): Promise<void> {
+  while (spares.length < count) startSpare();
+  warmUpLanding();
+  await Promise.all(spares.map((s) => s.ready));
+}
+
+/** The thread ids of the landing threads started ahead and not yet taken by a landing. */
+export function spareLandingThreads(): number[] {
+  return spares.map((s) => s.thread.threadId);
+}
+
+/** Stops the threads started ahead that no landing took (a worker shutting down; tests). */
+export async function stopLandingThreads(): Promise<void> {
+  await Promise.all(spares.splice(0).map((s) => s.thread.terminate()));
+}
+
+/** Takes a spare thread if there is one (ready or still starting), else starts a thread. */
+function takeThread(): { thread: Worker; isReady: boolean } {
+  const spare = spares.shift();
+  if (spare === undefined) return { thread: startLandingWorker({}), isReady: false };
+  spare.thread.ref();
+  return { thread: spare.thread, isReady: spare.isReady };
 }
 
 /** A landing worker as the activity's thread sees it. */
@@ -116,7 +196,8 @@ export async function landInWorkers(
         if (localDone && workers.every((w) => w.plans === null || w.done)) resolve();
       };
       for (let i = 1; i < groups.length; i++) {
-        const thread = startLandingWorker(shared);
+        const taken = takeThread();
+        const thread = taken.thread;
         let setReady = (): void => undefined;
         const ready = new Promise<void>((r) => (setReady = r));
         const state: WorkerState = {
@@ -129,6 +210,11 @@ export async function landInWorkers(
           uncommitted: 0,
         };
         workers.push(state);
+        if (taken.isReady) {
+          // a spare that said it was ready before this landing took it
+          state.isReady = true;
+          setReady();
+        }
         thread.on('message', (m: LandWorkerMessage) => {
           if (failed) return;
           if (m.type === 'ready') {
@@ -180,7 +266,7 @@ export async function landInWorkers(
           const partitions = shares[shares.length - 1].map((p) => p.partition);
           for (const p of partitions) open.delete(p);
           w.plans = await landing.release(partitions);
-          w.thread.postMessage({ type: 'start', plans: w.plans } satisfies LandMainMessage);
+          w.thread.postMessage({ type: 'start', data: shared, plans: w.plans } satisfies LandMainMessage);
         }
       };
       local = consume({

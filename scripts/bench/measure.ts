@@ -1,5 +1,6 @@
 import type { RunRef } from '../../activities/deps';
 import { createActivities } from '../../activities/index';
+import { startLandingThreadsAhead } from '../../activities/land';
 import type { BenchEnv } from './env';
 
 /** Timing the stages of a path: each activity called in-process (the code the worker runs), one row per stage. */
@@ -67,6 +68,21 @@ export async function timed<T>(
 
 export function activitiesOf(env: BenchEnv) {
   return createActivities({ config: env.config, pool: env.pool, db: env.db });
+}
+
+/**
+ * What `nightshift worker` does when it boots for its landings (starts the landing threads and warms them and its own
+ * thread up), timed as its own row: this process stands in for the worker, so its first landing takes those threads
+ * (and its later landings start theirs, as the worker's do).
+ */
+export async function startLandingThreadsRow(rows: Row[]): Promise<void> {
+  await timed(
+    rows,
+    'worker start: landing threads',
+    undefined,
+    () => 0,
+    () => startLandingThreadsAhead(),
+  );
 }
 
 /** Lands what the topic holds beyond the last landing, timed as `<label>: land`. */
