@@ -7,7 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { createDimensionActivities } from '../activities/dimensions';
+import { createCheckActivities } from '../activities/checks';
 import { createFactActivities } from '../activities/facts';
+import { createMartActivities } from '../activities/marts';
 import { createStageActivities, stagingEventsTable } from '../activities/stage';
 import { EXIT, calendarDate, parseCommandLine, runCommand, wholeNumber } from '../lib/cli';
 import { type Config, loadConfig } from '../lib/config';
@@ -17,7 +19,8 @@ import { writeLake } from './bench/lake';
 
 /**
  * Measures the warehouse load of one date: N generated events written straight into a temporary lake (the
- * landing is measured elsewhere), then stage, dimensions, facts, and a re-load of the same date, each in rows/s,
+ * landing is measured elsewhere), then stage, dimensions, facts, marts, checks, and a re-load of the same date,
+ * each in rows/s,
  * against a raw COPY of the same rows into an unindexed UNLOGGED table on the same database as the baseline.
  * Runs in a database of its own, dropped afterwards (--keep keeps it).
  *
@@ -128,12 +131,17 @@ async function main(argv: string[]): Promise<number> {
     const stage = createStageActivities(deps);
     const dims = createDimensionActivities(deps);
     const facts = createFactActivities(deps);
+    const marts = createMartActivities(deps);
+    const checks = createCheckActivities(deps);
     const loadOnce = async (label: string, date = o.date) => {
       const input = { date, run: { workflowId: 'measure-load', runId: `${database}-${label}` } };
       const s = await timed(() => stage.stageEvents(input));
       const d = await timed(() => dims.loadDimensions(input));
       const f = await timed(() => facts.loadFacts(input));
-      return { stage: s, dims: d, facts: f, total: s.seconds + d.seconds + f.seconds };
+      const m = await timed(() => marts.refreshMarts({ dates: [date], run: input.run }));
+      const c = await timed(() => checks.runChecks(input));
+      const total = s.seconds + d.seconds + f.seconds + m.seconds + c.seconds;
+      return { stage: s, dims: d, facts: f, marts: m, checks: c, total };
     };
     const first = await loadOnce('first');
     const baseline = await rawCopySeconds(pool, o.date);
@@ -158,10 +166,14 @@ async function main(argv: string[]): Promise<number> {
       `  (budget 2 x N / R = ${((2 * n) / rawRate).toFixed(2)} s, dims + marts)`,
     );
     line('first: facts', first.facts.seconds, '  (target >= 0.40 x raw)');
+    line('first: marts', first.marts.seconds);
+    line('first: checks', first.checks.seconds);
     line('first: total', first.total);
     line('reload: stage', reload.stage.seconds);
     line('reload: dimensions', reload.dims.seconds);
     line('reload: facts', reload.facts.seconds);
+    line('reload: marts', reload.marts.seconds);
+    line('reload: checks', reload.checks.seconds);
     line('reload: total', reload.total, `  (target <= first: ${first.total.toFixed(2)} s)`);
     if (day2) {
       const n2 = lake.result.rows[1];
@@ -172,6 +184,8 @@ async function main(argv: string[]): Promise<number> {
       ratio('day 2: stage', day2.stage.seconds, first.stage.seconds);
       ratio('day 2: dimensions', day2.dims.seconds, first.dims.seconds);
       ratio('day 2: facts', day2.facts.seconds, first.facts.seconds);
+      ratio('day 2: marts', day2.marts.seconds, first.marts.seconds);
+      ratio('day 2: checks', day2.checks.seconds, first.checks.seconds);
       ratio('day 2: total', day2.total, first.total);
       console.log('day 2       users:', JSON.stringify(day2.dims.result.user));
     }
