@@ -60,6 +60,11 @@ export interface Config {
   logLevel: string;
   /** The previous UTC day is late when not loaded by this UTC time of day. LATE_DATA_DEADLINE, default 06:00. */
   lateDataDeadline: string;
+  /**
+   * `nightshift worker` starts and warms its landing threads and a stage thread before it polls, so the day's
+   * first landing and stage do not pay their start-up. WORKER_WARM_UP, default true.
+   */
+  workerWarmUp: boolean;
   /** The read-only analyst role's password, set by `make migrate`; null leaves the role unable to log in. */
   analystPassword: string | null;
   /** Data-quality thresholds (DQ_*). */
@@ -467,6 +472,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     logFormat: env.LOG_FORMAT?.trim() ? oneOf('LOG_FORMAT', env.LOG_FORMAT.trim(), ['json', 'pretty'] as const) : null,
     logLevel: oneOf('LOG_LEVEL', read(env, 'LOG_LEVEL'), ['trace', 'debug', 'info', 'warn', 'error'] as const),
     lateDataDeadline: timeOfDay('LATE_DATA_DEADLINE', read(env, 'LATE_DATA_DEADLINE')),
+    workerWarmUp: boolean(env, 'WORKER_WARM_UP') ?? true,
     analystPassword,
     dq: { ...numbers<Omit<DqConfig, 'scheduleStart'>>(env, DQ_ENV, DQ_DEFAULTS), scheduleStart: scheduleStart(env) },
     alerts: numbers(env, ALERT_ENV, ALERT_DEFAULTS),

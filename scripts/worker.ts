@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   const metrics = await startWorkerMetrics(config, pool);
   if (metrics) logger.info({ port: metrics.port }, `Prometheus metrics on http://0.0.0.0:${metrics.port}/metrics`);
   // the landing threads load and warm up while the workflows are bundled: the first landing does not wait for them
-  const landingThreads = startLandingThreadsAhead();
+  const landingThreads = config.workerWarmUp ? startLandingThreadsAhead() : Promise.resolve();
   landingThreads.catch(() => undefined); // awaited below, once the worker is created
   const { worker, connection } = await createWorker(
     config,
@@ -42,12 +42,14 @@ export async function main(argv: string[]): Promise<number> {
   );
   await landingThreads;
   // a stage run then finds its worker thread started and its decoder compiled (activities/staging/threads.ts)
-  const warming = performance.now();
-  try {
-    await keepStageThreadWarm();
-    logger.info(`stage thread ready in ${((performance.now() - warming) / 1000).toFixed(1)} s`);
-  } catch (err) {
-    logger.warn({ err: String(err) }, 'could not prepare a stage thread; the first stage run will start its own');
+  if (config.workerWarmUp) {
+    const warming = performance.now();
+    try {
+      await keepStageThreadWarm();
+      logger.info(`stage thread ready in ${((performance.now() - warming) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'could not prepare a stage thread; the first stage run will start its own');
+    }
   }
 
   let stopping = false;

@@ -20,6 +20,9 @@ describe('configuration', () => {
     expect(config.lakeDir).toBe('.data/lake');
     expect(config.lakeS3).toBeNull();
     expect(config.slackWebhookUrl).toBeNull();
+    expect(config.workerWarmUp).toBe(true);
+    expect(loadConfig({ WORKER_WARM_UP: 'false' }).workerWarmUp).toBe(false);
+    expect(() => loadConfig({ WORKER_WARM_UP: 'later' })).toThrow(/WORKER_WARM_UP="later": expected true or false/);
   });
 
   it('LAKE_URL: file: and plain paths are local folders, s3://bucket/prefix an S3 lake with the AWS variables', () => {

@@ -78,7 +78,8 @@ export async function spawnWorker(
   const tsx = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
   const child = spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'scripts', 'worker.ts')], {
     cwd,
-    env: { ...envFor(config), ...extraEnv },
+    // the warm-up at start is tested in-process (landing and stage-worker tests); here it would only slow each start
+    env: { ...envFor(config), WORKER_WARM_UP: 'false', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
