@@ -40,7 +40,15 @@ export async function main(argv: string[]): Promise<number> {
     { config, pool, db },
     { identity: `nightshift-worker@${process.pid}`, logger },
   );
-  await landingThreads;
+  // a warm-up that fails only costs the first landing its head start: it starts its own threads, as without one
+  try {
+    await landingThreads;
+  } catch (err) {
+    logger.warn(
+      { err: String(err) },
+      'could not start the landing threads ahead; the first landing will start its own',
+    );
+  }
   // a stage run then finds its worker thread started and its decoder compiled (activities/staging/threads.ts)
   if (config.workerWarmUp) {
     const warming = performance.now();
