@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
 import { createDimensionActivities } from '../activities/dimensions';
-import { createFactActivities } from '../activities/facts';
+import { createFactActivities, refreshUserActivity } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
 import { createLandActivities } from '../activities/land';
 import { EventSender } from '../lib/kafka';
@@ -683,6 +683,36 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
       run: { ...run, runId: 'cross-date-checks' },
     });
     expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass', observed: 1 });
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it("a user's first and last dates follow their facts: dates loaded out of order, and facts a repair removed", async () => {
+    const { env, feed, load } = await setup(lake);
+    const activity = async () =>
+      (
+        await env.pool.query(
+          'select user_id, first_date_key, last_date_key from warehouse.user_activity order by user_id',
+        )
+      ).rows;
+    // the last date first, then the first, then the middle one: each moves dora's first date, never her last
+    await feed.send([pageView('dora', '2024-12-12T10:00:00Z'), pageView('eve', '2024-12-12T11:00:00Z')]);
+    await load('2024-12-12');
+    await feed.send([pageView('dora', '2024-12-10T10:00:00Z')]);
+    await load('2024-12-10');
+    await feed.send([pageView('dora', '2024-12-11T10:00:00Z'), pageView('dora', '2024-12-11T09:00:00Z')]);
+    await load('2024-12-11');
+    expect(await activity()).toEqual([
+      { user_id: 'dora', first_date_key: 20241210, last_date_key: 20241212 },
+      { user_id: 'eve', first_date_key: 20241212, last_date_key: 20241212 },
+    ]);
+    expect(await integrity(env)).toEqual(CLEAN);
+
+    // a repair deletes the last date's facts: dora's last date goes back to the 11th, eve has no date left
+    await withDateLock(env.pool, '2024-12-12', async (client) => {
+      await client.query('delete from warehouse.fact_events where date_key = 20241212');
+      await refreshUserActivity(client, '2024-12-12');
+    });
+    expect(await activity()).toEqual([{ user_id: 'dora', first_date_key: 20241210, last_date_key: 20241211 }]);
     expect(await integrity(env)).toEqual(CLEAN);
   });
 

@@ -4,14 +4,17 @@
 -- warehouse.date_totals (the date's fact rows and users, which the volume check reads).
 -- Reads the date's partition once per table, grouped by user_key first, then each version found by its key: every
 -- fact points at a version valid at its event_time, so no version outside the day is read (probing the partition
--- for every version valid on the day grew with all the users the warehouse holds); each user's first and last date
--- are two probes of user_days (user_id, date_key), so the cost follows the date's users, not history.
+-- for every version valid on the day grew with all the users the warehouse holds); user_activity takes the date's
+-- user_days rows as they are, and only users the date lost are looked up in their other dates, so the cost follows
+-- the date's users, not history.
 drop table if exists pg_temp.user_activity_users;
 
 create temp table user_activity_users on commit drop as
 select user_days.user_id
 from warehouse.user_days as user_days
 where user_days.date_key = :'date_key'::int;
+
+analyze user_activity_users;
 
 delete from warehouse.user_days as user_days
 where user_days.date_key = :'date_key'::int;
@@ -102,13 +105,52 @@ where user_activity.user_id = any(array(
         where user_days.user_id = user_activity.user_id
     );
 
-insert into user_activity_users (user_id)
-select user_days.user_id
+-- the date's users: its rows now are each user's activity on the date, so their first and last date move to the date
+-- when it is earlier or later than what user_activity holds, and take the date's first or last event_time when it is
+-- that date (a re-load may have moved them). One row per user of the date, no look-up of their other dates; the
+-- upsert reads the row it updates as last committed, so fact loads of other dates that run meanwhile are kept.
+-- Unchanged rows are not written.
+insert into warehouse.user_activity as user_activity (
+    user_id, first_date_key, first_event_at, last_date_key, last_event_at
+)
+select
+    user_days.user_id,
+    user_days.date_key,
+    user_days.first_event_at,
+    user_days.date_key,
+    user_days.last_event_at
 from warehouse.user_days as user_days
-where user_days.date_key = :'date_key'::int;
+where user_days.date_key = :'date_key'::int
+on conflict (user_id) do update
+set
+    first_date_key = least(user_activity.first_date_key, excluded.first_date_key),
+    first_event_at = case
+        when excluded.first_date_key <= user_activity.first_date_key then excluded.first_event_at
+        else user_activity.first_event_at
+    end,
+    last_date_key = greatest(user_activity.last_date_key, excluded.last_date_key),
+    last_event_at = case
+        when excluded.last_date_key >= user_activity.last_date_key then excluded.last_event_at
+        else user_activity.last_event_at
+    end
+where (
+    user_activity.first_date_key, user_activity.first_event_at, user_activity.last_date_key,
+    user_activity.last_event_at
+) is distinct from (
+    least(user_activity.first_date_key, excluded.first_date_key),
+    case
+        when excluded.first_date_key <= user_activity.first_date_key then excluded.first_event_at
+        else user_activity.first_event_at
+    end,
+    greatest(user_activity.last_date_key, excluded.last_date_key),
+    case
+        when excluded.last_date_key >= user_activity.last_date_key then excluded.last_event_at
+        else user_activity.last_event_at
+    end
+);
 
-analyze user_activity_users;
-
+-- users the date had before and has no longer, who still have other dates: the date may have been their first or
+-- last, so both are looked up again in user_days (user_id, date_key), two probes per user (usually none)
 insert into warehouse.user_activity as user_activity (
     user_id, first_date_key, first_event_at, last_date_key, last_event_at
 )
@@ -118,7 +160,16 @@ select
     first_day.first_event_at,
     last_day.date_key,
     last_day.last_event_at
-from (select distinct user_activity_users.user_id from user_activity_users) as users
+from (
+    select distinct before.user_id
+    from user_activity_users as before
+    where not exists (
+        select
+        from warehouse.user_days as now
+        where now.date_key = :'date_key'::int
+            and now.user_id = before.user_id
+    )
+) as users
 cross join lateral (
     select
         user_days.date_key,
