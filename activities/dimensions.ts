@@ -3,7 +3,7 @@ import { dateLockId, lockDimUserExclusive, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
-import { ensureStaged, stagingEventsTable } from './stage';
+import { ensureStaged, stagingEventsTable, stagingUsersTable } from './stage';
 import { lakeOf } from '../lib/lake-store';
 
 export interface LoadDeviceDimensionOutput {
@@ -87,7 +87,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
       versions_table: `user_versions_${suffix}`,
       moved_table: `user_moved_${suffix}`,
       changes_table: `user_changes_${suffix}`,
-      users_table: `user_staged_${suffix}`,
+      users_table: stagingUsersTable(date),
       history_table: `user_history_${suffix}`,
       existing_table: `user_existing_${suffix}`,
     };

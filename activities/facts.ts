@@ -6,7 +6,7 @@ import { addDays } from '../lib/temporal';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
-import { ensureStaged, stagingEventsTable, stagingFilesTable } from './stage';
+import { ensureStaged, stagingEventsTable, stagingFilesTable, stagingUsersTable } from './stage';
 import { lakeOf } from '../lib/lake-store';
 
 export interface LoadFactsOutput {
@@ -78,6 +78,31 @@ export async function refreshUserActivity(client: pg.ClientBase, date: string): 
 }
 
 /**
+ * The identifiers and value fact_events.sql takes for the users whose versions it keys the date's events to: the
+ * date's staged users as the user dimension load left them (stagingUsersTable), when it did and the table has rows;
+ * otherwise every user (then users_table names the events table only so that the statement parses). The table only
+ * exists for the staging the dimension load read: every stage run of the date drops it, and crash recovery empties
+ * it with the staging table, which the load then stages again. The fact load's own cross-date removal only leaves
+ * it naming users with no event left, whose versions are never matched.
+ */
+async function dayUsers(
+  client: pg.ClientBase,
+  date: string,
+): Promise<{ identifiers: { users_table: string }; values: { all_users: boolean } }> {
+  const users = stagingUsersTable(date);
+  const { rows } = await client.query<{ present: boolean }>('select to_regclass($1) is not null as present', [
+    `staging.${client.escapeIdentifier(users)}`,
+  ]);
+  if (rows[0].present) {
+    const { rows: filled } = await client.query<{ found: boolean }>(
+      `select exists (select from staging.${client.escapeIdentifier(users)}) as found`,
+    );
+    if (filled[0].found) return { identifiers: { users_table: users }, values: { all_users: false } };
+  }
+  return { identifiers: { users_table: stagingEventsTable(date) }, values: { all_users: true } };
+}
+
+/**
  * Writes the date's keyed facts, leaving out the records of the lake files `skipFileIds`; a missing dim_user
  * version (23502 on user_key) becomes a non-retryable error.
  */
@@ -89,8 +114,11 @@ async function insertKeyedFacts(
 ): Promise<number> {
   await client.query('savepoint keyed_facts');
   try {
-    const values = { ...dateValues(date), loaded_file_ids: skipFileIds };
-    const inserted = (await runSqlFile(client, 'fact_events', { identifiers, values })).at(-1)!;
+    const users = await dayUsers(client, date);
+    const values = { ...dateValues(date), ...users.values, loaded_file_ids: skipFileIds };
+    const inserted = (
+      await runSqlFile(client, 'fact_events', { identifiers: { ...identifiers, ...users.identifiers }, values })
+    ).at(-1)!;
     await client.query('release savepoint keyed_facts');
     return inserted.rowCount ?? 0;
   } catch (err) {

@@ -25,6 +25,14 @@ export function stagingFilesTable(date: string): string {
   return `event_files_${dateLockId(date)}`;
 }
 
+/**
+ * The per-date table of the users in a date's staging table, e.g. staging.user_staged_20241217: the user dimension
+ * load writes it, the fact load reads it, the next stage run of the date drops it.
+ */
+export function stagingUsersTable(date: string): string {
+  return `user_staged_${dateLockId(date)}`;
+}
+
 export interface StageEventsOutput {
   date: string;
   /** Qualified name of the staging table, e.g. staging.events_20241217. */
@@ -177,7 +185,7 @@ export async function stageDate(
   options: { fileIds?: number[]; baseFileIds?: number[] | null; runId?: string | null } = {},
 ): Promise<StageEventsOutput> {
   const table = stagingEventsTable(date);
-  const identifiers = { events_table: table, files_table: stagingFilesTable(date) };
+  const identifiers = { events_table: table, files_table: stagingFilesTable(date), users_table: stagingUsersTable(date) };
   // what to stage: a restore repeats the recorded run; otherwise a loaded date stages only what landed since
   let fileIds = options.fileIds ?? null;
   let base: { fileIds: number[]; counts: StageCounts } | null = null;

@@ -538,10 +538,54 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
           `select table_name from information_schema.tables where table_schema = 'staging' order by 1`,
         )
       ).rows.map((r) => r.table_name);
-    expect(await stagingTables()).toEqual(['event_files_20241207', 'events', 'events_20241207']);
+    expect(await stagingTables()).toEqual(['event_files_20241207', 'events', 'events_20241207', 'user_staged_20241207']);
     await env.pool.query(`update ops.date_loads set last_loaded_at = now() - interval '25 hours'`);
     await load('2024-12-08');
-    expect(await stagingTables()).toEqual(['event_files_20241208', 'events', 'events_20241208']);
+    expect(await stagingTables()).toEqual(['event_files_20241208', 'events', 'events_20241208', 'user_staged_20241208']);
+  });
+
+  it("the fact load keys events to the staged users' versions only while they are the users the dimension load read", async () => {
+    const { env, feed, load } = await setup(lake);
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const [stage, dims, facts] = [
+      createStageActivities(deps),
+      createDimensionActivities(deps),
+      createFactActivities(deps),
+    ];
+    await feed.send([signup('ivy', '2024-12-13T09:00:00Z', alice), signup('jack', '2024-12-13T10:00:00Z', alice)]);
+    await load('2024-12-13');
+    const date = '2024-12-14';
+    const input = { date, run: { ...run, runId: 'staged-users' } };
+    const users = async () =>
+      (await env.pool.query('select user_id from staging.user_staged_20241214 order by 1')).rows.map((r) => r.user_id);
+    await feed.send([pageView('ivy', `${date}T08:00:00Z`)]);
+    await stage.stageEvents(input);
+    await dims.loadDimensions(input);
+    expect(await users()).toEqual(['ivy']);
+    // jack's event lands and the date is staged again, without a dimension load: his version from the 13th is
+    // valid, so his fact is keyed to it (were the dimension load's users still read, it would have no version)
+    await feed.send([pageView('jack', `${date}T09:00:00Z`)]);
+    await stage.stageEvents(input);
+    const tables = await env.pool.query(`select to_regclass('staging.user_staged_20241214') as t`);
+    expect(tables.rows).toEqual([{ t: null }]);
+    expect(await facts.loadFacts(input)).toMatchObject({ rowsInserted: 2 });
+    const { rows } = await env.pool.query(
+      `select u.user_id, u.user_key = cur.user_key as current_version
+       from warehouse.fact_events f join warehouse.dim_user u using (user_key)
+       join warehouse.dim_user cur on cur.user_id = u.user_id and cur.is_current
+       where f.date_key = 20241214 order by 1`,
+    );
+    expect(rows).toEqual([
+      { user_id: 'ivy', current_version: true },
+      { user_id: 'jack', current_version: true },
+    ]);
+    // the next day, loaded as the pipeline does, reads the users its dimension load left
+    await feed.send([pageView('jack', '2024-12-15T09:00:00Z')]);
+    await load('2024-12-15');
+    expect(
+      (await env.pool.query('select user_id from staging.user_staged_20241215')).rows.map((r) => r.user_id),
+    ).toEqual(['jack']);
+    expect(await integrity(env)).toEqual(CLEAN);
   });
 
   it('two loads of the same date never interleave: the date lock waits, other dates go ahead', async () => {

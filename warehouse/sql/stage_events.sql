@@ -6,6 +6,9 @@ drop table if exists staging.:"events_table";
 
 drop table if exists staging.:"files_table";
 
+-- the users of the date's previous staging (dim_user_versions.sql), which the fact load must no longer read
+drop table if exists staging.:"users_table";
+
 create unlogged table staging.:"events_table" (like staging.events including all)
 with (autovacuum_enabled = false);
 
