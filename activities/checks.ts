@@ -79,14 +79,15 @@ export function createCheckActivities(
         db,
         record ? key : null,
         async () => {
+          // the checks take connections of their own from the pool; the results are written afterwards, in one
+          // transaction
+          const results: CheckResult[] = await evaluateChecks(
+            pool,
+            { date: input.date, dateKey: dateKeyOf(input.date), scheduled: input.scheduled ?? false, now, config },
+            checks,
+          );
           const client = await pool.connect();
-          let results: CheckResult[];
           try {
-            results = await evaluateChecks(
-              client,
-              { date: input.date, dateKey: dateKeyOf(input.date), scheduled: input.scheduled ?? false, now, config },
-              checks,
-            );
             await client.query('begin');
             await client.query('delete from ops.dq_results where run_id = $1 and dt = $2::date', [
               input.run.runId,

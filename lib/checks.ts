@@ -369,32 +369,67 @@ export function checkSqlFiles(checks: CheckDefinition[] = CHECKS): string[] {
   return checks.flatMap((c) => [c.name, ...(c.enrichSql ?? [])]);
 }
 
-/** Evaluates every check for the context; the SQL errors of a check propagate (a retry handles transient ones). */
+/** Evaluates one check for the context; its SQL errors propagate, named with the check and the date. */
+async function evaluateCheck(client: Queryable, ctx: CheckContext, check: CheckDefinition): Promise<CheckResult> {
+  let row: any;
+  try {
+    const res = (await runSqlFile(client, check.name, { values: checkValues(ctx) }, CHECKS_SQL_DIR)).at(-1)!;
+    row = check.result === 'rows' ? res.rows : (res.rows[0] ?? {});
+    if (check.enrich) row = { ...row, ...(await check.enrich(client, row, ctx)) };
+  } catch (err) {
+    throw new Error(`check ${check.name} failed to run for ${ctx.date}: ${(err as Error).message}`, { cause: err });
+  }
+  const verdict = check.judge(row, ctx);
+  return {
+    check: check.name,
+    table: check.table,
+    status: verdict.ok === 'skip' ? 'skip' : verdict.ok ? 'pass' : check.severity,
+    observed: verdict.observed,
+    threshold: verdict.threshold,
+    details: verdict.details,
+  };
+}
+
+/**
+ * The connections evaluateChecks runs checks on at once. The checks only read, each on its own, and three of them
+ * scan the date's facts (nulls, integrity, the counts of volume and reconciliation), one CPU each: on two
+ * connections they take about half the time on a machine with two cores or more.
+ */
+export const CHECK_CONNECTIONS = 2;
+
+/**
+ * Evaluates every check for the context, on up to `connections` connections of the pool at once, each taking the
+ * next check in list order; the results come in list order. The SQL errors of a check propagate (a retry handles
+ * transient ones), and once one has, no further check starts.
+ */
 export async function evaluateChecks(
-  client: Queryable,
+  pool: Pick<pg.Pool, 'connect'>,
   ctx: CheckContext,
   checks: CheckDefinition[] = CHECKS,
+  connections: number = CHECK_CONNECTIONS,
 ): Promise<CheckResult[]> {
-  const results: CheckResult[] = [];
-  for (const check of checks) {
-    let row: any;
+  const results: CheckResult[] = new Array(checks.length);
+  let next = 0;
+  let failed = false;
+  const runner = async () => {
+    const client = await pool.connect();
     try {
-      const res = (await runSqlFile(client, check.name, { values: checkValues(ctx) }, CHECKS_SQL_DIR)).at(-1)!;
-      row = check.result === 'rows' ? res.rows : (res.rows[0] ?? {});
-      if (check.enrich) row = { ...row, ...(await check.enrich(client, row, ctx)) };
+      while (!failed && next < checks.length) {
+        const i = next++;
+        results[i] = await evaluateCheck(client, ctx, checks[i]);
+      }
     } catch (err) {
-      throw new Error(`check ${check.name} failed to run for ${ctx.date}: ${(err as Error).message}`, { cause: err });
+      failed = true;
+      throw err;
+    } finally {
+      client.release();
     }
-    const verdict = check.judge(row, ctx);
-    results.push({
-      check: check.name,
-      table: check.table,
-      status: verdict.ok === 'skip' ? 'skip' : verdict.ok ? 'pass' : check.severity,
-      observed: verdict.observed,
-      threshold: verdict.threshold,
-      details: verdict.details,
-    });
-  }
+  };
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.max(1, Math.min(connections, checks.length)) }, runner),
+  );
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return results;
 }
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
-import { CHECKS, DQ_DEFAULTS, type CheckResult } from '../lib/checks';
+import { CHECKS, DQ_DEFAULTS, type CheckResult, dateKeyOf, evaluateChecks } from '../lib/checks';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { createTestEnv, type TestEnv } from './support';
@@ -64,6 +64,42 @@ describe('data-quality checks', () => {
     // the scheduled run judges freshness against the clock: 2:00 the next day is fresh
     const scheduled = await check(last, { scheduled: true, now: `${addDays(last, 1)}T02:00:00Z` });
     expect(scheduled.by.freshness.status).toBe('pass');
+  });
+
+  it('the checks run on two connections at once, results in list order; one that cannot run stops them, named', async () => {
+    // the real pool, counting the connections taken and not yet released
+    let held = 0;
+    let most = 0;
+    const pool = {
+      connect: async () => {
+        held++;
+        most = Math.max(most, held);
+        const client = await env.pool.connect();
+        const release = client.release.bind(client);
+        client.release = (err?: Error | boolean) => {
+          held--;
+          release(err);
+        };
+        return client;
+      },
+    };
+    const ctx = {
+      date: last,
+      dateKey: dateKeyOf(last),
+      scheduled: false,
+      now: new Date(),
+      config: { ...DQ_DEFAULTS, scheduleStart: seeded.dates[0] },
+    };
+    const results = await evaluateChecks(pool, ctx);
+    expect(results.map((r) => r.check)).toEqual(CHECKS.map((c) => c.name));
+    expect(results.filter((r) => r.status !== 'pass')).toEqual([]);
+    expect({ most, held }).toEqual({ most: 2, held: 0 });
+
+    await env.pool.query('alter table ops.rejected_rows rename to rejected_rows_gone');
+    await expect(evaluateChecks(pool, ctx)).rejects.toThrow(
+      `check set_aside failed to run for ${last}: relation "ops.rejected_rows" does not exist`,
+    );
+    expect(held).toBe(0);
   });
 
   it('volume: a 50 % drop fails', async () => {
