@@ -3,7 +3,7 @@ import { dateLockId, lockDimUserExclusive, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
-import { ensureStaged, stagingEventsTable, stagingUsersTable } from './stage';
+import { ensureStaged, filledStagingTable, stagingDevicesTable, stagingEventsTable, stagingUsersTable } from './stage';
 import { lakeOf } from '../lib/lake-store';
 
 export interface LoadDeviceDimensionOutput {
@@ -75,7 +75,12 @@ export function createDimensionActivities(deps: ActivityDeps) {
       const { table, restaged, rows } = await ensureStaged(client, lakeOf(config), date);
       // nothing staged (an incremental stage run found nothing new): no device to add
       if (rows === 0) return { date, restaged, devicesRead: 0, devicesInserted: 0 };
-      const [result] = await runSqlFile(client, 'dim_device', { identifiers: { events_table: table } });
+      const devices = stagingDevicesTable(date);
+      const fromStage = await filledStagingTable(client, devices);
+      const [result] = await runSqlFile(client, 'dim_device', {
+        identifiers: { events_table: table, devices_table: fromStage ? devices : table },
+        values: { from_stage: fromStage },
+      });
       return { date, restaged, devicesRead: result.rows[0].count_read, devicesInserted: result.rows[0].count_inserted };
     });
   }

@@ -6,7 +6,7 @@ import { addDays } from '../lib/temporal';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
-import { ensureStaged, stagingEventsTable, stagingFilesTable, stagingUsersTable } from './stage';
+import { ensureStaged, filledStagingTable, stagingEventsTable, stagingFilesTable, stagingUsersTable } from './stage';
 import { lakeOf } from '../lib/lake-store';
 
 export interface LoadFactsOutput {
@@ -90,15 +90,8 @@ async function dayUsers(
   date: string,
 ): Promise<{ identifiers: { users_table: string }; values: { all_users: boolean } }> {
   const users = stagingUsersTable(date);
-  const { rows } = await client.query<{ present: boolean }>('select to_regclass($1) is not null as present', [
-    `staging.${client.escapeIdentifier(users)}`,
-  ]);
-  if (rows[0].present) {
-    const { rows: filled } = await client.query<{ found: boolean }>(
-      `select exists (select from staging.${client.escapeIdentifier(users)}) as found`,
-    );
-    if (filled[0].found) return { identifiers: { users_table: users }, values: { all_users: false } };
-  }
+  if (await filledStagingTable(client, users))
+    return { identifiers: { users_table: users }, values: { all_users: false } };
   return { identifiers: { users_table: stagingEventsTable(date) }, values: { all_users: true } };
 }
 

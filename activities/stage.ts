@@ -6,6 +6,7 @@ import type { Table } from 'apache-arrow';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { BinaryCopyUnsupported } from '../lib/copy-binary';
+import type { DeviceTriple } from '../lib/device-triples';
 import { LakeFileCorruptError, readLakeFile } from '../lib/lake';
 import { type LakeLocation, lakeOf, lakeStore } from '../lib/lake-store';
 import { dateLockId, tryLockDate, withDateLock } from '../lib/locks';
@@ -23,6 +24,26 @@ export function stagingEventsTable(date: string): string {
 /** The per-date staging table of the lake files a stage run read, e.g. staging.event_files_20241217. */
 export function stagingFilesTable(date: string): string {
   return `event_files_${dateLockId(date)}`;
+}
+
+/**
+ * The per-date table of the distinct device triples of a date's staging table, e.g. staging.event_devices_20241217:
+ * the stage run writes it from what it copied (lib/device-triples.ts), the device dimension load reads it instead
+ * of the staged rows, the next stage run of the date drops it.
+ */
+export function stagingDevicesTable(date: string): string {
+  return `event_devices_${dateLockId(date)}`;
+}
+
+/** Whether staging.<table> exists and has a row: a per-date table a load may read instead of the staged rows. */
+export async function filledStagingTable(client: pg.ClientBase, table: string): Promise<boolean> {
+  const qualified = `staging.${client.escapeIdentifier(table)}`;
+  const { rows } = await client.query<{ present: boolean }>('select to_regclass($1) is not null as present', [
+    qualified,
+  ]);
+  if (!rows[0].present) return false;
+  const { rows: filled } = await client.query<{ found: boolean }>(`select exists (select from ${qualified}) as found`);
+  return filled[0].found;
 }
 
 /**
@@ -185,7 +206,12 @@ export async function stageDate(
   options: { fileIds?: number[]; baseFileIds?: number[] | null; runId?: string | null } = {},
 ): Promise<StageEventsOutput> {
   const table = stagingEventsTable(date);
-  const identifiers = { events_table: table, files_table: stagingFilesTable(date), users_table: stagingUsersTable(date) };
+  const identifiers = {
+    events_table: table,
+    files_table: stagingFilesTable(date),
+    users_table: stagingUsersTable(date),
+    devices_table: stagingDevicesTable(date),
+  };
   // what to stage: a restore repeats the recorded run; otherwise a loaded date stages only what landed since
   let fileIds = options.fileIds ?? null;
   let base: { fileIds: number[]; counts: StageCounts } | null = null;
@@ -221,6 +247,8 @@ export async function stageDate(
   let setAside: SetAsideRow[] = [];
   // event_ids that may occur more than once (lib/repeated-ids.ts); null: any may
   let candidates = null as string[] | null;
+  // the distinct device triples of the copied records; null: not known here
+  let devices = null as DeviceTriple[] | null;
   if (files.length > 0) {
     const onFile = (_file: LakeFileRef, rows: number) => {
       filesDone++;
@@ -237,6 +265,7 @@ export async function stageDate(
         const copy = client.query(copyFrom(copyStatement(client, table, format)));
         await pipeline(chunks, copy, { signal });
         candidates = chunks.candidates;
+        devices = chunks.devices;
         return Number(copy.rowCount);
       } catch (err) {
         // cancelled: the COPY ends with PostgreSQL's answer to CopyFail; the activity ends as cancelled
@@ -263,6 +292,7 @@ export async function stageDate(
       await client.query('rollback to savepoint stage_copy');
       ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
       candidates = null;
+      devices = null;
     }
   }
   const rowsSetAside = await recordSetAside(client, date, setAside, base ? refs.map((r) => r.lakeFileId) : null);
@@ -292,6 +322,17 @@ export async function stageDate(
         values: { date_key: dateLockId(date) },
       });
       rowsAlreadyLoaded = loaded.rowCount ?? 0;
+    }
+    // the triples of every record copied: exact for the staged rows unless some records left the table again
+    if (devices !== null && duplicates + rowsAlreadyLoaded === 0) {
+      await runSqlFile(client, 'stage_events_devices', {
+        identifiers,
+        values: {
+          device_types: devices.map((d) => d[0]),
+          device_oses: devices.map((d) => d[1]),
+          device_browsers: devices.map((d) => d[2]),
+        },
+      });
     }
     // the loads only need row counts and the common values of the join keys: a small sample is enough, and the
     // default one (30,000 rows over every column) costs as much as a tenth of the COPY

@@ -538,10 +538,22 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
           `select table_name from information_schema.tables where table_schema = 'staging' order by 1`,
         )
       ).rows.map((r) => r.table_name);
-    expect(await stagingTables()).toEqual(['event_files_20241207', 'events', 'events_20241207', 'user_staged_20241207']);
+    expect(await stagingTables()).toEqual([
+      'event_devices_20241207',
+      'event_files_20241207',
+      'events',
+      'events_20241207',
+      'user_staged_20241207',
+    ]);
     await env.pool.query(`update ops.date_loads set last_loaded_at = now() - interval '25 hours'`);
     await load('2024-12-08');
-    expect(await stagingTables()).toEqual(['event_files_20241208', 'events', 'events_20241208', 'user_staged_20241208']);
+    expect(await stagingTables()).toEqual([
+      'event_devices_20241208',
+      'event_files_20241208',
+      'events',
+      'events_20241208',
+      'user_staged_20241208',
+    ]);
   });
 
   it("the fact load keys events to the staged users' versions only while they are the users the dimension load read", async () => {
@@ -694,6 +706,41 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     await dims.loadDimensions(input);
     const reloaded = await facts.loadFacts(input);
     expect(reloaded).toMatchObject({ restaged: null, rowsInserted: 1, needsReload: false });
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it("the stage run hands the staged records' device triples to the device dimension; with a record dropped as a repeat they are read from the staged rows", async () => {
+    const { env, feed, load } = await setup(lake);
+    const date = '2024-12-04';
+    await feed.send([...busyDay(date), pageView('tabby', `${date}T13:00:00Z`)]);
+    await load(date);
+    // the stage run's triples are exactly those of the staged rows (a missing os or browser as 'unknown')
+    const triples = async (sql: string) =>
+      (await env.pool.query(`${sql} order by 1, 2, 3`)).rows.map((r) => Object.values(r).join('/'));
+    const fromStage = await triples(
+      'select device_type, device_os, device_browser from staging.event_devices_20241204',
+    );
+    expect(fromStage).toEqual(
+      await triples(
+        `select distinct coalesce(device_type, 'unknown') as t, coalesce(device_os, 'unknown') as o, coalesce(device_browser, 'unknown') as b
+         from staging.events_20241204`,
+      ),
+    );
+    expect(fromStage).toEqual(
+      expect.arrayContaining(['desktop/macOS/Safari', 'tablet/iPadOS/unknown', 'unknown/unknown/unknown']),
+    );
+    expect(await triples('select device_type, os, browser from warehouse.dim_device')).toEqual(fromStage);
+
+    // the same event_id again with another device: the first record is staged, and the other's device is not one
+    // of the date's devices
+    const first = pageView('kim', '2024-12-05T10:00:00Z');
+    await feed.send([first]);
+    await feed.send([{ ...first, device: { type: 'desktop', os: 'Linux', browser: 'Lynx' } }]);
+    const { staged } = await load('2024-12-05');
+    expect(staged).toMatchObject({ rowsRead: 2, rowsStaged: 1, duplicates: 1 });
+    const tables = await env.pool.query(`select to_regclass('staging.event_devices_20241205') as t`);
+    expect(tables.rows).toEqual([{ t: null }]);
+    expect(await triples('select device_type, os, browser from warehouse.dim_device')).toEqual(fromStage);
     expect(await integrity(env)).toEqual(CLEAN);
   });
 

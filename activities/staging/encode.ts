@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { type Data, type RecordBatch, type Table, Type, makeVector } from 'apache-arrow';
 import { ChunkedOutput, CopyBinaryBuffer, encodeBinaryBatch, isNull, microsPerUnit } from '../../lib/copy-binary';
+import type { DeviceTriples } from '../../lib/device-triples';
 import type { RepeatedIds } from '../../lib/repeated-ids';
 
 /**
@@ -256,7 +257,8 @@ export type CopyFormat = 'text' | 'binary';
 
 /**
  * The COPY data of the given lake tables in `format`, handed over in chunks of about 8 MB: `onFile` is told the
- * rows of each file once it is encoded; `repeated` fingerprints every event_id on the way. The binary format
+ * rows of each file once it is encoded; `repeated` fingerprints every event_id on the way, `devices` collects the
+ * distinct device triples. The binary format
  * throws BinaryCopyUnsupported for a value only the text format carries exactly.
  */
 export async function* copyChunks(
@@ -264,6 +266,7 @@ export async function* copyChunks(
   format: CopyFormat,
   onFile: (file: LakeFileRef, rows: number) => void,
   repeated?: RepeatedIds,
+  devices?: DeviceTriples,
 ): AsyncGenerator<Buffer> {
   let out: ChunkedOutput;
   let encode: (batch: RecordBatch, lakeFileId: number) => number;
@@ -282,6 +285,7 @@ export async function* copyChunks(
     let rows = 0;
     for (const batch of table.batches) {
       repeated?.addBatch(batch);
+      devices?.addBatch(batch);
       rows += encode(batch, file.lakeFileId);
       if (out.pending() > 0) yield* out.take(false);
     }

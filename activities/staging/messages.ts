@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { BinaryCopyUnsupported } from '../../lib/copy-binary';
+import type { DeviceTriple } from '../../lib/device-triples';
 import { LakeFileCorruptError } from '../../lib/lake-decode';
 import type { CopyFormat, LakeFileRef } from './encode';
 
@@ -26,7 +27,7 @@ export type ToStageWorker =
 export type FromStageWorker =
   | { type: 'chunk'; bytes: Uint8Array }
   | { type: 'file'; rows: number }
-  | { type: 'done'; candidates: string[] | null }
+  | { type: 'done'; candidates: string[] | null; devices: DeviceTriple[] | null }
   | { type: 'error'; error: ThreadError };
 
 /** An error thrown in the worker, as plain data: the errors the stage run branches on keep their class. */

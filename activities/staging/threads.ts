@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Worker } from 'node:worker_threads';
+import type { DeviceTriple } from '../../lib/device-triples';
 import { parseEvent } from '../../lib/events';
 import { generateEvents } from '../../lib/generator';
 import { EventRows, readLakeBytes, toParquet } from '../../lib/lake';
@@ -132,13 +133,15 @@ function memoryStore(relPath: string, bytes: Uint8Array): LakeStore {
 /**
  * The COPY data of `files` in `format`, as a stream for pipeline() into a COPY: chunks of about 8 MB from a
  * worker thread. `onFile` is told each file's rows as the worker finishes it; `candidates` holds the repeated
- * event_id candidates once the stream ended. An error in the worker destroys the stream with the same error
+ * event_id candidates and `devices` the distinct device triples once the stream ended. An error in the worker destroys the stream with the same error
  * (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure). Once the stream is destroyed (it
  * is at its end too) the worker is kept for the next run if it finished, else terminated; close() waits for that.
  */
 export class StagingChunks extends Readable {
   /** The candidate repeated event_ids (RepeatedIds.candidates) once the stream ended. */
   candidates: string[] | null = null;
+  /** The distinct device triples of the records (DeviceTriples.triples) once the stream ended. */
+  devices: DeviceTriple[] | null = null;
   private readonly store: LakeStore;
   private readonly worker: Worker;
   /** Files handed to the worker, and files it finished. */
@@ -210,6 +213,7 @@ export class StagingChunks extends Readable {
       } else if (m.type === 'done') {
         this.finished = true;
         this.candidates = m.candidates;
+        this.devices = m.devices;
         this.push(null);
       } else {
         this.destroy(fromThreadError(m.error));

@@ -1,5 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeLakeFile } from '../../lib/lake-decode';
+import { DeviceTriples } from '../../lib/device-triples';
 import { RepeatedIds } from '../../lib/repeated-ids';
 import { type LakeTable, copyChunks } from './encode';
 import { CHUNKS_AHEAD, type FromStageWorker, type StageJob, type ToStageWorker, toThreadError } from './messages';
@@ -46,12 +47,13 @@ async function* tables(job: StageJob): AsyncGenerator<LakeTable> {
 
 async function run(job: StageJob): Promise<void> {
   const repeated = new RepeatedIds(job.expectedRows);
+  const devices = new DeviceTriples();
   const onFile = (_file: unknown, rows: number) => send({ type: 'file', rows });
-  for await (const chunk of copyChunks(tables(job), job.format, onFile, repeated)) {
+  for await (const chunk of copyChunks(tables(job), job.format, onFile, repeated, devices)) {
     await until(() => credits > 0);
     credits--;
     // a chunk is a view on a buffer of its own (lib/copy-binary.ts ChunkedOutput): moved, not copied
     send({ type: 'chunk', bytes: chunk }, [chunk.buffer as ArrayBuffer]);
   }
-  send({ type: 'done', candidates: repeated.candidates() });
+  send({ type: 'done', candidates: repeated.candidates(), devices: devices.triples() });
 }

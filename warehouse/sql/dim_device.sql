@@ -1,12 +1,23 @@
 -- grain: one row per (device_type, os, browser) triple seen in the date's staged events and not yet in
 -- dim_device. Events without a device map to the unknown member (device_key 0, all three 'unknown'),
 -- a missing os or browser becomes 'unknown'. Re-running inserts nothing.
+-- The triples come from the stage run's table of them (devices_table, stage_events_devices.sql) when from_stage:
+-- a few rows instead of every staged row. Otherwise devices_table names the staging table itself and every
+-- staged row is read.
 with staged_devices as (
     select distinct
         coalesce(staged.device_type, 'unknown') as device_type,
         coalesce(staged.device_os, 'unknown') as os,
         coalesce(staged.device_browser, 'unknown') as browser
+    from staging.:"devices_table" as staged
+    where :'from_stage'::boolean
+    union
+    select distinct
+        coalesce(staged.device_type, 'unknown') as device_type,
+        coalesce(staged.device_os, 'unknown') as os,
+        coalesce(staged.device_browser, 'unknown') as browser
     from staging.:"events_table" as staged
+    where not :'from_stage'::boolean
 ),
 
 new_devices as (

@@ -6,8 +6,11 @@ drop table if exists staging.:"events_table";
 
 drop table if exists staging.:"files_table";
 
--- the users of the date's previous staging (dim_user_versions.sql), which the fact load must no longer read
+-- what the loads took from the date's previous staging instead of its rows: its users (dim_user_versions.sql),
+-- which the fact load must no longer read, and its device triples (stage_events_devices.sql)
 drop table if exists staging.:"users_table";
+
+drop table if exists staging.:"devices_table";
 
 create unlogged table staging.:"events_table" (like staging.events including all)
 with (autovacuum_enabled = false);

@@ -8,7 +8,8 @@ inner join ops.date_loads as date_loads
     on tables.table_name in (
         'events_' || to_char(date_loads.dt, 'YYYYMMDD'),
         'event_files_' || to_char(date_loads.dt, 'YYYYMMDD'),
-        'user_staged_' || to_char(date_loads.dt, 'YYYYMMDD')
+        'user_staged_' || to_char(date_loads.dt, 'YYYYMMDD'),
+        'event_devices_' || to_char(date_loads.dt, 'YYYYMMDD')
     )
 where tables.table_schema = 'staging'
     and date_loads.dt <> :'date'::date
