@@ -109,7 +109,8 @@ where user_activity.user_id = any(array(
 -- when it is earlier or later than what user_activity holds, and take the date's first or last event_time when it is
 -- that date (a re-load may have moved them). One row per user of the date, no look-up of their other dates; the
 -- upsert reads the row it updates as last committed, so fact loads of other dates that run meanwhile are kept.
--- Unchanged rows are not written.
+-- Rows the date does not change (it is neither earlier nor later, nor moves the time of its own first or last
+-- activity) are not written.
 insert into warehouse.user_activity as user_activity (
     user_id, first_date_key, first_event_at, last_date_key, last_event_at
 )
@@ -133,21 +134,16 @@ set
         when excluded.last_date_key >= user_activity.last_date_key then excluded.last_event_at
         else user_activity.last_event_at
     end
-where (
-    user_activity.first_date_key, user_activity.first_event_at, user_activity.last_date_key,
-    user_activity.last_event_at
-) is distinct from (
-    least(user_activity.first_date_key, excluded.first_date_key),
-    case
-        when excluded.first_date_key <= user_activity.first_date_key then excluded.first_event_at
-        else user_activity.first_event_at
-    end,
-    greatest(user_activity.last_date_key, excluded.last_date_key),
-    case
-        when excluded.last_date_key >= user_activity.last_date_key then excluded.last_event_at
-        else user_activity.last_event_at
-    end
-);
+where excluded.first_date_key < user_activity.first_date_key
+    or excluded.last_date_key > user_activity.last_date_key
+    or (
+        excluded.first_date_key = user_activity.first_date_key
+        and excluded.first_event_at is distinct from user_activity.first_event_at
+    )
+    or (
+        excluded.last_date_key = user_activity.last_date_key
+        and excluded.last_event_at is distinct from user_activity.last_event_at
+    );
 
 -- users the date had before and has no longer, who still have other dates: the date may have been their first or
 -- last, so both are looked up again in user_days (user_id, date_key), two probes per user (usually none)
