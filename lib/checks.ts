@@ -413,8 +413,10 @@ export async function evaluateChecks(
   let next = 0;
   let failed = false;
   const runner = async () => {
-    const client = await pool.connect();
+    let client: pg.PoolClient | undefined;
     try {
+      // a connection that cannot be had stops the other runners too
+      client = await pool.connect();
       while (!failed && next < checks.length) {
         const i = next++;
         results[i] = await evaluateCheck(client, ctx, checks[i]);
@@ -423,7 +425,7 @@ export async function evaluateChecks(
       failed = true;
       throw err;
     } finally {
-      client.release();
+      client?.release();
     }
   };
   const settled = await Promise.allSettled(

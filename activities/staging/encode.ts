@@ -258,8 +258,8 @@ export type CopyFormat = 'text' | 'binary';
 /**
  * The COPY data of the given lake tables in `format`, handed over in chunks of about 8 MB: `onFile` is told the
  * rows of each file once it is encoded; `repeated` fingerprints every event_id on the way, `devices` collects the
- * distinct device triples. The binary format
- * throws BinaryCopyUnsupported for a value only the text format carries exactly.
+ * distinct device triples. The binary format throws BinaryCopyUnsupported for a value only the text format carries
+ * exactly.
  */
 export async function* copyChunks(
   tables: AsyncIterable<LakeTable>,

@@ -132,10 +132,11 @@ function memoryStore(relPath: string, bytes: Uint8Array): LakeStore {
 
 /**
  * The COPY data of `files` in `format`, as a stream for pipeline() into a COPY: chunks of about 8 MB from a
- * worker thread. `onFile` is told each file's rows as the worker finishes it; `candidates` holds the repeated
- * event_id candidates and `devices` the distinct device triples once the stream ended. An error in the worker destroys the stream with the same error
- * (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure). Once the stream is destroyed (it
- * is at its end too) the worker is kept for the next run if it finished, else terminated; close() waits for that.
+ * worker thread. `onFile` is told each file's rows as the worker finishes it; once the stream ended, `candidates`
+ * holds the repeated event_id candidates and `devices` the distinct device triples. An error in the worker destroys
+ * the stream with the same error (BinaryCopyUnsupported, LakeFileCorruptError, a LakeSchemaMismatch failure). Once
+ * the stream is destroyed (it is at its end too) the worker is kept for the next run if it finished, else
+ * terminated; close() waits for that.
  */
 export class StagingChunks extends Readable {
   /** The candidate repeated event_ids (RepeatedIds.candidates) once the stream ended. */
