@@ -35,6 +35,66 @@ function neighbourKeys(date: string): { previous_date_key: number; next_date_key
   return { previous_date_key: dateLockId(addDays(date, -1)), next_date_key: dateLockId(addDays(date, 1)) };
 }
 
+/** The staged event_ids of the date that fact_events already holds under a neighbouring date. */
+async function crossDateIds(client: pg.ClientBase, date: string): Promise<string[]> {
+  const [found] = await runSqlFile(client, 'fact_events_cross_date', {
+    identifiers: { events_table: stagingEventsTable(date) },
+    values: neighbourKeys(date),
+  });
+  return found.rows.map((row: { event_id: string }) => row.event_id);
+}
+
+/**
+ * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
+ * inserts, so the hash join of the staged event_ids with the neighbouring partitions takes the other core instead
+ * of adding to the load. null when it failed (logged): the load then looks in its own transaction.
+ */
+async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] | null> {
+  let client: pg.PoolClient | undefined;
+  let failed: Error | undefined;
+  try {
+    client = await pool.connect();
+    await client.query('begin read only');
+    await setLoadSession(client);
+    // one core: the insert it runs beside has the other
+    await client.query('set local max_parallel_workers_per_gather = 0');
+    const ids = await crossDateIds(client, date);
+    await client.query('commit');
+    return ids;
+  } catch (err) {
+    failed = err as Error;
+    console.warn(
+      JSON.stringify({ level: 'warn', msg: 'cross-date look-up beside the fact load failed', date, error: String(err) }),
+    );
+    return null;
+  } finally {
+    client?.release(failed); // a connection that failed mid-transaction is discarded, not reused
+  }
+}
+
+/**
+ * Takes the date's event_ids found under a neighbouring date out of its staging table, so that neither its facts
+ * nor its user activity count them, and keeps the stage records in step: ops.date_stages' row count (or the next
+ * load would stage the date again), and ops.staged_dates, which counts them as surplus records of an event_id
+ * (their one fact is under the other date), so the reconciliation check still matches the landed records with the
+ * facts. Returns the staged rows removed.
+ */
+async function removeCrossDate(client: pg.ClientBase, date: string, ids: string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const { rowCount } = await client.query(
+    `delete from staging.${client.escapeIdentifier(stagingEventsTable(date))} where event_id = any($1::uuid[])`,
+    [ids],
+  );
+  const removed = rowCount ?? 0;
+  await client.query('update ops.date_stages set row_count = row_count - $2 where dt = $1::date', [date, removed]);
+  await client.query(
+    `update ops.staged_dates set duplicates = duplicates + $2, rows_staged = rows_staged - $2
+     where dt = $1::date`,
+    [date, removed],
+  );
+  return removed;
+}
+
 /** The date's bounds and key, as the SQL files under warehouse/sql/ take them. */
 export function dateValues(date: string) {
   return {
@@ -184,25 +244,12 @@ export function createFactActivities(deps: ActivityDeps) {
       const { restaged, baseFileIds, rows: rowsDistinct } = await ensureStaged(client, lakeOf(config), date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
-      const [dropped] = await runSqlFile(client, 'fact_events_cross_date', {
-        identifiers: { events_table: eventsTable },
-        values: neighbourKeys(date),
-      });
-      const crossDate = dropped.rowCount ?? 0;
-      // the staging table now holds fewer rows: keep its record in step, or the next load would stage it again;
-      // and count them in ops.staged_dates as surplus records of an event_id (their one fact is under the other
-      // date), so the reconciliation check still matches the date's landed records with its facts
-      if (crossDate > 0) {
-        await client.query('update ops.date_stages set row_count = row_count - $2 where dt = $1::date', [
-          date,
-          crossDate,
-        ]);
-        await client.query(
-          `update ops.staged_dates set duplicates = duplicates + $2, rows_staged = rows_staged - $2
-           where dt = $1::date`,
-          [date, crossDate],
-        );
-      }
+      const partition = await factPartition(client, dateKey);
+      // A first load looks for the date's event_ids under the neighbouring dates on another connection while it
+      // inserts (the look-up reads staging as committed, so not after staging again in this transaction) and takes
+      // them out of the new partition afterwards; a re-load takes them out of staging before it compares anything.
+      const lookup = partition === null && restaged === null ? crossDateIdsAside(pool, date) : null;
+      let crossDate = lookup ? 0 : await removeCrossDate(client, date, await crossDateIds(client, date));
       // The lake files the stage run read: their records, duplicates included, and whether files landed since.
       const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
         `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
@@ -214,7 +261,6 @@ export function createFactActivities(deps: ActivityDeps) {
 
       let rowsInserted: number;
       let rowsUpdated = 0;
-      const partition = await factPartition(client, dateKey);
       const skip = partition ? await filesAlreadyLoaded(client, date, stagedIds) : [];
       if (!partition) {
         // first load of the date: fill a plain table, index it in bulk, attach it as the date's partition
@@ -224,6 +270,17 @@ export function createFactActivities(deps: ActivityDeps) {
         );
         const target = { events_table: eventsTable, target_schema: 'warehouse', target_table: rows[0].name };
         rowsInserted = await insertKeyedFacts(client, date, target, []);
+        if (lookup) {
+          const ids = (await lookup) ?? (await crossDateIds(client, date));
+          crossDate = await removeCrossDate(client, date, ids);
+          if (ids.length > 0) {
+            const removed = await client.query(
+              `delete from warehouse.${client.escapeIdentifier(target.target_table)} where event_id = any($1::uuid[])`,
+              [ids],
+            );
+            rowsInserted -= removed.rowCount ?? 0;
+          }
+        }
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
       } else if (skip.length === stagedIds.length || (baseFileIds !== null && rowsDistinct - crossDate === 0)) {
         // re-load with no new lake file, or an incremental stage run that found nothing new: every record is loaded

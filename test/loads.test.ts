@@ -777,6 +777,80 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it('a first load looks for event_ids under the neighbouring dates on a second connection while it inserts; a re-load, and a first load whose look-up fails, look in their own transaction', async () => {
+    const { env, feed, load } = await setup(lake);
+    // the fact load on the real pool, counting the connections it holds at once; `refuse` fails a second one
+    let held = 0;
+    let most = 0;
+    let refuse = false;
+    const pool = Object.create(env.pool) as typeof env.pool;
+    pool.connect = (async () => {
+      if (refuse && held > 0) throw new Error('no connection for you');
+      held++;
+      most = Math.max(most, held);
+      const client = await env.pool.connect();
+      const release = client.release.bind(client);
+      client.release = (err?: Error | boolean) => {
+        held--;
+        release(err);
+      };
+      return client;
+    }) as typeof env.pool.connect;
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const stage = createStageActivities(deps);
+    const dims = createDimensionActivities(deps);
+    const facts = createFactActivities({ ...deps, pool });
+    const loadCounted = async (date: string) => {
+      const input = { date, run: { ...run, runId: `counted-${date}-${most}` } };
+      await stage.stageEvents(input);
+      await dims.loadDimensions(input);
+      most = 0;
+      return facts.loadFacts(input);
+    };
+    const dateOf = async (eventId: string) =>
+      (await env.pool.query('select date_key from warehouse.fact_events where event_id = $1', [eventId])).rows;
+
+    const p = purchase('gil', '2024-12-05T23:59:00Z', 5);
+    const v = pageView('gil', '2024-12-06T08:00:00Z');
+    await feed.send([signup('gil', '2024-12-05T09:00:00Z', alice), p]);
+    await load('2024-12-05');
+    await feed.send([{ ...p, event_time: '2024-12-06T00:01:00Z' }, v]);
+    const first = await loadCounted('2024-12-06');
+    expect(first).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
+    expect(most).toBe(2);
+    expect(held).toBe(0);
+    expect(await dateOf(p.event_id)).toEqual([{ date_key: 20241205 }]);
+
+    // a re-load of the date (its partition exists) with a new lake file holding another re-sent event
+    const q = pageView('gil', '2024-12-05T23:30:00Z');
+    await feed.send([q]);
+    await load('2024-12-05');
+    await feed.send([{ ...q, event_time: '2024-12-06T00:02:00Z' }, pageView('gil', '2024-12-06T09:00:00Z')]);
+    const again = await loadCounted('2024-12-06');
+    expect(again).toMatchObject({ rowsInserted: 1, crossDateDuplicates: 1 });
+    expect(most).toBe(1);
+    expect(await dateOf(q.event_id)).toEqual([{ date_key: 20241205 }]);
+
+    // a first load whose second connection cannot be had looks in its own transaction
+    refuse = true;
+    await feed.send([{ ...v, event_time: '2024-12-07T00:03:00Z' }, pageView('gil', '2024-12-07T10:00:00Z')]);
+    const refused = await loadCounted('2024-12-07');
+    expect(refused).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
+    expect(most).toBe(1);
+    expect(await dateOf(v.event_id)).toEqual([{ date_key: 20241206 }]);
+
+    // the records left out count as surplus records of their event_ids: every date's landed records reconcile
+    for (const date of ['2024-12-06', '2024-12-07']) {
+      const checks = await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks({
+        date,
+        run: { ...run, runId: `cross-date-${date}` },
+      });
+      expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass' });
+    }
+    expect(held).toBe(0);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
   it("a user's first and last dates follow their facts: dates loaded out of order, and facts a repair removed", async () => {
     const { env, feed, load } = await setup(lake);
     const activity = async () =>
