@@ -64,7 +64,12 @@ async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] 
   } catch (err) {
     failed = err as Error;
     console.warn(
-      JSON.stringify({ level: 'warn', msg: 'cross-date look-up beside the fact load failed', date, error: String(err) }),
+      JSON.stringify({
+        level: 'warn',
+        msg: 'cross-date look-up beside the fact load failed',
+        date,
+        error: String(err),
+      }),
     );
     return null;
   } finally {

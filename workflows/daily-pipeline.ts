@@ -108,6 +108,8 @@ const RELOAD_MARKED_DATES = 'reload-marked-dates';
 export const RUN_OUTCOME_ALERTS_PATCH = 'run-outcome-alerts';
 /** Patch: the alert step runs after the re-loads of late dates, so a hanging Slack never delays them. */
 export const ALERT_AFTER_RELOADS_PATCH = 'alert-after-reloads';
+/** Patch: a dimension load that changed dim_user versions in place refreshes the marts of the later dates too. */
+const MARTS_AFTER_VERSION_CHANGES = 'marts-after-version-changes';
 
 // --- contract ---------------------------------------------------------------------------------------------------
 
@@ -123,7 +125,10 @@ export interface DailyPipelineInput {
 /** What each step reported; the activities' own outputs, small objects of counts. */
 export interface DateLoadResult {
   date: string;
-  /** Later dates whose facts the dimension load may have re-pointed to other dim_user versions: their marts are refreshed too. */
+  /**
+   * Later dates whose facts the dimension load may have re-pointed to other dim_user versions, or whose versions it
+   * changed in place: their marts are refreshed too.
+   */
   repointedDates: string[];
   stage: Awaited<ReturnType<AllActivities['stageEvents']>>;
   dimensions: Awaited<ReturnType<AllActivities['loadDimensions']>>;
@@ -321,8 +326,15 @@ async function loadDate(date: string, run: RunRef, setStep: (step: string) => vo
   const dimensions = await loadDimensions({ date, run });
   setStep('facts');
   const facts = await loadFacts({ date, run });
-  // a change slotted into a user's history moves facts of later dates to another version (plan at purchase, …)
-  const repointedDates = dimensions.user.factsRepointed > 0 ? (await listDatesLoadedAfter({ date })).dates : [];
+  // a change slotted into a user's history moves facts of later dates to another version (plan at purchase, …); a
+  // version changed in place (an inferred member completed by its signup on this earlier date, keeping its key)
+  // changes the plan and country the later dates' facts already point at. Either way the marts those dates got
+  // from their own runs lag, and a later date whose run refreshed them before this load is refreshed here again.
+  const { user } = dimensions;
+  const versionsChanged =
+    user.factsRepointed > 0 ||
+    (user.versionsUpdated + user.versionsDeleted > 0 && patched(MARTS_AFTER_VERSION_CHANGES));
+  const repointedDates = versionsChanged ? (await listDatesLoadedAfter({ date })).dates : [];
   return { date, repointedDates, stage, dimensions, facts };
 }
 
