@@ -5,7 +5,7 @@ import { createCheckActivities } from '../activities/checks';
 import { CHECKS, DQ_DEFAULTS, type CheckResult, dateKeyOf, evaluateChecks } from '../lib/checks';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
-import { createTestEnv, type TestEnv } from './support';
+import { countingPool, createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, dateKey, refreshDateActivity, seedWarehouse, type Seeded } from './seed-warehouse';
 
 /** Each check passes on a clean generated warehouse and fails on data built to break it. */
@@ -68,21 +68,7 @@ describe('data-quality checks', () => {
 
   it('the checks run on two connections at once, results in list order; one that cannot run stops them, named', async () => {
     // the real pool, counting the connections taken and not yet released
-    let held = 0;
-    let most = 0;
-    const pool = {
-      connect: async () => {
-        held++;
-        most = Math.max(most, held);
-        const client = await env.pool.connect();
-        const release = client.release.bind(client);
-        client.release = (err?: Error | boolean) => {
-          held--;
-          release(err);
-        };
-        return client;
-      },
-    };
+    const counted = countingPool(env.pool);
     const ctx = {
       date: last,
       dateKey: dateKeyOf(last),
@@ -90,16 +76,16 @@ describe('data-quality checks', () => {
       now: new Date(),
       config: { ...DQ_DEFAULTS, scheduleStart: seeded.dates[0] },
     };
-    const results = await evaluateChecks(pool, ctx);
+    const results = await evaluateChecks(counted.pool, ctx);
     expect(results.map((r) => r.check)).toEqual(CHECKS.map((c) => c.name));
     expect(results.filter((r) => r.status !== 'pass')).toEqual([]);
-    expect({ most, held }).toEqual({ most: 2, held: 0 });
+    expect({ most: counted.most, held: counted.held }).toEqual({ most: 2, held: 0 });
 
     await env.pool.query('alter table ops.rejected_rows rename to rejected_rows_gone');
-    await expect(evaluateChecks(pool, ctx)).rejects.toThrow(
+    await expect(evaluateChecks(counted.pool, ctx)).rejects.toThrow(
       `check set_aside failed to run for ${last}: relation "ops.rejected_rows" does not exist`,
     );
-    expect(held).toBe(0);
+    expect(counted.held).toBe(0);
   });
 
   it('volume: a 50 % drop fails', async () => {

@@ -9,7 +9,7 @@ import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import { DQ_DEFAULTS } from '../lib/checks';
 import type { RawEventV1 } from '../lib/events';
-import { createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
+import { countingPool, createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
 
 /** Warehouse loads (issue 4): staging by COPY, SCD2 users, dimensions, idempotent fact upserts, late data. */
 
@@ -779,32 +779,18 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
 
   it('a first load looks for event_ids under the neighbouring dates on a second connection while it inserts; a re-load, and a first load whose look-up fails, look in their own transaction', async () => {
     const { env, feed, load } = await setup(lake);
-    // the fact load on the real pool, counting the connections it holds at once; `refuse` fails a second one
-    let held = 0;
-    let most = 0;
-    let refuse = false;
-    const pool = Object.create(env.pool) as typeof env.pool;
-    pool.connect = (async () => {
-      if (refuse && held > 0) throw new Error('no connection for you');
-      held++;
-      most = Math.max(most, held);
-      const client = await env.pool.connect();
-      const release = client.release.bind(client);
-      client.release = (err?: Error | boolean) => {
-        held--;
-        release(err);
-      };
-      return client;
-    }) as typeof env.pool.connect;
+    // the fact load on the real pool, counting the connections it holds at once
+    const counted = countingPool(env.pool);
     const deps = { config: env.config, pool: env.pool, db: env.db };
     const stage = createStageActivities(deps);
     const dims = createDimensionActivities(deps);
-    const facts = createFactActivities({ ...deps, pool });
+    const facts = createFactActivities({ ...deps, pool: counted.pool });
+    let runs = 0;
     const loadCounted = async (date: string) => {
-      const input = { date, run: { ...run, runId: `counted-${date}-${most}` } };
+      const input = { date, run: { ...run, runId: `counted-${date}-${++runs}` } };
       await stage.stageEvents(input);
       await dims.loadDimensions(input);
-      most = 0;
+      counted.most = 0;
       return facts.loadFacts(input);
     };
     const dateOf = async (eventId: string) =>
@@ -817,8 +803,8 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     await feed.send([{ ...p, event_time: '2024-12-06T00:01:00Z' }, v]);
     const first = await loadCounted('2024-12-06');
     expect(first).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
-    expect(most).toBe(2);
-    expect(held).toBe(0);
+    expect(counted.most).toBe(2);
+    expect(counted.held).toBe(0);
     expect(await dateOf(p.event_id)).toEqual([{ date_key: 20241205 }]);
 
     // a re-load of the date (its partition exists) with a new lake file holding another re-sent event
@@ -828,15 +814,15 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     await feed.send([{ ...q, event_time: '2024-12-06T00:02:00Z' }, pageView('gil', '2024-12-06T09:00:00Z')]);
     const again = await loadCounted('2024-12-06');
     expect(again).toMatchObject({ rowsInserted: 1, crossDateDuplicates: 1 });
-    expect(most).toBe(1);
+    expect(counted.most).toBe(1);
     expect(await dateOf(q.event_id)).toEqual([{ date_key: 20241205 }]);
 
     // a first load whose second connection cannot be had looks in its own transaction
-    refuse = true;
+    counted.refuse = true;
     await feed.send([{ ...v, event_time: '2024-12-07T00:03:00Z' }, pageView('gil', '2024-12-07T10:00:00Z')]);
     const refused = await loadCounted('2024-12-07');
     expect(refused).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
-    expect(most).toBe(1);
+    expect(counted.most).toBe(1);
     expect(await dateOf(v.event_id)).toEqual([{ date_key: 20241206 }]);
 
     // the records left out count as surplus records of their event_ids: every date's landed records reconcile
@@ -847,7 +833,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
       });
       expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass' });
     }
-    expect(held).toBe(0);
+    expect(counted.held).toBe(0);
     expect(await integrity(env)).toEqual(CLEAN);
   });
 

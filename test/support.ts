@@ -168,3 +168,24 @@ export async function dropDatabase(adminUrl: string, database: string): Promise<
     await client.end();
   }
 }
+
+/**
+ * The real pool, counting the connections taken from it and not yet released (`held`) and the most held at once
+ * (`most`, reset by the caller); while `refuse` is set, a connection asked for while another is held fails.
+ */
+export function countingPool(real: pg.Pool): { pool: pg.Pool; held: number; most: number; refuse: boolean } {
+  const counts = { pool: Object.create(real) as pg.Pool, held: 0, most: 0, refuse: false };
+  counts.pool.connect = (async () => {
+    if (counts.refuse && counts.held > 0) throw new Error('no connection for you');
+    counts.held++;
+    counts.most = Math.max(counts.most, counts.held);
+    const client = await real.connect();
+    const release = client.release.bind(client);
+    client.release = (err?: Error | boolean) => {
+      counts.held--;
+      release(err);
+    };
+    return client;
+  }) as pg.Pool['connect'];
+  return counts;
+}
