@@ -90,6 +90,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
     const identifiers = {
       events_table: stagingEventsTable(date),
       versions_table: `user_versions_${suffix}`,
+      desired_table: `user_desired_${suffix}`,
       moved_table: `user_moved_${suffix}`,
       changes_table: `user_changes_${suffix}`,
       users_table: stagingUsersTable(date),

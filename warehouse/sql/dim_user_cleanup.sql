@@ -4,6 +4,8 @@ drop table if exists staging.:"moved_table";
 
 drop table if exists staging.:"versions_table";
 
+drop table if exists staging.:"desired_table";
+
 drop table if exists staging.:"changes_table";
 
 drop table if exists staging.:"history_table";
