@@ -47,9 +47,13 @@ async function crossDateIds(client: pg.ClientBase, date: string): Promise<string
 /**
  * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
  * inserts, so the hash join of the staged event_ids with the neighbouring partitions takes the other core instead
- * of adding to the load. null when it failed (logged): the load then looks in its own transaction.
+ * of adding to the load. null when the pool has no connection to spare or the look-up failed (logged): the load
+ * then looks in its own transaction.
  */
 async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] | null> {
+  // never wait for a connection: the load holds one already, and on a pool with none to spare (a pool of one, or
+  // every connection busy) it would wait for itself
+  if (pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)) return null;
   let client: pg.PoolClient | undefined;
   let failed: Error | undefined;
   try {

@@ -9,6 +9,7 @@ import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import { DQ_DEFAULTS } from '../lib/checks';
 import type { RawEventV1 } from '../lib/events';
+import { createPool } from '../warehouse/db';
 import { countingPool, createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
 
 /** Warehouse loads (issue 4): staging by COPY, SCD2 users, dimensions, idempotent fact upserts, late data. */
@@ -819,14 +820,29 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
 
     // a first load whose second connection cannot be had looks in its own transaction
     counted.refuse = true;
-    await feed.send([{ ...v, event_time: '2024-12-07T00:03:00Z' }, pageView('gil', '2024-12-07T10:00:00Z')]);
+    const w = pageView('gil', '2024-12-07T10:00:00Z');
+    await feed.send([{ ...v, event_time: '2024-12-07T00:03:00Z' }, w]);
     const refused = await loadCounted('2024-12-07');
     expect(refused).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
     expect(counted.most).toBe(1);
     expect(await dateOf(v.event_id)).toEqual([{ date_key: 20241206 }]);
 
+    // on a pool of one connection, held by the load itself, the first load looks in its own transaction
+    const single = createPool(env.config.databaseUrl, 1);
+    try {
+      await feed.send([{ ...w, event_time: '2024-12-08T00:04:00Z' }, pageView('gil', '2024-12-08T10:00:00Z')]);
+      const input = { date: '2024-12-08', run: { ...run, runId: 'single-connection' } };
+      await stage.stageEvents(input);
+      await dims.loadDimensions(input);
+      const alone = await createFactActivities({ ...deps, pool: single }).loadFacts(input);
+      expect(alone).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
+      expect(await dateOf(w.event_id)).toEqual([{ date_key: 20241207 }]);
+    } finally {
+      await single.end();
+    }
+
     // the records left out count as surplus records of their event_ids: every date's landed records reconcile
-    for (const date of ['2024-12-06', '2024-12-07']) {
+    for (const date of ['2024-12-06', '2024-12-07', '2024-12-08']) {
       const checks = await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks({
         date,
         run: { ...run, runId: `cross-date-${date}` },
