@@ -285,23 +285,20 @@ function checkText(value: string, path: string, max: number | null): string {
   return value;
 }
 
-function requireString(obj: Record<string, unknown>, key: string, path: string, max: number | null = null): string {
-  const value = obj[key];
+function requireString(value: unknown, path: string, max: number | null = null): string {
   if (value === undefined || value === null) throw new Reject(`missing required field "${path}"`);
   if (typeof value !== 'string') throw new Reject(`field "${path}" must be a string, got ${show(value)}`);
   if (value.length === 0) throw new Reject(`field "${path}" must not be empty`);
   return checkText(value, path, max);
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, path: string, max: number | null): string | null {
-  const value = obj[key];
+function optionalString(value: unknown, path: string, max: number | null): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new Reject(`field "${path}" must be a string, got ${show(value)}`);
   return checkText(value, path, max);
 }
 
-function optionalObject(obj: Record<string, unknown>, key: string): Record<string, unknown> | null {
-  const value = obj[key];
+function optionalObject(value: unknown, key: string): Record<string, unknown> | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new Reject(`field "${key}" must be an object, got ${show(value)}`);
@@ -317,7 +314,7 @@ function checkCountry(value: string | null, path: string): string | null {
 }
 
 function readEventTime(obj: Record<string, unknown>, nowMs: number): number {
-  const text = requireString(obj, 'event_time', 'event_time');
+  const text = requireString(obj.event_time, 'event_time');
   const us = parseIsoTimeUs(text);
   if (us === null) {
     throw new Reject(
@@ -335,49 +332,49 @@ function readEventTime(obj: Record<string, unknown>, nowMs: number): number {
 }
 
 function readDevice(obj: Record<string, unknown>, event: LakeEvent): void {
-  const device = optionalObject(obj, 'device');
+  const device = optionalObject(obj.device, 'device');
   if (device === null) return;
-  const type = requireString(device, 'type', 'device.type');
+  const type = requireString(device.type, 'device.type');
   if (!DEVICE_TYPE_SET.has(type)) {
     throw new Reject(`field "device.type" must be one of ${DEVICE_TYPES.join('|')}, got ${show(type)}`);
   }
   event.device_type = type as DeviceType;
-  event.device_os = optionalString(device, 'os', 'device.os', TEXT_LIMITS['device.os']);
-  event.device_browser = optionalString(device, 'browser', 'device.browser', TEXT_LIMITS['device.browser']);
+  event.device_os = optionalString(device.os, 'device.os', TEXT_LIMITS['device.os']);
+  event.device_browser = optionalString(device.browser, 'device.browser', TEXT_LIMITS['device.browser']);
 }
 
 function readContext(obj: Record<string, unknown>, event: LakeEvent): void {
-  const context = optionalObject(obj, 'context');
+  const context = optionalObject(obj.context, 'context');
   if (context === null) return;
-  event.country = checkCountry(optionalString(context, 'country', 'context.country', null), 'context.country');
-  event.page = optionalString(context, 'page', 'context.page', TEXT_LIMITS['context.page']);
-  event.referrer = optionalString(context, 'referrer', 'context.referrer', TEXT_LIMITS['context.referrer']);
+  event.country = checkCountry(optionalString(context.country, 'context.country', null), 'context.country');
+  event.page = optionalString(context.page, 'context.page', TEXT_LIMITS['context.page']);
+  event.referrer = optionalString(context.referrer, 'context.referrer', TEXT_LIMITS['context.referrer']);
 }
 
 function readUser(obj: Record<string, unknown>, event: LakeEvent): void {
-  const user = optionalObject(obj, 'user');
+  const user = optionalObject(obj.user, 'user');
   if (user === null) {
     if (USER_TYPES.has(event.event_type)) throw new Reject(`missing required field "user" on ${event.event_type}`);
     return;
   }
-  const email = requireString(user, 'email', 'user.email', TEXT_LIMITS['user.email']);
+  const email = requireString(user.email, 'user.email', TEXT_LIMITS['user.email']);
   if (!EMAIL.test(email)) throw new Reject(`field "user.email" must be an email address, got ${show(email)}`);
-  const plan = requireString(user, 'plan', 'user.plan');
+  const plan = requireString(user.plan, 'user.plan');
   if (!PLAN_SET.has(plan)) throw new Reject(`field "user.plan" must be one of ${PLANS.join('|')}, got ${show(plan)}`);
   event.user_email = email;
   event.user_plan = plan as Plan;
-  event.user_country = checkCountry(requireString(user, 'country', 'user.country'), 'user.country');
+  event.user_country = checkCountry(requireString(user.country, 'user.country'), 'user.country');
 }
 
 function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
-  const purchase = optionalObject(obj, 'purchase');
+  const purchase = optionalObject(obj.purchase, 'purchase');
   if (purchase === null) {
     if (PURCHASE_TYPES.has(event.event_type))
       throw new Reject(`missing required field "purchase" on ${event.event_type}`);
     return;
   }
-  event.order_id = requireString(purchase, 'order_id', 'purchase.order_id', TEXT_LIMITS['purchase.order_id']);
-  event.product_id = requireString(purchase, 'product_id', 'purchase.product_id', TEXT_LIMITS['purchase.product_id']);
+  event.order_id = requireString(purchase.order_id, 'purchase.order_id', TEXT_LIMITS['purchase.order_id']);
+  event.product_id = requireString(purchase.product_id, 'purchase.product_id', TEXT_LIMITS['purchase.product_id']);
   const amount = purchase.amount;
   if (amount === undefined || amount === null) throw new Reject('missing required field "purchase.amount"');
   if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
@@ -389,7 +386,7 @@ function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
     );
   }
   event.amount = amount;
-  const currency = requireString(purchase, 'currency', 'purchase.currency');
+  const currency = requireString(purchase.currency, 'purchase.currency');
   if (!CURRENCY.test(currency)) {
     throw new Reject(
       `field "purchase.currency" must be an ISO-4217 code of 3 upper-case letters, got ${show(currency)}`,
@@ -399,20 +396,20 @@ function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
 }
 
 function validate(obj: Record<string, unknown>, nowMs: number): LakeEvent {
-  const version = requireString(obj, 'schema_version', 'schema_version');
+  const version = requireString(obj.schema_version, 'schema_version');
   if (version !== SCHEMA_VERSION) throw new Reject(`unknown schema_version ${show(version)}`);
-  const eventId = requireString(obj, 'event_id', 'event_id');
+  const eventId = requireString(obj.event_id, 'event_id');
   const idKind = uuidKind(eventId);
   if (idKind === 0) throw new Reject(`field "event_id" must be a UUID, got ${show(eventId)}`);
-  const eventType = requireString(obj, 'event_type', 'event_type');
+  const eventType = requireString(obj.event_type, 'event_type');
   if (!EVENT_TYPE_SET.has(eventType)) throw new Reject(`unknown event_type ${show(eventType)}`);
   const event: LakeEvent = {
     event_id: idKind === 2 ? eventId.toLowerCase() : eventId,
     schema_version: version,
     event_type: eventType as EventType,
     event_time_us: readEventTime(obj, nowMs),
-    user_id: requireString(obj, 'user_id', 'user_id', TEXT_LIMITS.user_id),
-    session_id: optionalString(obj, 'session_id', 'session_id', TEXT_LIMITS.session_id),
+    user_id: requireString(obj.user_id, 'user_id', TEXT_LIMITS.user_id),
+    session_id: optionalString(obj.session_id, 'session_id', TEXT_LIMITS.session_id),
     device_type: null,
     device_os: null,
     device_browser: null,

@@ -22,6 +22,11 @@ where user_days.date_key = :'date_key'::int;
 delete from warehouse.user_purchase_days as user_purchase_days
 where user_purchase_days.date_key = :'date_key'::int;
 
+-- On a date's first load its partition has no statistics yet (the VACUUM (ANALYZE) runs after commit): the planner
+-- estimates 0.5 % of its rows and sorts every fact by user_key. A hash aggregate reads them once: 586 against 811 ms
+-- for the 1M facts of a day with 39k user versions.
+set local enable_sort = off;
+
 insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
 select
     :'date_key'::int as date_key,
@@ -45,6 +50,8 @@ from (
 ) as per_version
 inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
 group by dim_user.user_id;
+
+reset enable_sort;
 
 delete from warehouse.date_totals as date_totals
 where date_totals.date_key = :'date_key'::int;
