@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
-import { dateLockId, lockDimUserShared, withDateLock } from '../lib/locks';
+import { dateLockId, lockDimUserShared, lockMidnights, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { addDays } from '../lib/temporal';
 import { runSqlFile } from '../warehouse/sql';
@@ -253,6 +253,9 @@ export function createFactActivities(deps: ActivityDeps) {
       const { restaged, baseFileIds, rows: rowsDistinct } = await ensureStaged(client, lakeOf(config), date);
       // Shared: fact loads of several dates run together, but never while a dim_user rebuild moves versions.
       await lockDimUserShared(client);
+      // A neighbouring date's fact load that has not committed yet is waited for, so that the first of the two to
+      // commit keeps an event_id sent on both dates, and the other one finds it there.
+      await lockMidnights(client, date);
       const partition = await factPartition(client, dateKey);
       // A first load looks for the date's event_ids under the neighbouring dates on another connection while it
       // inserts (the look-up reads staging as committed, so not after staging again in this transaction) and takes

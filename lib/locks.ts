@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { addDays } from './temporal';
 
 /**
  * Every PostgreSQL advisory lock of Nightshift, in one place. Keys are (class, object) int pairs: the class is a
@@ -10,6 +11,11 @@ import type pg from 'pg';
  * - The dim_user lock serializes dim_user rebuilds (exclusive) against each other and against fact loads (shared):
  *   two dates can touch the same user, and a fact load must not assign user_keys from a dim_user a concurrent
  *   rebuild is about to change.
+ * - The midnight locks keep the fact loads of two neighbouring dates from deciding at once which of them keeps an
+ *   event_id sent again across their midnight (warehouse/sql/fact_events_cross_date.sql): one per midnight, its
+ *   object the later date. A fact load takes the two around its date, in date order, and holds them until it
+ *   commits, so the second load of a pair looks for the event_ids after the first one's facts are committed.
+ *   Without them both loads could look while neither had committed, and both keep the event.
  * - The marts lock (session) serializes mart refreshes: two runs' refreshes would otherwise rebuild the same rolling
  *   figures from different snapshots.
  * - The alert-decision lock (transaction) keeps two alert steps from deciding on the same fingerprint at once; the
@@ -19,6 +25,7 @@ import type pg from 'pg';
 
 const DATE_LOCK_CLASS = 'nightshift:load';
 const DIM_USER_LOCK_CLASS = 'nightshift:dim_user';
+const MIDNIGHT_LOCK_CLASS = 'nightshift:midnight';
 const MARTS_LOCK_CLASS = 'nightshift:marts';
 const ALERTS_LOCK_CLASS = 'nightshift:alerts';
 const DELIVERY_LOCK_CLASS = 'nightshift:alerts-delivery';
@@ -56,6 +63,16 @@ export async function lockDimUserExclusive(client: Queryable): Promise<void> {
 /** Shared dim_user lock, for a step that reads user versions to assign user_keys; held until the transaction ends. */
 export async function lockDimUserShared(client: Queryable): Promise<void> {
   await client.query('select pg_advisory_xact_lock_shared(hashtext($1), 0)', [DIM_USER_LOCK_CLASS]);
+}
+
+/**
+ * The midnight locks before and after the date, earlier first (so that loads of a run of dates cannot deadlock),
+ * held until the transaction ends: for a fact load, before it looks for the date's event_ids under its neighbours.
+ */
+export async function lockMidnights(client: Queryable, date: string): Promise<void> {
+  for (const midnight of [date, addDays(date, 1)]) {
+    await client.query('select pg_advisory_xact_lock(hashtext($1), $2)', [MIDNIGHT_LOCK_CLASS, dateLockId(midnight)]);
+  }
 }
 
 /** True when some session holds the date lock right now (for status displays; racy by nature). */

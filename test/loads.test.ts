@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
 import { createDimensionActivities } from '../activities/dimensions';
-import { createFactActivities, refreshUserActivity } from '../activities/facts';
+import { createFactActivities, type LoadFactsOutput, refreshUserActivity } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
 import { createLandActivities } from '../activities/land';
 import { EventSender } from '../lib/kafka';
@@ -850,6 +850,58 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
       expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass' });
     }
     expect(counted.held).toBe(0);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it('fact loads of two neighbouring dates at the same moment keep an event_id sent on both dates once', async () => {
+    const { env, feed } = await setup(lake);
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const stage = createStageActivities(deps);
+    const dims = createDimensionActivities(deps);
+    const facts = createFactActivities(deps);
+    const input = (date: string) => ({ date, run: { ...run, runId: `neighbours-${date}` } });
+    const p = purchase('ida', '2024-12-05T23:59:00Z', 5);
+    await feed.send([signup('ida', '2024-12-05T09:00:00Z', alice), p]);
+    await feed.send([{ ...p, event_time: '2024-12-06T00:01:00Z' }, pageView('ida', '2024-12-06T08:00:00Z')]);
+    for (const date of ['2024-12-05', '2024-12-06']) {
+      await stage.stageEvents(input(date));
+      await dims.loadDimensions(input(date));
+    }
+
+    // Both loads are held before they commit: their first write to ops.date_loads waits for this transaction,
+    // after each has looked for the other date's event_ids. The second one must wait for the first one's commit
+    // before it looks, or neither finds the event under the other date.
+    const waiting = async () =>
+      (
+        await env.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_locks
+           where not granted and database = (select oid from pg_database where datname = current_database())`,
+        )
+      ).rows[0].n;
+    const blocker = await env.pool.connect();
+    let first: Promise<LoadFactsOutput> | undefined;
+    let second: Promise<LoadFactsOutput> | undefined;
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table ops.date_loads in exclusive mode');
+      first = facts.loadFacts(input('2024-12-05'));
+      await expect.poll(waiting, { timeout: 20_000, interval: 20 }).toBe(1);
+      second = facts.loadFacts(input('2024-12-06'));
+      await expect.poll(waiting, { timeout: 20_000, interval: 20 }).toBe(2);
+    } finally {
+      await blocker.query('commit');
+      blocker.release();
+    }
+    const [early, late] = await Promise.all([first, second]);
+    expect(early).toMatchObject({ rowsRead: 2, rowsInserted: 2, crossDateDuplicates: 0 });
+    expect(late).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
+    const kept = await env.pool.query('select date_key from warehouse.fact_events where event_id = $1', [p.event_id]);
+    expect(kept.rows).toEqual([{ date_key: 20241205 }]);
+    for (const date of ['2024-12-05', '2024-12-06']) {
+      const checks = await createCheckActivities(env, { config: DQ_DEFAULTS }).runChecks(input(date));
+      expect(checks.results.find((c) => c.check === 'uniqueness')).toMatchObject({ status: 'pass' });
+      expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass' });
+    }
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
