@@ -298,10 +298,10 @@ function optionalString(value: unknown, path: string, max: number | null): strin
   return checkText(value, path, max);
 }
 
-function optionalObject(value: unknown, key: string): Record<string, unknown> | null {
+function optionalObject(value: unknown, path: string): Record<string, unknown> | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new Reject(`field "${key}" must be an object, got ${show(value)}`);
+    throw new Reject(`field "${path}" must be an object, got ${show(value)}`);
   }
   return value as Record<string, unknown>;
 }
