@@ -1,4 +1,6 @@
 import type { Config } from '../../lib/config';
+import path from 'node:path';
+import { exportFactRows, rawCopySeconds } from './baseline';
 import { type BenchEnv, createBenchEnv } from './env';
 import { LOAD_STAGES, type Row, land, loadDate, log, median, sumStages } from './measure';
 import { produceHistory } from './produce';
@@ -7,6 +9,12 @@ import { produceHistory } from './produce';
  * The history run (issue 17): in a fresh database, topic and lake of its own, one generated world over D consecutive
  * days of M events each (the same users come back day after day). Each day is produced into the topic, landed on its
  * own, then loaded stage → checks, in date order; every day's seconds are kept. Day D is judged against day 1.
+ *
+ * The run lasts minutes, and the shared machine's speed drifts over minutes (a raw COPY of the same rows took from
+ * 2.89 to 3.84 s within one run). So after each day's load the history takes a baseline of its own: a raw COPY of
+ * history day 1's fact rows (the rows of its first day, exported once), and each day's load is also given in
+ * N/R-seconds against it. Day D is judged in those: R near day 1 is the median of the COPYs after days 1-3, R near
+ * day D that of days D-2..D.
  */
 
 export interface HistoryDay {
@@ -18,12 +26,16 @@ export interface HistoryDay {
   /** Stage through checks. */
   loadSeconds: number;
   stages: { stage: string; rows: number; seconds: number }[];
+  /** The raw COPY of history day 1's fact rows taken right after this day's load, in seconds. */
+  baselineSeconds: number;
 }
 
 export interface HistoryRun {
   days: number;
   eventsPerDay: number;
   start: string;
+  /** History day 1's fact rows: the rows every day's baseline COPY writes. */
+  baselineRows: number;
   series: HistoryDay[];
 }
 
@@ -36,6 +48,8 @@ export async function runHistory(
 ): Promise<HistoryRun> {
   const env = await createBenchEnv(base, workDir, { partitions: o.partitions });
   const series: HistoryDay[] = [];
+  const rowsFile = path.join(workDir, 'history_fact_rows.copy');
+  let baselineRows = 0;
   try {
     log(
       `history: ${o.days} days of ${o.eventsPerDay} events from ${o.start}; database ${env.name}, topic ${env.config.kafkaTopic}`,
@@ -54,6 +68,10 @@ export async function runHistory(
         { workflowId: 'bench', runId: `${env.name}-history-${day}` },
         true,
       );
+      if (day === 1) baselineRows = await exportFactRows(env.pool, date, rowsFile);
+      const copied = await rawCopySeconds(env.pool, rowsFile);
+      if (copied.rows !== baselineRows)
+        throw new Error(`history baseline copied ${copied.rows} rows, expected ${baselineRows}`);
       const entry: HistoryDay = {
         day,
         date,
@@ -61,11 +79,12 @@ export async function runHistory(
         landSeconds: sumStages(rows, label, ['land']),
         loadSeconds: sumStages(rows, label, LOAD_STAGES),
         stages: rows.map((r) => ({ stage: r.stage.slice(label.length + 2), rows: r.rows, seconds: r.seconds })),
+        baselineSeconds: copied.seconds,
       };
       series.push(entry);
       const first = series[0].loadSeconds;
       log(
-        `${label} (${date}): ${produced.records} events, land ${entry.landSeconds.toFixed(2)} s, load ${entry.loadSeconds.toFixed(2)} s (${(entry.loadSeconds / first).toFixed(2)} x day 1)`,
+        `${label} (${date}): ${produced.records} events, land ${entry.landSeconds.toFixed(2)} s, load ${entry.loadSeconds.toFixed(2)} s (${(entry.loadSeconds / first).toFixed(2)} x day 1), baseline COPY ${entry.baselineSeconds.toFixed(2)} s`,
       );
     });
     if (series.length !== o.days) throw new Error(`history: ${series.length} days produced, expected ${o.days}`);
@@ -73,32 +92,71 @@ export async function runHistory(
   } finally {
     await env.cleanup(keep);
   }
-  return { days: o.days, eventsPerDay: o.eventsPerDay, start: o.start, series };
+  return { days: o.days, eventsPerDay: o.eventsPerDay, start: o.start, baselineRows, series };
 }
 
-/** Day D / day 1, and median(last 3) / median(first 3) to see through one noisy day (shown, not judged). */
-export function historyRatios(h: HistoryRun): { last: number; lastOverFirst: number; medianRatio: number | null } {
-  const s = h.series.map((d) => d.loadSeconds);
-  const last = s[s.length - 1];
-  const medianRatio = s.length >= 6 ? median(s.slice(-3)) / median(s.slice(0, 3)) : null;
-  return { last, lastOverFirst: last / s[0], medianRatio };
+/** A history day's rows per second of raw COPY: R measured right after it. */
+const dayR = (h: HistoryRun, d: HistoryDay) => h.baselineRows / d.baselineSeconds;
+
+/** R near the first and the last day: the median of the COPYs after days 1-3 and after days D-2..D. */
+export function historyR(h: HistoryRun): { first: number; last: number } {
+  const copies = h.series.map((d) => d.baselineSeconds);
+  const near = (some: number[]) => h.baselineRows / median(some);
+  return { first: near(copies.slice(0, 3)), last: near(copies.slice(-3)) };
 }
 
-/** One line per day: its events, landing and load seconds, N/R and the ratio to day 1. */
-export function historyTable(h: HistoryRun, R: number): string {
-  const header = ['day', 'date', 'events', 'land s', 'load s', 'N/R', 'x day 1'];
-  const first = h.series[0]?.loadSeconds ?? NaN;
+export interface HistoryRatios {
+  /** Day D's load, seconds. */
+  last: number;
+  /** Day D's load / day 1's, in seconds (shown). */
+  rawLastOverFirst: number;
+  /** Day D's N/R / day 1's N/R, each with R near it (historyR): the ratio judged. */
+  lastOverFirst: number;
+  /** R near day D / R near day 1: how much quicker (> 1) or slower the machine got over the run. */
+  drift: number;
+  /** Median N/R of the last 3 days / of the first 3, each with its own R (shown, not judged); null under 6 days. */
+  medianRatio: number | null;
+}
+
+/** Day D against day 1, in seconds and in N/R with the R measured near each; the median of three days beside it. */
+export function historyRatios(h: HistoryRun): HistoryRatios {
+  const s = h.series;
+  const first = s[0];
+  const lastDay = s[s.length - 1];
+  const r = historyR(h);
+  const nrOf = (d: HistoryDay) => (d.loadSeconds * dayR(h, d)) / d.events;
+  const medianRatio = s.length >= 6 ? median(s.slice(-3).map(nrOf)) / median(s.slice(0, 3).map(nrOf)) : null;
+  return {
+    last: lastDay.loadSeconds,
+    rawLastOverFirst: lastDay.loadSeconds / first.loadSeconds,
+    lastOverFirst: (lastDay.loadSeconds * r.last) / lastDay.events / ((first.loadSeconds * r.first) / first.events),
+    drift: r.last / r.first,
+    medianRatio,
+  };
+}
+
+/** One line per day: its events, landing and load seconds, the day's baseline COPY, N/R and the ratios to day 1. */
+export function historyTable(h: HistoryRun): string {
+  const header = ['day', 'date', 'events', 'land s', 'load s', 'COPY s', 'N/R', 'x day 1', 'N/R x day 1'];
+  const first = h.series[0];
+  const nrOf = (d: HistoryDay) => (d.loadSeconds * dayR(h, d)) / d.events;
   const body = h.series.map((d) => [
     String(d.day),
     d.date,
     Math.round(d.events).toLocaleString('en-US'),
     d.landSeconds.toFixed(2),
     d.loadSeconds.toFixed(2),
-    ((d.loadSeconds * R) / d.events).toFixed(2),
-    (d.loadSeconds / first).toFixed(2),
+    d.baselineSeconds.toFixed(2),
+    nrOf(d).toFixed(2),
+    (d.loadSeconds / first.loadSeconds).toFixed(2),
+    (nrOf(d) / nrOf(first)).toFixed(2),
   ]);
   const widths = header.map((x, i) => Math.max(x.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>
     `  ${cells.map((c, i) => (i === 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')}`;
-  return [line(header), ...body.map(line)].join('\n');
+  return [
+    `  (COPY s: a raw COPY of history day 1's ${h.baselineRows.toLocaleString('en-US')} fact rows right after the day's load; N/R with that day's R)`,
+    line(header),
+    ...body.map(line),
+  ].join('\n');
 }
