@@ -13,8 +13,8 @@ import { produceHistory } from './produce';
  * The run lasts minutes, and the shared machine's speed drifts over minutes (a raw COPY of the same rows took from
  * 2.89 to 3.84 s within one run). So after each day's load the history takes a baseline of its own: a raw COPY of
  * history day 1's fact rows (the rows of its first day, exported once), and each day's load is also given in
- * N/R-seconds against it. Day D is judged in those: R near day 1 is the median of the COPYs after days 1-3, R near
- * day D that of days D-2..D.
+ * N/R-seconds against it, R near the day being the median of three COPYs around it. Day D is judged in those: R near
+ * day 1 is the median of the COPYs after days 1-3, R near day D that of days D-2..D.
  */
 
 export interface HistoryDay {
@@ -95,14 +95,24 @@ export async function runHistory(
   return { days: o.days, eventsPerDay: o.eventsPerDay, start: o.start, baselineRows, series };
 }
 
-/** A history day's rows per second of raw COPY: R measured right after it. */
-const dayR = (h: HistoryRun, d: HistoryDay) => h.baselineRows / d.baselineSeconds;
+/**
+ * R near a history day (0-based index): history day 1's rows over the median of three COPYs, the day's and its
+ * neighbours', the window shifted to stay inside the run (days 1-3 for day 1, D-2..D for day D).
+ */
+function rNear(h: HistoryRun, index: number): number {
+  const start = Math.max(0, Math.min(index - 1, h.series.length - 3));
+  return h.baselineRows / median(h.series.slice(start, start + 3).map((d) => d.baselineSeconds));
+}
 
-/** R near the first and the last day: the median of the COPYs after days 1-3 and after days D-2..D. */
+/** A day's load in N/R-seconds, with the R near it. */
+const dayNR = (h: HistoryRun, index: number) => {
+  const d = h.series[index];
+  return (d.loadSeconds * rNear(h, index)) / d.events;
+};
+
+/** R near the first and the last day. */
 export function historyR(h: HistoryRun): { first: number; last: number } {
-  const copies = h.series.map((d) => d.baselineSeconds);
-  const near = (some: number[]) => h.baselineRows / median(some);
-  return { first: near(copies.slice(0, 3)), last: near(copies.slice(-3)) };
+  return { first: rNear(h, 0), last: rNear(h, h.series.length - 1) };
 }
 
 export interface HistoryRatios {
@@ -110,28 +120,26 @@ export interface HistoryRatios {
   last: number;
   /** Day D's load / day 1's, in seconds (shown). */
   rawLastOverFirst: number;
-  /** Day D's N/R / day 1's N/R, each with R near it (historyR): the ratio judged. */
+  /** Day D's N/R / day 1's N/R, each with the R near it: the ratio judged. */
   lastOverFirst: number;
   /** R near day D / R near day 1: how much quicker (> 1) or slower the machine got over the run. */
   drift: number;
-  /** Median N/R of the last 3 days / of the first 3, each with its own R (shown, not judged); null under 6 days. */
+  /** Median N/R of the last 3 days / of the first 3 (shown, not judged); null under 6 days. */
   medianRatio: number | null;
 }
 
-/** Day D against day 1, in seconds and in N/R with the R measured near each; the median of three days beside it. */
+/** Day D against day 1, in seconds and in N/R with the R near each; the median of three days beside it. */
 export function historyRatios(h: HistoryRun): HistoryRatios {
   const s = h.series;
-  const first = s[0];
-  const lastDay = s[s.length - 1];
+  const D = s.length;
+  const nr = s.map((_, i) => dayNR(h, i));
   const r = historyR(h);
-  const nrOf = (d: HistoryDay) => (d.loadSeconds * dayR(h, d)) / d.events;
-  const medianRatio = s.length >= 6 ? median(s.slice(-3).map(nrOf)) / median(s.slice(0, 3).map(nrOf)) : null;
   return {
-    last: lastDay.loadSeconds,
-    rawLastOverFirst: lastDay.loadSeconds / first.loadSeconds,
-    lastOverFirst: (lastDay.loadSeconds * r.last) / lastDay.events / ((first.loadSeconds * r.first) / first.events),
+    last: s[D - 1].loadSeconds,
+    rawLastOverFirst: s[D - 1].loadSeconds / s[0].loadSeconds,
+    lastOverFirst: nr[D - 1] / nr[0],
     drift: r.last / r.first,
-    medianRatio,
+    medianRatio: D >= 6 ? median(nr.slice(-3)) / median(nr.slice(0, 3)) : null,
   };
 }
 
@@ -139,23 +147,23 @@ export function historyRatios(h: HistoryRun): HistoryRatios {
 export function historyTable(h: HistoryRun): string {
   const header = ['day', 'date', 'events', 'land s', 'load s', 'COPY s', 'N/R', 'x day 1', 'N/R x day 1'];
   const first = h.series[0];
-  const nrOf = (d: HistoryDay) => (d.loadSeconds * dayR(h, d)) / d.events;
-  const body = h.series.map((d) => [
+  const nr = h.series.map((_, i) => dayNR(h, i));
+  const body = h.series.map((d, i) => [
     String(d.day),
     d.date,
     Math.round(d.events).toLocaleString('en-US'),
     d.landSeconds.toFixed(2),
     d.loadSeconds.toFixed(2),
     d.baselineSeconds.toFixed(2),
-    nrOf(d).toFixed(2),
+    nr[i].toFixed(2),
     (d.loadSeconds / first.loadSeconds).toFixed(2),
-    (nrOf(d) / nrOf(first)).toFixed(2),
+    (nr[i] / nr[0]).toFixed(2),
   ]);
   const widths = header.map((x, i) => Math.max(x.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>
     `  ${cells.map((c, i) => (i === 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')}`;
   return [
-    `  (COPY s: a raw COPY of history day 1's ${h.baselineRows.toLocaleString('en-US')} fact rows right after the day's load; N/R with that day's R)`,
+    `  (COPY s: a raw COPY of history day 1's ${h.baselineRows.toLocaleString('en-US')} fact rows right after the day's load; N/R with the median of the day's and its neighbours' COPYs)`,
     line(header),
     ...body.map(line),
   ].join('\n');
