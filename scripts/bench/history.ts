@@ -143,11 +143,42 @@ export function historyRatios(h: HistoryRun): HistoryRatios {
   };
 }
 
+/** The fitted value at the last day over the fitted value at the first, of a least-squares line through `ys`. */
+function fittedGrowth(ys: number[]): number {
+  const n = ys.length;
+  const mx = (n + 1) / 2;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  ys.forEach((y, i) => {
+    sxy += (i + 1 - mx) * (y - my);
+    sxx += (i + 1 - mx) ** 2;
+  });
+  const slope = sxx === 0 ? 0 : sxy / sxx;
+  return (my + slope * (n - mx)) / (my + slope * (1 - mx));
+}
+
+/**
+ * How each stage grew over the run, seen through every day rather than two: the fitted day D over the fitted day 1
+ * of a least-squares line through the stage's seconds (shown, not judged). The landing touches no warehouse table,
+ * so its trend is the machine's.
+ */
+export function historyTrend(h: HistoryRun): Record<string, number> {
+  const trend: Record<string, number> = {};
+  if (h.series.length < 3) return trend;
+  for (const stage of ['land', ...LOAD_STAGES]) {
+    trend[stage] = fittedGrowth(h.series.map((d) => d.stages.find((x) => x.stage === stage)?.seconds ?? 0));
+  }
+  trend.load = fittedGrowth(h.series.map((d) => d.loadSeconds));
+  return trend;
+}
+
 /** One line per day: its events, landing and load seconds, the day's baseline COPY, N/R and the ratios to day 1. */
 export function historyTable(h: HistoryRun): string {
   const header = ['day', 'date', 'events', 'land s', 'load s', 'COPY s', 'N/R', 'x day 1', 'N/R x day 1'];
   const first = h.series[0];
   const nr = h.series.map((_, i) => dayNR(h, i));
+  const trend = historyTrend(h);
   const body = h.series.map((d, i) => [
     String(d.day),
     d.date,
@@ -166,5 +197,13 @@ export function historyTable(h: HistoryRun): string {
     `  (COPY s: a raw COPY of history day 1's ${h.baselineRows.toLocaleString('en-US')} fact rows right after the day's load; N/R with the median of the day's and its neighbours' COPYs)`,
     line(header),
     ...body.map(line),
+    ...(Object.keys(trend).length
+      ? [
+          `  trend, fitted day ${h.series.length} / fitted day 1 of a least-squares line through every day (land touches no warehouse table: its trend is the machine's):`,
+          `    ${Object.entries(trend)
+            .map(([stage, x]) => `${stage} ${x.toFixed(2)} x`)
+            .join(', ')}`,
+        ]
+      : []),
   ].join('\n');
 }
