@@ -8,12 +8,21 @@
 
 select
     dd.date,
-    count(*) as dau,
-    count(*) filter (where ua.first_date_key = ud.date_key) as new_users,
-    count(*) filter (where ua.first_date_key < ud.date_key) as returning_users,
-    sum(ud.events) as events
-from warehouse.user_days as ud
-inner join warehouse.dim_date as dd on dd.date_key = ud.date_key
-inner join warehouse.user_activity as ua on ua.user_id = ud.user_id
-where ud.date_key = any($1::int[])
-group by dd.date
+    day_users.dau,
+    day_users.new_users,
+    day_users.returning_users,
+    day_users.events
+from (
+    select
+        ud.date_key,
+        count(*) as dau,
+        count(*) filter (where ua.first_date_key = ud.date_key) as new_users,
+        count(*) filter (where ua.first_date_key < ud.date_key) as returning_users,
+        sum(ud.events) as events
+    from warehouse.user_days as ud
+    inner join warehouse.user_activity as ua on ua.user_id = ud.user_id
+    where ud.date_key = any($1::int[])
+    group by ud.date_key
+) as day_users
+-- dim_date is joined once per date, after the users are counted
+inner join warehouse.dim_date as dd on dd.date_key = day_users.date_key
