@@ -69,9 +69,9 @@ The paths, in a fresh database nightshift_bench_*, topic and lake (one world of 
                 per day, as the daily schedule does) and loaded stage -> checks, in date order. The history
                 runs for minutes, over which the machine's speed drifts, so it has a baseline of its own: after
                 each day's load, a raw COPY of history day 1's fact rows; R near a day is the median of the
-                COPYs after it and its neighbours (days 1-3 for day 1, D-2..D for day D). Below the series, each stage's trend (shown,
-                not judged): fitted day D / fitted day 1 of a least-squares line through every day; the landing
-                touches no warehouse table, so its trend is the machine's.
+                COPYs after it and its neighbours (days 1-3 for day 1, D-2..D for day D). Below the series,
+                each stage's trend (shown, not judged): fitted day D / fitted day 1 of a least-squares line
+                through every day; the landing touches no warehouse table, so its trend is the machine's.
 
 Targets (set for 1,000,000 events; judged at any size, so small runs fail on fixed costs):
   first-day load <= 4.0 N/R; landing >= 0.5 x R events/s; whole pipeline through Temporal, landing
