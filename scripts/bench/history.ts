@@ -118,21 +118,28 @@ export function historyR(h: HistoryRun): { first: number; last: number } {
 export interface HistoryRatios {
   /** Day D's load, seconds. */
   last: number;
-  /** Day D's load / day 1's, in seconds: the ratio judged. */
+  /** Day D's load / day 1's, in seconds (shown). */
   lastOverFirst: number;
-  /** Day D's N/R / day 1's N/R, each with the R near it (shown, not judged). */
+  /** Day D's N/R / day 1's N/R, each with the R near it (shown). */
   nrLastOverFirst: number;
   /** R near day D / R near day 1: how much quicker (> 1) or slower the raw COPY got over the run. */
   drift: number;
-  /** Median load of the last 3 days / of the first 3, in seconds (shown, not judged); null under 6 days. */
-  medianRatio: number | null;
+  /**
+   * The ratio judged, in seconds: the median load of the last 3 days over the median of the first 3 (day D and
+   * day 1 each read through its two neighbours); under 6 days, day D's load over day 1's.
+   */
+  judged: number;
+  /** Whether `judged` is the ratio of the medians of three days. */
+  ofMedians: boolean;
 }
 
 /**
- * Day D against day 1, in seconds (judged) and in N/R with the R near each (shown); the median of three days beside.
- * The verdict stays in seconds: over the runs of the history's own baseline, its COPYs moved unlike its loads (in
- * one run they got 1.70 x quicker while the loads got 1.3 x quicker and the landing 1.1 x), so dividing by them
- * moved the ratio further from the loads' own than the drift it was meant to take out.
+ * Day D against day 1, in seconds, each read as the median of three days (judged), with the single days' ratio and
+ * the same in N/R with the R near each beside it (shown). Single days are single minutes of a shared machine: one
+ * slow minute on day 1 or day D moved the single-day ratio by up to 0.3 while the medians moved by under 0.1. The
+ * verdict is in seconds: over the runs of the history's own baseline, its COPYs moved unlike its loads (in one run
+ * they got 1.70 x quicker while the loads got 1.3 x quicker and the landing 1.1 x), so dividing by them moved the
+ * ratio further from the loads' own than the drift it was meant to take out.
  */
 export function historyRatios(h: HistoryRun): HistoryRatios {
   const s = h.series;
@@ -140,12 +147,14 @@ export function historyRatios(h: HistoryRun): HistoryRatios {
   const nr = s.map((_, i) => dayNR(h, i));
   const seconds = s.map((d) => d.loadSeconds);
   const r = historyR(h);
+  const ofMedians = D >= 6;
   return {
     last: seconds[D - 1],
     lastOverFirst: seconds[D - 1] / seconds[0],
     nrLastOverFirst: nr[D - 1] / nr[0],
     drift: r.last / r.first,
-    medianRatio: D >= 6 ? median(seconds.slice(-3)) / median(seconds.slice(0, 3)) : null,
+    judged: ofMedians ? median(seconds.slice(-3)) / median(seconds.slice(0, 3)) : seconds[D - 1] / seconds[0],
+    ofMedians,
   };
 }
 
