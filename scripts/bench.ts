@@ -381,7 +381,12 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
         factsAfterRedelivery === factRows,
     };
     for (const line of countsLines(counts)) log(line);
-    result = { rows, counts, n: { day1: produced.records, redelivery: again.records, day2: produced2.records }, factRows };
+    result = {
+      rows,
+      counts,
+      n: { day1: produced.records, redelivery: again.records, day2: produced2.records },
+      factRows,
+    };
   } finally {
     await env.cleanup(o.keep);
   }
