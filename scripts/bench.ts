@@ -295,8 +295,6 @@ interface RoundResult {
   rows: Row[];
   counts: Counts;
   n: PathEvents;
-  /** The rows of day 1's facts (every round loads the same records). */
-  factRows: number;
   pipeline: PipelineSummary | null;
 }
 
@@ -391,7 +389,6 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
       rows,
       counts,
       n: { day1: produced.records, redelivery: again.records, day2: produced2.records },
-      factRows,
     };
   } finally {
     await env.cleanup(o.keep);

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -47,8 +47,4 @@ export async function rawCopySeconds(pool: pg.Pool, file: string): Promise<{ sec
   } finally {
     client.release();
   }
-}
-
-export function removeFile(file: string): void {
-  rmSync(file, { force: true });
 }
