@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { dateLockId, lockDimUserExclusive, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
@@ -36,6 +37,21 @@ export interface LoadDimensionsOutput {
   date: string;
   device: LoadDeviceDimensionOutput;
   user: LoadUserDimensionOutput;
+  /**
+   * The activity's attempt (1 outside Temporal). From the second on, an earlier attempt may have committed version
+   * changes and died before reporting them: this one then finds nothing left to change, and the counts above do not
+   * say what the date's load changed.
+   */
+  attempt: number;
+}
+
+/** The attempt of the running activity; 1 when called directly (scripts, tests). */
+function activityAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
 }
 
 /**
@@ -127,11 +143,13 @@ export function createDimensionActivities(deps: ActivityDeps) {
       const versionsInserted = count('INSERT');
       const versionsUpdated = count('UPDATE');
       if (versionsInserted + versionsUpdated + count('DELETE') + repointed.rows[0].count_repointed > 0) {
-        // a version's range or attributes moved: the marts of any date with facts of these users may lag
-        // (rows locked in date order, as the mart refresh does, so the two never deadlock)
+        // a version's range or attributes moved: the marts of any date with facts of these users may lag. Every
+        // row is written, already stale or not: a refresh of a date under way from an older snapshot then fails to
+        // clear the mark (a serialization failure, and it starts again) instead of clearing this load's mark with
+        // marts built before it (rows locked in date order, as the mart refresh does, so the two never deadlock)
         await client.query(
           `update ops.date_loads set marts_stale = true
-           where dt in (select dt from ops.date_loads where not marts_stale order by dt for update)`,
+           where dt in (select dt from ops.date_loads order by dt for update)`,
         );
       }
       return {
@@ -204,7 +222,7 @@ export function createDimensionActivities(deps: ActivityDeps) {
     const run = async () => {
       const device = await deviceDimension(input.date);
       const user = await userDimension(input.date);
-      return { date: input.date, device, user };
+      return { date: input.date, device, user, attempt: activityAttempt() };
     };
     if (!input.run) return run();
     let result!: LoadDimensionsOutput;

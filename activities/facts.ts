@@ -142,8 +142,9 @@ export async function ensureFactPartition(client: pg.ClientBase, dateKey: number
  */
 export async function refreshUserActivity(client: pg.ClientBase, date: string): Promise<void> {
   await runSqlFile(client, 'user_activity', { values: dateValues(date) });
-  // the date's marts now lag its facts (a mart refresh clears the mark)
-  await client.query('update ops.date_loads set marts_stale = true where dt = $1::date and not marts_stale', [date]);
+  // the date's marts now lag its facts (a mart refresh clears the mark). Written even when already set, so that a
+  // refresh of the date under way from an older snapshot cannot clear it (see the dimension load)
+  await client.query('update ops.date_loads set marts_stale = true where dt = $1::date', [date]);
 }
 
 /**

@@ -84,72 +84,93 @@ export function validDates(dates: unknown): string[] {
   return [...new Set(dates as string[])].sort();
 }
 
-/** The whole refresh on one connection, in one repeatable-read transaction (one snapshot for every mart). */
+/** A refresh whose snapshot a load overtook starts again this many times before its activity fails. */
+const SERIALIZATION_RETRIES = 5;
+
+/**
+ * The whole refresh on one connection, in one repeatable-read transaction (one snapshot for every mart). A load that
+ * commits during the refresh and marks one of its dates stale again makes the refresh's clearing of that mark a
+ * serialization failure (SQLSTATE 40001): the marts it built predate the load, so it rolls back and starts again
+ * from a new snapshot.
+ */
 export async function refreshMartsOn(
   client: pg.ClientBase,
   dates: string[],
 ): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
   await lockMarts(client);
   try {
-    await client.query('begin isolation level repeatable read');
-    try {
-      // the dates whose marts lag their loads (ops.date_loads.marts_stale, or never refreshed): the others are
-      // current, and with none to rebuild nothing the marts read has changed since their last refresh
-      const { rows: stale } = await client.query<{ date: string }>(
-        `select to_char(wanted.dt, 'YYYY-MM-DD') as date
-         from unnest($1::date[]) as wanted(dt)
-         left join ops.date_loads as date_loads on date_loads.dt = wanted.dt
-         where date_loads.marts_stale is not false
-         order by wanted.dt`,
-        [dates],
-      );
-      const current = dates.filter((d) => !stale.some((s) => s.date === d));
-      if (stale.length === 0) {
-        await client.query('commit');
-        return { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows(), current };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await refreshInOneSnapshot(client, dates);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '40001' || attempt > SERIALIZATION_RETRIES) throw err;
       }
-      dates = stale.map((s) => s.date);
-      const keys = dates.map(dateKeyOf);
-      const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [keys]);
-      const laterDates = later.rows.map((r) => r.date);
-      const dauDates = [...dates, ...laterDates];
-
-      const rows = {} as Record<MartName, number>;
-      await client.query('delete from marts.daily_active_users where date = any($1::date[])', [dauDates]);
-      rows.daily_active_users =
-        (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
-
-      // the dates' page views, carts and purchases per dim_user version: one read of their fact partitions for
-      // revenue_daily and funnel_daily (on commit drop)
-      await client.query(`create temp table day_versions on commit drop as ${SQL.day_versions}`, [keys]);
-
-      await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
-      rows.revenue_daily = (await client.query(insertFrom('revenue_daily'))).rowCount ?? 0;
-
-      await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
-      rows.funnel_daily = (await client.query(insertFrom('funnel_daily'))).rowCount ?? 0;
-
-      // the users whose revenue_per_user rows may change, kept for the delete and the insert (on commit drop)
-      const touched = await client.query(`create temp table touched_users on commit drop as ${SQL.touched_users}`, [
-        keys,
-      ]);
-      await client.query('delete from marts.revenue_per_user where user_id in (select user_id from touched_users)');
-      rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'))).rowCount ?? 0;
-
-      // rows locked in date order, as the dimension load marks them, so the two never deadlock
-      await client.query(
-        `update ops.date_loads set marts_stale = false
-         where dt in (select dt from ops.date_loads where dt = any($1::date[]) order by dt for update)`,
-        [dates],
-      );
-      await client.query('commit');
-      return { dates, laterDates, usersRefreshed: touched.rowCount ?? 0, rows, current };
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
     }
   } finally {
     await unlockMarts(client).catch(() => undefined);
+  }
+}
+
+async function refreshInOneSnapshot(
+  client: pg.ClientBase,
+  dates: string[],
+): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
+  await client.query('begin isolation level repeatable read');
+  try {
+    // the dates whose marts lag their loads (ops.date_loads.marts_stale, or never refreshed): the others are
+    // current, and with none to rebuild nothing the marts read has changed since their last refresh
+    const { rows: stale } = await client.query<{ date: string }>(
+      `select to_char(wanted.dt, 'YYYY-MM-DD') as date
+       from unnest($1::date[]) as wanted(dt)
+       left join ops.date_loads as date_loads on date_loads.dt = wanted.dt
+       where date_loads.marts_stale is not false
+       order by wanted.dt`,
+      [dates],
+    );
+    const current = dates.filter((d) => !stale.some((s) => s.date === d));
+    if (stale.length === 0) {
+      await client.query('commit');
+      return { dates, laterDates: [], usersRefreshed: 0, rows: emptyRows(), current };
+    }
+    dates = stale.map((s) => s.date);
+    const keys = dates.map(dateKeyOf);
+    const later = await client.query<{ date: string }>(SQL.daily_active_users_later_dates, [keys]);
+    const laterDates = later.rows.map((r) => r.date);
+    const dauDates = [...dates, ...laterDates];
+
+    const rows = {} as Record<MartName, number>;
+    await client.query('delete from marts.daily_active_users where date = any($1::date[])', [dauDates]);
+    rows.daily_active_users =
+      (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
+
+    // the dates' page views, carts and purchases per dim_user version: one read of their fact partitions for
+    // revenue_daily and funnel_daily (on commit drop)
+    await client.query(`create temp table day_versions on commit drop as ${SQL.day_versions}`, [keys]);
+
+    await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
+    rows.revenue_daily = (await client.query(insertFrom('revenue_daily'))).rowCount ?? 0;
+
+    await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
+    rows.funnel_daily = (await client.query(insertFrom('funnel_daily'))).rowCount ?? 0;
+
+    // the users whose revenue_per_user rows may change, kept for the delete and the insert (on commit drop)
+    const touched = await client.query(`create temp table touched_users on commit drop as ${SQL.touched_users}`, [
+      keys,
+    ]);
+    await client.query('delete from marts.revenue_per_user where user_id in (select user_id from touched_users)');
+    rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'))).rowCount ?? 0;
+
+    // rows locked in date order, as the dimension load marks them, so the two never deadlock
+    await client.query(
+      `update ops.date_loads set marts_stale = false
+       where dt in (select dt from ops.date_loads where dt = any($1::date[]) order by dt for update)`,
+      [dates],
+    );
+    await client.query('commit');
+    return { dates, laterDates, usersRefreshed: touched.rowCount ?? 0, rows, current };
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
   }
 }
 

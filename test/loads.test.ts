@@ -5,12 +5,14 @@ import { createDimensionActivities } from '../activities/dimensions';
 import { createFactActivities, type LoadFactsOutput, refreshUserActivity } from '../activities/facts';
 import { createStageActivities } from '../activities/stage';
 import { createLandActivities } from '../activities/land';
+import { createMartActivities } from '../activities/marts';
 import { EventSender } from '../lib/kafka';
 import { isDateLocked, tryLockDate, withDateLock } from '../lib/locks';
 import { DQ_DEFAULTS } from '../lib/checks';
 import type { RawEventV1 } from '../lib/events';
 import { createPool } from '../warehouse/db';
 import { countingPool, createTestEnv, LAKE_KINDS, type LakeKind, type TestEnv } from './support';
+import { until } from './temporal-support';
 
 /** Warehouse loads (issue 4): staging by COPY, SCD2 users, dimensions, idempotent fact upserts, late data. */
 
@@ -975,5 +977,58 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     const reconciliation = checks.results.find((c) => c.check === 'reconciliation');
     expect(reconciliation).toMatchObject({ status: 'pass', observed: distinct + 1 });
     expect(await integrity(env)).toEqual(CLEAN);
+  });
+});
+
+describe('marts and a load that overtakes their refresh', () => {
+  it("a refresh of a later date that read the versions before an earlier date's load changed them starts again: the earlier date's refresh of it is not skipped as current", async () => {
+    const { env, feed, load } = await setup('file');
+    const refreshMarts = (dates: string[]) =>
+      createMartActivities({ config: env.config, pool: env.pool, db: env.db }).refreshMarts({ dates });
+    const plans = async () =>
+      (
+        await env.pool.query(
+          `select plan, revenue::text from marts.revenue_daily where date = '2024-12-06' order by plan`,
+        )
+      ).rows;
+    // uma buys on the later date before her signup (plan pro) on the earlier one is loaded: an inferred member
+    await feed.send([
+      purchase('uma', '2024-12-06T10:00:00Z', 30),
+      signup('uma', '2024-12-05T09:00:00Z', { email: 'uma@example.com', plan: 'pro', country: 'DE' }),
+    ]);
+    await load('2024-12-06');
+
+    // the later date's refresh takes its snapshot, then waits on a lock this test holds on a mart it rewrites
+    const holder = await env.pool.connect();
+    let refreshing: ReturnType<typeof refreshMarts> | undefined;
+    try {
+      await holder.query('begin');
+      await holder.query('lock table marts.daily_active_users in exclusive mode');
+      refreshing = refreshMarts(['2024-12-06']);
+      refreshing.catch(() => undefined);
+      await until('the refresh waiting on the mart lock', async () => {
+        const { rows } = await env.pool.query(
+          `select 1 from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and query ilike 'delete from marts.daily_active_users%'`,
+        );
+        return rows.length > 0;
+      });
+      // meanwhile the earlier date loads: the signup completes uma's member in place, which the later date's facts
+      // point at, and marks the later date's marts stale although they already were
+      const earlier = await load('2024-12-05');
+      expect(earlier.dimensions.user).toMatchObject({ versionsUpdated: 1, factsRepointed: 0 });
+    } finally {
+      await holder.query('rollback');
+      holder.release();
+    }
+    // the overtaken refresh does not clear the mark with marts built from the versions before the load
+    const overtaken = await refreshing;
+    expect(overtaken.dates).toEqual(['2024-12-06']);
+    expect(await plans()).toEqual([{ plan: 'pro', revenue: '30.00' }]);
+
+    // what the earlier date's run then does: its own refresh and its later dates'
+    const after = await refreshMarts(['2024-12-05', '2024-12-06']);
+    expect(after.current).toEqual(['2024-12-06']);
+    expect(await plans()).toEqual([{ plan: 'pro', revenue: '30.00' }]);
   });
 });

@@ -330,10 +330,13 @@ async function loadDate(date: string, run: RunRef, setStep: (step: string) => vo
   // version changed in place (an inferred member completed by its signup on this earlier date, keeping its key)
   // changes the plan and country the later dates' facts already point at. Either way the marts those dates got
   // from their own runs lag, and a later date whose run refreshed them before this load is refreshed here again.
+  // A retried dimension load may follow an attempt that committed such changes and died before reporting them (a
+  // killed worker): it counts as a change, and the refresh skips the later dates whose marts are current.
   const { user } = dimensions;
   const versionsChanged =
     user.factsRepointed > 0 ||
-    (user.versionsUpdated + user.versionsDeleted > 0 && patched(MARTS_AFTER_VERSION_CHANGES));
+    (user.versionsUpdated + user.versionsDeleted > 0 && patched(MARTS_AFTER_VERSION_CHANGES)) ||
+    (dimensions.attempt ?? 1) > 1;
   const repointedDates = versionsChanged ? (await listDatesLoadedAfter({ date })).dates : [];
   return { date, repointedDates, stage, dimensions, facts };
 }
