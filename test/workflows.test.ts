@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Client, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { loadConfig } from '../lib/config';
 import { closeClient } from '../lib/temporal-client';
 import {
@@ -52,6 +53,21 @@ async function pipelineRows(env: TestEnv, date: string) {
     .where('dt', '=', date)
     .where('step', '=', 'pipeline')
     .execute();
+}
+
+/** An event of the user uma (the tests of marts after an earlier date's load). */
+function umaEvent(type: RawEventV1['event_type'], time: string, extra: Partial<RawEventV1>): RawEventV1 {
+  return {
+    schema_version: 'v1',
+    event_id: randomUUID(),
+    event_type: type,
+    event_time: time,
+    user_id: 'uma',
+    session_id: `s-uma-${time.slice(0, 10)}`,
+    device: { type: 'desktop', os: 'macOS', browser: 'Safari' },
+    context: { country: 'DE', page: '/checkout' },
+    ...extra,
+  };
 }
 
 describe('backfill through Temporal', () => {
@@ -347,17 +363,6 @@ describe('loading an earlier date after a later one', () => {
     const client = await testClient(env.config);
     const worker = await startWorker(env);
     const [earlier, later] = ['2023-05-08', '2023-05-09'];
-    const event = (type: RawEventV1['event_type'], time: string, extra: Partial<RawEventV1>): RawEventV1 => ({
-      schema_version: 'v1',
-      event_id: randomUUID(),
-      event_type: type,
-      event_time: time,
-      user_id: 'uma',
-      session_id: `s-uma-${time.slice(0, 10)}`,
-      device: { type: 'desktop', os: 'macOS', browser: 'Safari' },
-      context: { country: 'DE', page: '/checkout' },
-      ...extra,
-    });
     const revenue = () =>
       env.db.selectFrom('marts.revenue_daily').select(['plan', 'revenue']).where('date', '=', later).execute();
     try {
@@ -365,10 +370,10 @@ describe('loading an earlier date after a later one', () => {
       // facts point at an inferred member, which the signup completes under the same key (no fact is re-pointed)
       const producer = EventSender.connect(env.config, env.config.kafkaTopic);
       for (const e of [
-        event('user_signup', `${earlier}T09:00:00Z`, {
+        umaEvent('user_signup', `${earlier}T09:00:00Z`, {
           user: { email: 'uma@example.com', plan: 'pro', country: 'DE' },
         }),
-        event('purchase', `${later}T10:00:00Z`, {
+        umaEvent('purchase', `${later}T10:00:00Z`, {
           purchase: { order_id: 'o-uma-1', product_id: 'p-42', amount: 30, currency: 'EUR' },
         }),
       ])
@@ -462,6 +467,96 @@ describe('worker killed mid-backfill', () => {
       await killed.cleanup();
     }
   });
+});
+
+describe('worker killed after a dimension load committed, before it reported', () => {
+  it(
+    "the retried load finds nothing to change, and the later date's marts are refreshed all the same",
+    { timeout: 180_000 },
+    async () => {
+      const env = await createTestEnv();
+      const client = await testClient(env.config);
+      const [earlier, later] = ['2023-06-12', '2023-06-13'];
+      const revenue = () =>
+        env.db.selectFrom('marts.revenue_daily').select(['plan', 'revenue']).where('date', '=', later).execute();
+      const holders: pg.Client[] = [];
+      /** An open transaction of its own connection holding what `statement` takes; rolled back by `release`. */
+      const hold = async (statement: string, values: unknown[] = []) => {
+        const holder = new pg.Client({ connectionString: env.config.databaseUrl, application_name: 'kill-test' });
+        await holder.connect();
+        holders.push(holder);
+        await holder.query('begin');
+        await holder.query(statement, values);
+        return () => holder.query('rollback');
+      };
+      const waiting = (pattern: string) =>
+        until(`a worker statement like ${pattern} waiting on a lock`, async () => {
+          const { rows } = await env.pool.query(
+            `select 1 from pg_stat_activity
+           where datname = current_database() and application_name = 'nightshift' and wait_event_type = 'Lock'
+             and query ilike $1`,
+            [pattern],
+          );
+          return rows.length > 0;
+        });
+      let child = await spawnWorker(env.config);
+      try {
+        // uma's signup (plan pro) is on the earlier date, her purchase on the later one, loaded first
+        const producer = EventSender.connect(env.config, env.config.kafkaTopic);
+        for (const e of [
+          umaEvent('user_signup', `${earlier}T09:00:00Z`, {
+            user: { email: 'uma@example.com', plan: 'pro', country: 'DE' },
+          }),
+          umaEvent('purchase', `${later}T10:00:00Z`, {
+            purchase: { order_id: 'o-uma-1', product_id: 'p-42', amount: 30, currency: 'EUR' },
+          }),
+        ])
+          await producer.send(Buffer.from(e.user_id), Buffer.from(JSON.stringify(e)));
+        await producer.close();
+        const start = (date: string) =>
+          client.workflow.start(dailyPipelineWorkflow, {
+            taskQueue: env.config.temporalTaskQueue,
+            workflowId: dailyWorkflowId(date),
+            args: [{ date }],
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.TERMINATE_EXISTING,
+          });
+        await (await start(later)).result();
+        expect(await revenue()).toEqual([{ plan: 'unknown', revenue: '30.00' }]);
+
+        // the earlier date's user dimension waits inside its transaction; its step row is then held too, so that the
+        // step's bookkeeping after the commit waits: the worker dies between the commit and the activity's report
+        const releaseChanges = await hold('lock table warehouse.user_changes in exclusive mode');
+        const handle = await start(earlier);
+        await waiting('%insert into warehouse.user_changes%');
+        const releaseStep = await hold(
+          `select 1 from ops.pipeline_runs where dt = $1::date and step = 'dimensions' for update`,
+          [earlier],
+        );
+        await releaseChanges();
+        await waiting('%update "ops"."pipeline_runs"%');
+        const committed = await env.db
+          .selectFrom('warehouse.dim_user')
+          .select(['plan', 'is_inferred'])
+          .where('user_id', '=', 'uma')
+          .execute();
+        expect(committed).toEqual([{ plan: 'pro', is_inferred: false }]);
+        await killAndWait(child, 'SIGKILL');
+        await releaseStep();
+        child = await spawnWorker(env.config);
+
+        const out = await handle.result();
+        expect(out.load?.dimensions).toMatchObject({ user: { versionsUpdated: 0 } });
+        expect(out.load?.dimensions.attempt).toBeGreaterThan(1);
+        expect(out.load?.repointedDates).toEqual([later]);
+        expect(await revenue()).toEqual([{ plan: 'pro', revenue: '30.00' }]);
+      } finally {
+        for (const holder of holders) await holder.end().catch(() => undefined);
+        await killAndWait(child, 'SIGTERM');
+        await closeClient(client);
+        await env.cleanup();
+      }
+    },
+  );
 });
 
 describe('daily schedule', () => {
