@@ -17,7 +17,7 @@ import {
   type Data,
   type DataType,
 } from 'apache-arrow';
-import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm';
+import { Compression, Table as WasmTable, WriterPropertiesBuilder, WriterVersion, writeParquet } from 'parquet-wasm';
 import type { LakeEvent } from './events';
 import { decodeLakeFile } from './lake-decode';
 import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from './lake-store';
@@ -170,6 +170,25 @@ function tableOf(schema: Schema, children: Data<DataType>[], length: number): Ta
   return new Table([new RecordBatch(schema, struct)]);
 }
 
+/** Strings up to this length are copied code unit by code unit while they are ASCII. */
+const ASCII_COPY_MAX = 64;
+
+/**
+ * Writes `value` as UTF-8 at `at`; returns the bytes written. A short ASCII string (an event's fields nearly all are)
+ * is copied in a loop, whose UTF-8 is its code units: Buffer#write's call into the runtime cost more than the copy,
+ * 110 against 80 ns per string over a landing's field values. Anything else is left to Buffer#write.
+ */
+function writeUtf8(bytes: Buffer, value: string, at: number): number {
+  const length = value.length;
+  if (length > ASCII_COPY_MAX) return bytes.write(value, at);
+  for (let i = 0; i < length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit > 0x7f) return bytes.write(value, at);
+    bytes[at + i] = unit;
+  }
+  return length;
+}
+
 /**
  * A Utf8 column built as values arrive: each string is encoded into a growing byte buffer at once, so no JS string
  * outlives its record. The strings of a parsed record then die young (cheap to collect), and a buffered row costs
@@ -196,7 +215,7 @@ class Utf8Column {
     } else {
       // a UTF-16 code unit takes at most 3 bytes of UTF-8
       if (end + value.length * 3 > this.bytes.length) this.growBytes(end + value.length * 3);
-      end += this.bytes.write(value, end);
+      end += writeUtf8(this.bytes, value, end);
     }
     this.offsets[n + 1] = end;
     this.n = n + 1;
@@ -447,10 +466,22 @@ export const LAKE_COMPRESSION = Compression.ZSTD;
  */
 const PLAIN_COLUMNS = ['event_id', 'order_id', 'event_time', 'kafka_offset', 'kafka_timestamp'];
 
+/**
+ * Parquet 2 data pages: the columns without a dictionary are delta-encoded (DELTA_BYTE_ARRAY for the ids,
+ * DELTA_BINARY_PACKED for times and offsets) before ZSTD, which then has less to do. On a file of 100k generated
+ * events: written in 173 against 224 ms, 3.17 against 3.41 MB, and decoded in 122 against 146 ms; DuckDB reads the
+ * same rows (test/lake.test.ts reads every file with it). Spark reads these encodings from 3.3 on, Trino and DuckDB
+ * for longer.
+ */
+const LAKE_WRITER_VERSION = WriterVersion.V2;
+
 /** Encodes an Arrow table as Parquet bytes. */
 export function toParquet(table: Table, compression: Compression = LAKE_COMPRESSION): Uint8Array {
   const wasmTable = WasmTable.fromIPCStream(tableToIPC(table, 'stream'));
-  let builder = new WriterPropertiesBuilder().setCompression(compression).setCreatedBy('nightshift');
+  let builder = new WriterPropertiesBuilder()
+    .setCompression(compression)
+    .setWriterVersion(LAKE_WRITER_VERSION)
+    .setCreatedBy('nightshift');
   for (const column of PLAIN_COLUMNS) builder = builder.setColumnDictionaryEnabled(column, false);
   return writeParquet(wasmTable, builder.build()); // consumes wasmTable and props
 }
