@@ -55,9 +55,12 @@ async function pipelineRows(env: TestEnv, date: string) {
     .execute();
 }
 
-/** An event of the user uma (the tests of marts after an earlier date's load). */
-function umaEvent(type: RawEventV1['event_type'], time: string, extra: Partial<RawEventV1>): RawEventV1 {
-  return {
+/**
+ * The scenario of the tests of marts after an earlier date's load: uma's signup (plan pro) on `earlier` and her
+ * purchase on `later`, produced to the test's topic.
+ */
+async function produceUmaSignupAndPurchase(env: TestEnv, earlier: string, later: string): Promise<void> {
+  const event = (type: RawEventV1['event_type'], time: string, extra: Partial<RawEventV1>): RawEventV1 => ({
     schema_version: 'v1',
     event_id: randomUUID(),
     event_type: type,
@@ -67,7 +70,16 @@ function umaEvent(type: RawEventV1['event_type'], time: string, extra: Partial<R
     device: { type: 'desktop', os: 'macOS', browser: 'Safari' },
     context: { country: 'DE', page: '/checkout' },
     ...extra,
-  };
+  });
+  const producer = EventSender.connect(env.config, env.config.kafkaTopic);
+  for (const e of [
+    event('user_signup', `${earlier}T09:00:00Z`, { user: { email: 'uma@example.com', plan: 'pro', country: 'DE' } }),
+    event('purchase', `${later}T10:00:00Z`, {
+      purchase: { order_id: 'o-uma-1', product_id: 'p-42', amount: 30, currency: 'EUR' },
+    }),
+  ])
+    await producer.send(Buffer.from(e.user_id), Buffer.from(JSON.stringify(e)));
+  await producer.close();
 }
 
 describe('backfill through Temporal', () => {
@@ -368,17 +380,7 @@ describe('loading an earlier date after a later one', () => {
     try {
       // uma buys on the later date; her signup (plan pro) is on the earlier one, loaded second: the later date's
       // facts point at an inferred member, which the signup completes under the same key (no fact is re-pointed)
-      const producer = EventSender.connect(env.config, env.config.kafkaTopic);
-      for (const e of [
-        umaEvent('user_signup', `${earlier}T09:00:00Z`, {
-          user: { email: 'uma@example.com', plan: 'pro', country: 'DE' },
-        }),
-        umaEvent('purchase', `${later}T10:00:00Z`, {
-          purchase: { order_id: 'o-uma-1', product_id: 'p-42', amount: 30, currency: 'EUR' },
-        }),
-      ])
-        await producer.send(Buffer.from(e.user_id), Buffer.from(JSON.stringify(e)));
-      await producer.close();
+      await produceUmaSignupAndPurchase(env, earlier, later);
 
       const runs = [];
       for (const date of [later, earlier]) {
@@ -502,17 +504,7 @@ describe('worker killed after a dimension load committed, before it reported', (
       let child = await spawnWorker(env.config);
       try {
         // uma's signup (plan pro) is on the earlier date, her purchase on the later one, loaded first
-        const producer = EventSender.connect(env.config, env.config.kafkaTopic);
-        for (const e of [
-          umaEvent('user_signup', `${earlier}T09:00:00Z`, {
-            user: { email: 'uma@example.com', plan: 'pro', country: 'DE' },
-          }),
-          umaEvent('purchase', `${later}T10:00:00Z`, {
-            purchase: { order_id: 'o-uma-1', product_id: 'p-42', amount: 30, currency: 'EUR' },
-          }),
-        ])
-          await producer.send(Buffer.from(e.user_id), Buffer.from(JSON.stringify(e)));
-        await producer.close();
+        await produceUmaSignupAndPurchase(env, earlier, later);
         const start = (date: string) =>
           client.workflow.start(dailyPipelineWorkflow, {
             taskQueue: env.config.temporalTaskQueue,
