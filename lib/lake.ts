@@ -221,13 +221,6 @@ class Utf8Column {
     this.n = n + 1;
   }
 
-  /** Empties the column for the rows of another file, keeping its buffers (grown to the last file's size). */
-  clear(): void {
-    this.n = 0;
-    this.nulls = 0;
-    this.validity?.fill(0xff);
-  }
-
   private growRows(): void {
     const offsets = new Int32Array(this.offsets.length * 2);
     offsets.set(this.offsets);
@@ -289,47 +282,11 @@ export class EventRows {
   /** All rows of a buffer share one topic and partition. */
   constructor(
     readonly topic: string,
-    private partitionOf: number,
+    readonly partition: number,
   ) {}
-
-  get partition(): number {
-    return this.partitionOf;
-  }
 
   get length(): number {
     return this.offset.length;
-  }
-
-  /**
-   * Empties the rows for another file of the topic, of `partition`, keeping the string columns' buffers: a landing
-   * writes many files of about the same size, and buffers allocated and grown anew for each are garbage outside the
-   * JS heap, whose growth starts full garbage collections of their own.
-   */
-  reuse(partition: number): this {
-    for (const column of [
-      this.eventId,
-      this.schemaVersion,
-      this.eventType,
-      this.userId,
-      this.sessionId,
-      this.deviceType,
-      this.deviceOs,
-      this.deviceBrowser,
-      this.country,
-      this.page,
-      this.referrer,
-      this.userEmail,
-      this.userPlan,
-      this.userCountry,
-      this.orderId,
-      this.productId,
-      this.currency,
-    ])
-      column.clear();
-    for (const numbers of [this.eventTime, this.amount, this.offset, this.kafkaTs]) numbers.length = 0;
-    this.partitionOf = partition;
-    this.firstOffset = this.lastOffset = -1;
-    return this;
   }
 
   push(e: LakeEvent, offset: number, timestampMs: number): void {

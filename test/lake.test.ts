@@ -2,8 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLandActivities } from '../activities/land';
-import { type LakeEvent, parseEvent } from '../lib/events';
-import { generateEvents } from '../lib/generator';
+import { parseEvent } from '../lib/events';
 import {
   DeadLetterRows,
   EventRows,
@@ -201,41 +200,5 @@ describe.each(LAKE_KINDS)('lake files (%s lake)', (kind) => {
         /cannot read lake file/,
       );
     }
-  });
-});
-
-describe('event rows reused for another file', () => {
-  it("hold that file's rows only: the same table, nulls and all, as rows built fresh", () => {
-    const now = new Date('2024-12-19T00:00:00Z');
-    const events: LakeEvent[] = [];
-    for (const r of generateEvents({ events: 5_000, days: 1, start: '2024-12-17', seed: 21, badRate: 0 })) {
-      const parsed = parseEvent(r.value, now);
-      if (parsed.ok) events.push(parsed.event);
-    }
-    const [first, second] = [events.slice(0, 3_000), events.slice(3_000)];
-    // the first file's rows set values where the second's have nulls, and the other way round
-    expect(first.some((e) => e.order_id !== null) && second.some((e) => e.order_id === null)).toBe(true);
-    const fill = (rows: EventRows, batch: typeof events, fromOffset: number) =>
-      batch.forEach((e, i) => rows.push(e, fromOffset + i, 1_734_426_000_000 + i));
-
-    const reused = new EventRows('events', 1);
-    fill(reused, first, 100);
-    expect(reused.toTable().numRows).toBe(first.length);
-    expect(reused.reuse(2)).toBe(reused);
-    fill(reused, second, 7_000);
-    const fresh = new EventRows('events', 2);
-    fill(fresh, second, 7_000);
-
-    expect([reused.partition, reused.firstOffset, reused.lastOffset, reused.length]).toEqual([
-      2,
-      7_000,
-      7_000 + second.length - 1,
-      second.length,
-    ]);
-    const columns = (rows: EventRows) => {
-      const table = rows.toTable();
-      return Object.fromEntries(table.schema.fields.map((f) => [f.name, table.getChild(f.name)!.toArray()]));
-    };
-    expect(columns(reused)).toEqual(columns(fresh));
   });
 });

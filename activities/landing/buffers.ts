@@ -83,8 +83,6 @@ export class Landing {
   private inFlight: Promise<void> | null = null;
   private readonly dayNames = new Map<number, string>();
   private readonly now: Date;
-  /** The rows of the last events file written, emptied, for the next file to fill (see EventRows.reuse). */
-  private spare: EventRows | null = null;
 
   constructor(
     private readonly lake: LakeLocation,
@@ -143,19 +141,13 @@ export class Landing {
     const byDay = area === 'events' ? state.events : state.deadLetters;
     let b = byDay.get(d);
     if (b === undefined) {
-      const rows = area === 'events' ? this.eventRows(partition) : new DeadLetterRows(this.topic, partition);
+      const rows = area === 'events' ? new EventRows(this.topic, partition) : new DeadLetterRows(this.topic, partition);
       b = { area, dt: this.day(d), rows, bytes: 0 };
       byDay.set(d, b);
       this.files.set(rows, b);
     }
     b.bytes += bytes;
     return b.rows;
-  }
-
-  private eventRows(partition: number): EventRows {
-    const spare = this.spare;
-    this.spare = null;
-    return spare === null ? new EventRows(this.topic, partition) : spare.reuse(partition);
   }
 
   /** Validates one record and buffers it; returns the buffer when it must be written now. */
@@ -219,7 +211,6 @@ export class Landing {
       rows: rows.length,
       bytes: bytes.length,
     });
-    if (rows instanceof EventRows) this.spare = rows;
   }
 
   /**
