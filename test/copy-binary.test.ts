@@ -8,6 +8,8 @@ import { copyStatement } from '../activities/stage';
 import { StagingChunks } from '../activities/staging/threads';
 import { createLandActivities } from '../activities/land';
 import { CopyBinaryBuffer, writeNumeric } from '../lib/copy-binary';
+import { parseEvent } from '../lib/events';
+import { EventRows, toParquet, writeLakeFile } from '../lib/lake';
 import { type LakeLocation, lakeOf } from '../lib/lake-store';
 import { produceEvents } from '../lib/produce';
 import { createTestEnv, type TestEnv } from './support';
@@ -69,6 +71,62 @@ describe('binary COPY of the staging rows', () => {
       const [a, b] = [(await hash('copy_text')).rows[0], (await hash('copy_binary')).rows[0]];
       expect(a.purchases).toBeGreaterThan(0);
       expect(b).toEqual(a);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('stages long, non-ASCII and missing values across many rows as the text format does', async () => {
+    // The encoder sizes and writes rows in blocks, column by column: rows of every shape, more than a block's
+    // worth, with NULLs in runs and alone, values longer than the short-copy limit, and multi-byte UTF-8.
+    const rows = new EventRows('events', 0);
+    const now = new Date('2024-11-10T00:00:00Z');
+    const n = 1_500;
+    for (let i = 0; i < n; i++) {
+      const purchase = i % 7 === 0;
+      const event: Record<string, unknown> = {
+        schema_version: 'v1',
+        event_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        event_type: purchase ? 'purchase' : 'page_view',
+        event_time: `2024-11-04T10:${String(i % 60).padStart(2, '0')}:00.${String(i % 1000).padStart(3, '0')}Z`,
+        user_id: `u-${i % 97}`,
+      };
+      if (i % 3 !== 0) event.session_id = `s-${i}`;
+      if (i % 5 !== 0 && (i < 600 || i > 900)) event.device = { type: 'mobile', os: i % 2 ? 'iOS' : null, browser: 'Safari' };
+      if (i % 4 !== 0) {
+        event.context = {
+          country: 'DE',
+          page: i % 11 === 0 ? `/${'städte/zürich-🚲-'.repeat(8)}${i}` : `/p/${i}`,
+          referrer: i % 13 === 0 ? 'x'.repeat(65 + (i % 200)) : null,
+        };
+      }
+      if (purchase) event.purchase = { order_id: `o-${i}`, product_id: 'sku-ä', amount: i / 7 + 0.05, currency: 'EUR' };
+      const parsed = parseEvent(Buffer.from(JSON.stringify(event)), now);
+      if (!parsed.ok) throw new Error(`fixture event ${i} must be valid: ${parsed.reason}`);
+      rows.push(parsed.event, i, 1_730_714_400_000 + i);
+    }
+    const lake = lakeOf(env.config);
+    const path = 'events/dt=2024-11-04/p0-0-1499.parquet';
+    await writeLakeFile(lake, path, toParquet(rows.toTable()));
+    const refs = [{ lakeFileId: 41, path }];
+    const client = await env.pool.connect();
+    try {
+      await client.query('create table staging.shapes_text (like staging.events including all)');
+      await client.query('create table staging.shapes_binary (like staging.events including all)');
+      expect(await copyInto(client, 'shapes_text', 'text', refs, lake)).toBe(n);
+      expect(await copyInto(client, 'shapes_binary', 'binary', refs, lake)).toBe(n);
+      const summary = (table: string) =>
+        client.query(
+          `select md5(string_agg(t::text, '|' order by t.event_id)) as h, count(session_id)::int as sessions,
+                  count(device_os)::int as oses, count(referrer)::int as referrers, max(length(page))::int as longest,
+                  count(amount)::int as amounts
+           from staging.${table} as t`,
+        );
+      const [text, binary] = [(await summary('shapes_text')).rows[0], (await summary('shapes_binary')).rows[0]];
+      expect(binary).toEqual(text);
+      expect(text).toMatchObject({ sessions: 1_000, amounts: 215 });
+      expect(text.longest).toBeGreaterThan(64);
+      expect(text.referrers).toBeGreaterThan(0);
     } finally {
       client.release();
     }
