@@ -131,7 +131,6 @@ export class CopyBinaryBuffer extends ChunkedOutput {
   }
 }
 
-
 /** Microseconds per unit of an Arrow timestamp column. */
 export function microsPerUnit(data: Data): number {
   const unit = (data.type as unknown as { unit: TimeUnit }).unit;

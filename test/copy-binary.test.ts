@@ -92,7 +92,8 @@ describe('binary COPY of the staging rows', () => {
         user_id: `u-${i % 97}`,
       };
       if (i % 3 !== 0) event.session_id = `s-${i}`;
-      if (i % 5 !== 0 && (i < 600 || i > 900)) event.device = { type: 'mobile', os: i % 2 ? 'iOS' : null, browser: 'Safari' };
+      if (i % 5 !== 0 && (i < 600 || i > 900))
+        event.device = { type: 'mobile', os: i % 2 ? 'iOS' : null, browser: 'Safari' };
       if (i % 4 !== 0) {
         event.context = {
           country: 'DE',
