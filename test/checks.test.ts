@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
-import { CHECKS, DQ_DEFAULTS, type CheckResult, dateKeyOf, evaluateChecks } from '../lib/checks';
+import { CHECKS, DQ_DEFAULTS, type CheckResult, checkStartOrder, dateKeyOf, evaluateChecks } from '../lib/checks';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { countingPool, createTestEnv, type TestEnv } from './support';
@@ -86,6 +86,13 @@ describe('data-quality checks', () => {
       `check set_aside failed to run for ${last}: relation "ops.rejected_rows" does not exist`,
     );
     expect(counted.held).toBe(0);
+  });
+
+  it('the longest check starts first, so that the others run beside it', () => {
+    const order = checkStartOrder(CHECKS).map((i) => CHECKS[i].name);
+    expect(order[0]).toBe('integrity');
+    expect(order.slice(1)).toEqual(CHECKS.map((c) => c.name).filter((n) => n !== 'integrity'));
+    expect(CHECKS.filter((c) => c.longest).map((c) => c.name)).toEqual(['integrity']);
   });
 
   it('volume: a 50 % drop fails', async () => {
