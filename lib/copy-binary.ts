@@ -144,8 +144,9 @@ export function microsPerUnit(data: Data): number {
 }
 
 /**
- * True when the row's value is NULL in an Arrow column. Read from the validity bitmap alone: Data#nullCount is a
- * getter that checks the column's type on every call, which cost more than the test itself in per-row loops.
+ * True when the row's value is NULL in an Arrow column. It reads Data#nullCount, a getter that checks the column's
+ * type on every call: a loop over rows takes the column's validity bitmap once instead (validity, nullAt), as the
+ * binary encoders below do.
  */
 export function isNull(data: Data, row: number): boolean {
   return nullAt(validity(data), data.offset, row);
