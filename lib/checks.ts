@@ -413,8 +413,8 @@ export function checkStartOrder(checks: readonly CheckDefinition[]): number[] {
 
 /**
  * Evaluates every check for the context, on up to `connections` connections of the pool at once, each taking the
- * next check: the `longest` first, then in list order; the results come in list order. The SQL errors of a check propagate (a retry handles
- * transient ones), and once one has, no further check starts.
+ * next check: the `longest` first, then in list order; the results come in list order. The SQL errors of a check
+ * propagate (a retry handles transient ones), and once one has, no further check starts.
  */
 export async function evaluateChecks(
   pool: Pick<pg.Pool, 'connect'>,

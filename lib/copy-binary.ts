@@ -257,6 +257,12 @@ function putInt32(buf: Buffer, p: number, v: number): void {
   buf[p + 3] = v & 0xff;
 }
 
+/** A NULL field as row `i` of a block's next field, moving the row's position on. */
+function putNull(buf: Buffer, at: Int32Array, i: number): void {
+  putInt32(buf, at[i], -1);
+  at[i] += 4;
+}
+
 /** A whole number of magnitude below 2^53 as a big-endian int64. */
 function putInt64(buf: Buffer, p: number, v: number): void {
   const hi = Math.floor(v / TWO_32);
@@ -274,13 +280,11 @@ function fixedEncoder(bytes: number, data: Data, put: (buf: Buffer, p: number, r
     },
     write(from, to, buf, at) {
       for (let r = from; r < to; r++) {
-        const p = at[r - from];
         if (nullAt(bits, offset, r)) {
-          putInt32(buf, p, -1);
-          at[r - from] = p + 4;
+          putNull(buf, at, r - from);
         } else {
-          put(buf, p, r);
-          at[r - from] = p + bytes;
+          put(buf, at[r - from], r);
+          at[r - from] += bytes;
         }
       }
     },
@@ -299,12 +303,11 @@ function textEncoder(data: Data): ColumnEncoder {
     },
     write(from, to, buf, at) {
       for (let r = from; r < to; r++) {
-        let p = at[r - from];
         if (nullAt(bits, offset, r)) {
-          putInt32(buf, p, -1);
-          at[r - from] = p + 4;
+          putNull(buf, at, r - from);
           continue;
         }
+        let p = at[r - from];
         const start = offsets[r];
         const end = offsets[r + 1];
         putInt32(buf, p, end - start);
@@ -362,18 +365,17 @@ function numericEncoder(data: Data): ColumnEncoder {
     },
     write(from, to, buf, at) {
       for (let r = from; r < to; r++) {
-        let p = at[r - from];
         const w = words[r - from];
         if (w === null) {
-          putInt32(buf, p, -1);
-          p += 4;
-        } else {
-          putInt32(buf, p, 2 * w.length);
-          p += 4;
-          for (const word of w) {
-            putInt16(buf, p, word);
-            p += 2;
-          }
+          putNull(buf, at, r - from);
+          continue;
+        }
+        let p = at[r - from];
+        putInt32(buf, p, 2 * w.length);
+        p += 4;
+        for (const word of w) {
+          putInt16(buf, p, word);
+          p += 2;
         }
         at[r - from] = p;
       }
@@ -387,10 +389,7 @@ const ABSENT: ColumnEncoder = {
     for (let r = from; r < to; r++) size[r - from] += 4;
   },
   write(from, to, buf, at) {
-    for (let r = from; r < to; r++) {
-      putInt32(buf, at[r - from], -1);
-      at[r - from] += 4;
-    }
+    for (let r = from; r < to; r++) putNull(buf, at, r - from);
   },
 };
 
