@@ -18,6 +18,7 @@ import {
   type DataType,
 } from 'apache-arrow';
 import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm';
+import { type EventScan, FIELD } from './event-bytes';
 import type { LakeEvent } from './events';
 import { decodeLakeFile } from './lake-decode';
 import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from './lake-store';
@@ -221,6 +222,23 @@ class Utf8Column {
     this.n = n + 1;
   }
 
+  /** Pushes src[start, end), UTF-8 already; null when `start` is negative. */
+  pushBytes(src: Buffer, start: number, end: number): void {
+    if (start < 0) {
+      this.push(null);
+      return;
+    }
+    const n = this.n;
+    if (n + 1 >= this.offsets.length) this.growRows();
+    const at = this.offsets[n];
+    const length = end - start;
+    if (at + length > this.bytes.length) this.growBytes(at + length);
+    if (length > ASCII_COPY_MAX) src.copy(this.bytes, at, start, end);
+    else for (let k = 0; k < length; k++) this.bytes[at + k] = src[start + k];
+    this.offsets[n + 1] = at + length;
+    this.n = n + 1;
+  }
+
   private growRows(): void {
     const offsets = new Int32Array(this.offsets.length * 2);
     offsets.set(this.offsets);
@@ -309,6 +327,33 @@ export class EventRows {
     this.productId.push(e.product_id);
     this.amount.push(e.amount);
     this.currency.push(e.currency);
+    this.offset.push(offset);
+    this.kafkaTs.push(timestampMs);
+    if (this.firstOffset < 0 || offset < this.firstOffset) this.firstOffset = offset;
+    if (offset > this.lastOffset) this.lastOffset = offset;
+  }
+
+  /** As push, for a record the fast path took: its fields' bytes are copied from the record. */
+  pushScanned(raw: Buffer, scan: EventScan, offset: number, timestampMs: number): void {
+    this.eventId.pushBytes(raw, scan.start(FIELD.event_id), scan.end(FIELD.event_id));
+    this.schemaVersion.pushBytes(raw, scan.start(FIELD.schema_version), scan.end(FIELD.schema_version));
+    this.eventType.pushBytes(raw, scan.start(FIELD.event_type), scan.end(FIELD.event_type));
+    this.eventTime.push(scan.eventTimeUs);
+    this.userId.pushBytes(raw, scan.start(FIELD.user_id), scan.end(FIELD.user_id));
+    this.sessionId.pushBytes(raw, scan.start(FIELD.session_id), scan.end(FIELD.session_id));
+    this.deviceType.pushBytes(raw, scan.start(FIELD.device_type), scan.end(FIELD.device_type));
+    this.deviceOs.pushBytes(raw, scan.start(FIELD.device_os), scan.end(FIELD.device_os));
+    this.deviceBrowser.pushBytes(raw, scan.start(FIELD.device_browser), scan.end(FIELD.device_browser));
+    this.country.pushBytes(raw, scan.start(FIELD.country), scan.end(FIELD.country));
+    this.page.pushBytes(raw, scan.start(FIELD.page), scan.end(FIELD.page));
+    this.referrer.pushBytes(raw, scan.start(FIELD.referrer), scan.end(FIELD.referrer));
+    this.userEmail.pushBytes(raw, scan.start(FIELD.user_email), scan.end(FIELD.user_email));
+    this.userPlan.pushBytes(raw, scan.start(FIELD.user_plan), scan.end(FIELD.user_plan));
+    this.userCountry.pushBytes(raw, scan.start(FIELD.user_country), scan.end(FIELD.user_country));
+    this.orderId.pushBytes(raw, scan.start(FIELD.order_id), scan.end(FIELD.order_id));
+    this.productId.pushBytes(raw, scan.start(FIELD.product_id), scan.end(FIELD.product_id));
+    this.amount.push(scan.start(FIELD.amount) < 0 ? null : scan.amount);
+    this.currency.pushBytes(raw, scan.start(FIELD.currency), scan.end(FIELD.currency));
     this.offset.push(offset);
     this.kafkaTs.push(timestampMs);
     if (this.firstOffset < 0 || offset < this.firstOffset) this.firstOffset = offset;

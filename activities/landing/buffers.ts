@@ -1,3 +1,4 @@
+import { EventScan } from '../../lib/event-bytes';
 import { MAX_FUTURE_MS, parseEvent } from '../../lib/events';
 import { DeadLetterRows, EventRows, type LakeArea, lakeFilePath, toParquet, writeLakeFile } from '../../lib/lake';
 import type { LakeLocation } from '../../lib/lake-store';
@@ -83,6 +84,8 @@ export class Landing {
   private inFlight: Promise<void> | null = null;
   private readonly dayNames = new Map<number, string>();
   private readonly now: Date;
+  /** The fast path's scan, reused record after record. */
+  private readonly scan = new EventScan();
 
   constructor(
     private readonly lake: LakeLocation,
@@ -154,10 +157,17 @@ export class Landing {
   add(partition: number, offset: number, timestampMs: number, value: Buffer): Buffer_ | null {
     const state = this.partitions.get(partition);
     if (state === undefined) throw new Error(`partition ${partition} is not part of this landing`);
-    const parsed = parseEvent(value, this.now);
     // what a row holds is at most its record's bytes (its text, or the raw record of a dead letter) and some numbers
     const bytes = value.length + ROW_OVERHEAD_BYTES;
     let target: Buffer_;
+    const scan = this.scan;
+    if (scan.read(value, this.nowMs)) {
+      target = this.buffer(state, 'events', scan.eventTimeUs / 1000, partition, bytes);
+      (target as EventRows).pushScanned(value, scan, offset, timestampMs);
+      state.landed++;
+      return this.added(state, offset, bytes, target);
+    }
+    const parsed = parseEvent(value, this.now);
     if (parsed.ok) {
       target = this.buffer(state, 'events', parsed.event.event_time_us / 1000, partition, bytes);
       (target as EventRows).push(parsed.event, offset, timestampMs);
@@ -169,6 +179,11 @@ export class Landing {
       (target as DeadLetterRows).push(parsed.reason, value, offset, timestampMs, parsed.eventId ?? null, timeMs);
       state.dead++;
     }
+    return this.added(state, offset, bytes, target);
+  }
+
+  /** Counts a record buffered in `target`; returns the buffer to write now, if any. */
+  private added(state: PartitionState, offset: number, bytes: number, target: Buffer_): Buffer_ | null {
     state.read++;
     this.chunkRead++;
     this.totalRead++;
