@@ -150,7 +150,8 @@ function kindOf(value: unknown): string {
 
 /** The longest timestamp parseIsoTimeUs accepts: date, time, 9 decimals and a ±HH:MM offset. */
 const ISO_TIME_MAX_LENGTH = 35;
-const isoScratch = Buffer.alloc(ISO_TIME_MAX_LENGTH + 1);
+/** Room for any text of that length as UTF-8, so that a write is never cut short. */
+const isoScratch = Buffer.alloc(ISO_TIME_MAX_LENGTH * 3);
 
 /**
  * Parses an ISO-8601 timestamp that carries an offset ("Z" or ±HH:MM) into microseconds since the epoch (UTC).
