@@ -435,6 +435,11 @@ function readPurchase(obj: Record<string, unknown>, event: LakeEvent): void {
   event.currency = currency;
 }
 
+/**
+ * The contract's rules on a parsed record. lib/event-bytes.ts (the landing's fast path) applies the same rules to a
+ * record's bytes: a rule added or changed here must change there too, or the fast path would land what this rejects
+ * (test/event-bytes.test.ts checks the two agree on the fuzzed corpus, which has to cover the new rule).
+ */
 function validate(obj: Record<string, unknown>, nowMs: number): LakeEvent {
   const version = requireString(obj.schema_version, 'schema_version');
   if (version !== SCHEMA_VERSION) throw new Reject(`unknown schema_version ${show(version)}`);
