@@ -30,6 +30,14 @@ export interface LoadFactsOutput {
 
 const NOT_NULL_VIOLATION = '23502';
 
+/**
+ * The statistics target of the ANALYZE after a date's first load: a sample of 9,000 rows. The default (100:
+ * 30,000 rows, one per page at most) reads every page of a 1M-event partition, 0.55 s against 0.14 s, for
+ * estimates the planner does not need finer: the marts and checks read one partition's event types, users and
+ * devices.
+ */
+const PARTITION_STATISTICS_TARGET = 30;
+
 /** The neighbouring date keys of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
 function neighbourKeys(date: string): { previous_date_key: number; next_date_key: number } {
   return { previous_date_key: dateLockId(addDays(date, -1)), next_date_key: dateLockId(addDays(date, 1)) };
@@ -231,17 +239,25 @@ export function createFactActivities(deps: ActivityDeps) {
    * load leaves every row's hint bits unset and the visibility map empty, so otherwise the next reader (the marts)
    * dirties every page, counts read the heap instead of the primary key, and autovacuum does the same scan later,
    * likely while the next date loads. A failure leaves that to autovacuum and does not fail the load.
+   * The statistics come from a sample of PARTITION_STATISTICS_TARGET x 300 rows.
    */
   async function vacuumPartition(date: string): Promise<void> {
     const client = await pool.connect();
+    let failed: Error | undefined;
     try {
+      await client.query("select set_config('default_statistics_target', $1, false)", [
+        String(PARTITION_STATISTICS_TARGET),
+      ]);
       await client.query(`vacuum (analyze) warehouse.${client.escapeIdentifier(`fact_events_${dateLockId(date)}`)}`);
+      await client.query('reset default_statistics_target');
     } catch (err) {
+      failed = err as Error;
       console.warn(
         JSON.stringify({ level: 'warn', msg: 'vacuum of the fact partition failed', date, error: String(err) }),
       );
     } finally {
-      client.release();
+      // a connection whose statistics target may still be set is discarded, not reused
+      client.release(failed);
     }
   }
 
