@@ -747,6 +747,36 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it("a date's first load vacuums and analyzes its new partition from a smaller sample, and leaves its connections at the server's target", async () => {
+    const { env, feed, load } = await setup(lake);
+    const views = Array.from({ length: 400 }, (_, i) =>
+      pageView('vera', new Date(Date.parse('2024-12-07T01:00:00Z') + i * 61_000).toISOString()),
+    );
+    await feed.send([signup('vera', '2024-12-07T00:30:00Z', alice), ...views]);
+    await load('2024-12-07');
+    const { rows } = await env.pool.query(
+      `select s.last_vacuum is not null as vacuumed, s.last_analyze is not null as analyzed,
+         (select cardinality(st.histogram_bounds::text::text[]) from pg_stats st
+          where st.schemaname = 'warehouse' and st.tablename = s.relname and st.attname = 'event_time') as bounds
+       from pg_stat_user_tables s where s.schemaname = 'warehouse' and s.relname = 'fact_events_20241207'`,
+    );
+    // 401 distinct event times: the default target (100) gives a histogram of 101 bounds, the partition's 30 at most 31
+    expect(rows).toEqual([{ vacuumed: true, analyzed: true, bounds: expect.any(Number) }]);
+    expect(rows[0].bounds).toBeGreaterThan(20);
+    expect(rows[0].bounds).toBeLessThanOrEqual(31);
+    const clients = await Promise.all(Array.from({ length: env.pool.totalCount }, () => env.pool.connect()));
+    try {
+      for (const client of clients) {
+        const target = await client.query(
+          `select setting = reset_val as reset from pg_settings where name = 'default_statistics_target'`,
+        );
+        expect(target.rows).toEqual([{ reset: true }]);
+      }
+    } finally {
+      for (const client of clients) client.release();
+    }
+  });
+
   it('duplicate records (the same event_id landed twice) produce one fact row', async () => {
     const { env, feed, load } = await setup(lake);
     const p = purchase('frank', '2024-12-05T10:00:00Z', 5);
