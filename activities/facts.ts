@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { dateLockId, lockDimUserShared, lockMidnights, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { addDays } from '../lib/temporal';
-import { runSqlFile } from '../warehouse/sql';
+import { bindStatement, runSqlFile, sqlStatements } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
 import { ensureStaged, filledStagingTable, stagingEventsTable, stagingFilesTable, stagingUsersTable } from './stage';
@@ -174,24 +174,53 @@ async function dayUsers(
 }
 
 /**
- * Writes the date's keyed facts, leaving out the records of the lake files `skipFileIds`; a missing dim_user
- * version (23502 on user_key) becomes a non-retryable error.
+ * How keyedFacts writes the keyed rows: a date's first load as its new partition, a re-load as an unlogged scratch
+ * table in staging.
  */
-async function insertKeyedFacts(
+const KEYED_TABLE = {
+  partition: 'create table warehouse.:"target_table" as',
+  scratch: 'create unlogged table staging.:"target_table" with (autovacuum_enabled = false) as',
+} as const;
+
+/**
+ * Writes the date's keyed facts (warehouse/sql/fact_events.sql) as the new table `target_table`, leaving out the
+ * records of the lake files `skipFileIds`, and makes its user_key NOT NULL (on a partition, with the rest of what
+ * attaching it needs: warehouse.fact_partition_constrain); a missing dim_user version (23502 on user_key) becomes
+ * a non-retryable error. CREATE TABLE AS rather than INSERT ... SELECT: it may key the events with a parallel
+ * worker while the leader writes them.
+ */
+async function keyedFacts(
   client: pg.ClientBase,
   date: string,
-  identifiers: Record<string, string>,
+  identifiers: { events_table: string; target_table: string },
   skipFileIds: number[],
+  into: keyof typeof KEYED_TABLE,
 ): Promise<number> {
   await client.query('savepoint keyed_facts');
   try {
     const users = await dayUsers(client, date);
-    const values = { ...dateValues(date), ...users.values, loaded_file_ids: skipFileIds };
-    const inserted = (
-      await runSqlFile(client, 'fact_events', { identifiers: { ...identifiers, ...users.identifiers }, values })
-    ).at(-1)!;
+    const versions = `fact_versions_${dateLockId(date)}`;
+    const vars = {
+      identifiers: { ...identifiers, ...users.identifiers, day_versions_table: versions },
+      values: { ...dateValues(date), ...users.values, loaded_file_ids: skipFileIds },
+    };
+    const escape = (id: string) => client.escapeIdentifier(id);
+    const statements = sqlStatements('fact_events');
+    for (const statement of statements.slice(0, -1)) await client.query(bindStatement(statement, vars, escape));
+    // The Gather hands every keyed row to the leader, which writes it; at the default cost of a row handed over
+    // (0.1) the planner keeps to one process. 1M events of a day: 3.04 s with a worker against 3.70 s without,
+    // then 0.28 s for the constraints.
+    await client.query('set local parallel_tuple_cost = 0.01');
+    const written = await client.query(bindStatement(`${KEYED_TABLE[into]}\n${statements.at(-1)}`, vars, escape));
+    await client.query('reset parallel_tuple_cost');
+    await client.query(`drop table staging.${escape(versions)}`);
+    if (into === 'partition') {
+      await client.query('select warehouse.fact_partition_constrain($1::int)', [dateLockId(date)]);
+    } else {
+      await client.query(`alter table staging.${escape(identifiers.target_table)} alter column user_key set not null`);
+    }
     await client.query('release savepoint keyed_facts');
-    return inserted.rowCount ?? 0;
+    return written.rowCount ?? 0;
   } catch (err) {
     if ((err as { code?: string }).code !== NOT_NULL_VIOLATION) throw err;
     await client.query('rollback to savepoint keyed_facts');
@@ -293,12 +322,8 @@ export function createFactActivities(deps: ActivityDeps) {
       const skip = partition ? await filesAlreadyLoaded(client, date, stagedIds) : [];
       if (!partition) {
         // first load of the date: fill a plain table, index it in bulk, attach it as the date's partition
-        const { rows } = await client.query<{ name: string }>(
-          'select warehouse.fact_partition_create($1::int) as name',
-          [dateKey],
-        );
-        const target = { events_table: eventsTable, target_schema: 'warehouse', target_table: rows[0].name };
-        rowsInserted = await insertKeyedFacts(client, date, target, []);
+        const target = { events_table: eventsTable, target_table: `fact_events_${dateKey}` };
+        rowsInserted = await keyedFacts(client, date, target, [], 'partition');
         if (lookup) {
           const ids = (await lookup) ?? (await crossDateIds(client, date));
           crossDate = await removeCrossDate(client, date, ids);
@@ -323,15 +348,12 @@ export function createFactActivities(deps: ActivityDeps) {
           changes_table: `fact_changes_${dateKey}`,
         };
         await runSqlFile(client, 'fact_events_scratch', { identifiers });
-        await insertKeyedFacts(
+        await keyedFacts(
           client,
           date,
-          {
-            ...identifiers,
-            target_schema: 'staging',
-            target_table: identifiers.facts_table,
-          },
+          { events_table: eventsTable, target_table: identifiers.facts_table },
           skip,
+          'scratch',
         );
         const values = { date_key: dateKey };
         await runSqlFile(client, 'fact_events_changes', { identifiers, values });

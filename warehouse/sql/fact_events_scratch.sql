@@ -1,5 +1,3 @@
--- grain: none; the empty scratch table a re-load keys the date's staged events into, with fact_events' columns.
+-- grain: none; drops a scratch table a re-load keyed the date's staged events into, should one be left: the load
+-- creates it again from fact_events.sql's rows (activities/facts.ts keyedFacts), with fact_events' columns.
 drop table if exists staging.:"facts_table";
-
-create unlogged table staging.:"facts_table" (like warehouse.fact_events including defaults)
-with (autovacuum_enabled = false);
