@@ -9,18 +9,20 @@
 -- grow with dim_user); device_key the device triple, 0 when the event had no device. user_key is made NOT NULL
 -- in the target: an event with no valid version fails that (23502) and the activity names the fix.
 -- day_versions_table is a table of its own, analyzed: the planner then knows it is small with one or a few rows per
--- user and hashes it, reading each event once. Unlogged in staging rather than temporary: a parallel worker
--- cannot read a temporary table, so the join with it would wait for the leader. As a materialized CTE it had no
--- statistics: the planner assumed few distinct user_ids and hashed the day's events instead (a 200 MB hash table,
--- about 3 x slower); left to join dim_user itself, it probed dim_user's gist index for every event once dim_user
--- had grown.
+-- user and hashes it, reading each event once. A plain table in staging, dropped by the load: not temporary, as
+-- a parallel worker cannot read a temporary table (the join with it would wait for the leader), and not unlogged,
+-- as PostgreSQL 15 cannot recover from the kill of its postmaster alone while a transaction has created an
+-- unlogged table (test/fault-postgres.ts), which a date's first fact load otherwise never does. As a materialized
+-- CTE it had no statistics: the planner assumed few distinct user_ids and hashed the day's events instead (a
+-- 200 MB hash table, about 3 x slower); left to join dim_user itself, it probed dim_user's gist index for every
+-- event once dim_user had grown.
 -- Only the versions of the date's staged users (users_table, from the user dimension load: activities/facts.ts
 -- dayUsers) go into it, unless all_users: the versions overlapping the day include the open version of every user
 -- the warehouse holds, 133,679 rows against 25,014 for the day's users on the 30th day of 200,000 events, which
 -- made the table, its ANALYZE and the hash join grow with history.
 drop table if exists staging.:"day_versions_table";
 
-create unlogged table staging.:"day_versions_table" with (autovacuum_enabled = false) as
+create table staging.:"day_versions_table" with (autovacuum_enabled = false) as
 select
     dim_user.user_key,
     dim_user.user_id,
