@@ -747,7 +747,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
-  it("a date's first load vacuums and analyzes its new partition from a smaller sample, and leaves its connections at the server's target", async () => {
+  it("a date's first load writes its partition with the parent's columns, vacuums and analyzes it from a smaller sample, and leaves its connections at the server's target", async () => {
     const { env, feed, load } = await setup(lake);
     const views = Array.from({ length: 400 }, (_, i) =>
       pageView('vera', new Date(Date.parse('2024-12-07T01:00:00Z') + i * 61_000).toISOString()),
@@ -764,6 +764,21 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(rows).toEqual([{ vacuumed: true, analyzed: true, bounds: expect.any(Number) }]);
     expect(rows[0].bounds).toBeGreaterThan(20);
     expect(rows[0].bounds).toBeLessThanOrEqual(31);
+    // written by CREATE TABLE AS, the partition has the parent's columns, types, NOT NULLs and defaults (attaching
+    // it checks the first three; warehouse.fact_partition_constrain copies the defaults)
+    const columns = async (table: string) =>
+      (
+        await env.pool.query(
+          `select a.attname, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
+             pg_get_expr(d.adbin, d.adrelid) as default_value
+           from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+           where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum`,
+          [table],
+        )
+      ).rows;
+    const parent = await columns('warehouse.fact_events');
+    expect(parent.some((c) => c.default_value !== null)).toBe(true);
+    expect(await columns('warehouse.fact_events_20241207')).toEqual(parent);
     const clients = await Promise.all(Array.from({ length: env.pool.totalCount }, () => env.pool.connect()));
     try {
       for (const client of clients) {
