@@ -54,8 +54,8 @@ async function crossDateIds(client: pg.ClientBase, date: string): Promise<string
 
 /**
  * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
- * inserts, so the hash join of the staged event_ids with the neighbouring partitions takes the other core instead
- * of adding to the load. null when the pool has no connection to spare or the look-up failed (logged): the load
+ * constrains and indexes its new partition and writes the user activity, so the hash join of the staged event_ids
+ * with the neighbouring partitions takes the core those leave idle instead of adding to the load. null when the pool has no connection to spare or the look-up failed (logged): the load
  * then looks in its own transaction.
  */
 async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] | null> {
@@ -68,7 +68,7 @@ async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] 
     client = await pool.connect();
     await client.query('begin read only');
     await setLoadSession(client);
-    // one core: the insert it runs beside has the other
+    // one core: the load it runs beside has the other
     await client.query('set local max_parallel_workers_per_gather = 0');
     const ids = await crossDateIds(client, date);
     await client.query('commit');
@@ -187,7 +187,7 @@ const KEYED_TABLE = {
  * records of the lake files `skipFileIds`, and makes its user_key NOT NULL (on a partition, with the rest of what
  * attaching it needs: warehouse.fact_partition_constrain); a missing dim_user version (23502 on user_key) becomes
  * a non-retryable error. CREATE TABLE AS rather than INSERT ... SELECT: it may key the events with a parallel
- * worker while the leader writes them.
+ * worker while the leader writes them. `afterWrite` is called once the rows are written, before the constraints.
  */
 async function keyedFacts(
   client: pg.ClientBase,
@@ -195,6 +195,7 @@ async function keyedFacts(
   identifiers: { events_table: string; target_table: string },
   skipFileIds: number[],
   into: keyof typeof KEYED_TABLE,
+  afterWrite?: () => void,
 ): Promise<number> {
   await client.query('savepoint keyed_facts');
   try {
@@ -213,6 +214,7 @@ async function keyedFacts(
     await client.query('set local parallel_tuple_cost = 0.01');
     const written = await client.query(bindStatement(`${KEYED_TABLE[into]}\n${statements.at(-1)}`, vars, escape));
     await client.query('reset parallel_tuple_cost');
+    afterWrite?.();
     await client.query(`drop table staging.${escape(versions)}`);
     if (into === 'partition') {
       await client.query('select warehouse.fact_partition_constrain($1::int)', [dateLockId(date)]);
@@ -303,11 +305,11 @@ export function createFactActivities(deps: ActivityDeps) {
       // commit keeps an event_id sent on both dates, and the other one finds it there.
       await lockMidnights(client, date);
       const partition = await factPartition(client, dateKey);
-      // A first load looks for the date's event_ids under the neighbouring dates on another connection while it
-      // inserts (the look-up reads staging as committed, so not after staging again in this transaction) and takes
-      // them out of the new partition afterwards; a re-load takes them out of staging before it compares anything.
-      const lookup = partition === null && restaged === null ? crossDateIdsAside(pool, date) : null;
-      let crossDate = lookup ? 0 : await removeCrossDate(client, date, await crossDateIds(client, date));
+      // A first load looks for the date's event_ids under the neighbouring dates on another connection (the look-up
+      // reads staging as committed, so not after staging again in this transaction) and takes them out of the new
+      // partition at the end; a re-load takes them out of staging before it compares anything.
+      const aside = partition === null && restaged === null;
+      let crossDate = aside ? 0 : await removeCrossDate(client, date, await crossDateIds(client, date));
       // The lake files the stage run read: their records, duplicates included, and whether files landed since.
       const { rows: files } = await client.query<{ ids: number[] | null; records: number }>(
         `select array_agg(lake_file_id) as ids, coalesce(sum(row_count), 0)::int as records
@@ -319,22 +321,17 @@ export function createFactActivities(deps: ActivityDeps) {
 
       let rowsInserted: number;
       let rowsUpdated = 0;
+      let lookup: Promise<string[] | null> | null = null;
       const skip = partition ? await filesAlreadyLoaded(client, date, stagedIds) : [];
       if (!partition) {
         // first load of the date: fill a plain table, index it in bulk, attach it as the date's partition
         const target = { events_table: eventsTable, target_table: `fact_events_${dateKey}` };
-        rowsInserted = await keyedFacts(client, date, target, [], 'partition');
-        if (lookup) {
-          const ids = (await lookup) ?? (await crossDateIds(client, date));
-          crossDate = await removeCrossDate(client, date, ids);
-          if (ids.length > 0) {
-            const removed = await client.query(
-              `delete from warehouse.${client.escapeIdentifier(target.target_table)} where event_id = any($1::uuid[])`,
-              [ids],
-            );
-            rowsInserted -= removed.rowCount ?? 0;
-          }
-        }
+        // The look-up starts once the rows are written: beside the keying it took the core of its parallel worker;
+        // beside the constraints, the indexes and the user activity, which leave a core idle most of the time, it
+        // costs the load next to nothing.
+        rowsInserted = await keyedFacts(client, date, target, [], 'partition', () => {
+          lookup = crossDateIdsAside(pool, date);
+        });
         await client.query('select warehouse.fact_partition_attach($1::int)', [dateKey]);
       } else if (skip.length === stagedIds.length || (baseFileIds !== null && rowsDistinct - crossDate === 0)) {
         // re-load with no new lake file, or an incremental stage run that found nothing new: every record is loaded
@@ -369,6 +366,19 @@ export function createFactActivities(deps: ActivityDeps) {
       );
       // unchanged facts leave the date's activity rows as they are
       if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
+      if (aside) {
+        const ids = (await lookup) ?? (await crossDateIds(client, date));
+        crossDate = await removeCrossDate(client, date, ids);
+        if (ids.length > 0) {
+          const removed = await client.query(
+            `delete from warehouse.${client.escapeIdentifier(`fact_events_${dateKey}`)} where event_id = any($1::uuid[])`,
+            [ids],
+          );
+          rowsInserted -= removed.rowCount ?? 0;
+          // the activity rows just written counted them (usually none are found)
+          await refreshUserActivity(client, date);
+        }
+      }
 
       // an incremental stage run that changed nothing leaves the date's marts as current as they were
       const factsChanged = baseFileIds === null || rowsInserted + rowsUpdated > 0;

@@ -196,6 +196,39 @@ describe('data-quality checks', () => {
     expect(by.integrity.details).toContain('1 overlapping dim_user versions');
   });
 
+  it("integrity: reads a user's versions from the one before the earliest the date uses, so a gap there fails and older history is not read again", async () => {
+    // a user of the last date whose facts there all point at their first version
+    const { rows } = await env.pool.query<{ user_id: string; valid_from: Date }>(
+      `select u.user_id, min(u.valid_from) as valid_from
+       from warehouse.fact_events f join warehouse.dim_user u on u.user_key = f.user_key
+       where f.date_key = $1
+       group by u.user_id
+       having min(u.valid_from) = (select min(v.valid_from) from warehouse.dim_user v where v.user_id = u.user_id)
+       order by u.user_id limit 1`,
+      [lastKey],
+    );
+    const [{ user_id: user, valid_from: first }] = rows;
+    // two older versions with a gap between them: history its own dates' loads wrote, and their checks read
+    await env.pool.query(
+      `insert into warehouse.dim_user (user_id, email, plan, country, valid_from, valid_to, is_current)
+       values ($1, 'x@example.com', 'free', 'US', $2::timestamptz - interval '20 days', $2::timestamptz - interval '19 days', false),
+              ($1, 'x@example.com', 'free', 'US', $2::timestamptz - interval '10 days', $2::timestamptz, false)`,
+      [user, first],
+    );
+    expect((await check(last)).by.integrity.status).toBe('pass');
+
+    // a gap between the earliest version the date uses and the one before it is what a load of the date could
+    // leave behind (the version a change splits)
+    await env.pool.query(
+      `update warehouse.dim_user set valid_to = $2::timestamptz - interval '1 hour'
+       where user_id = $1 and valid_to = $2::timestamptz`,
+      [user, first],
+    );
+    const { by } = await check(last);
+    expect(by.integrity.status).toBe('fail');
+    expect(by.integrity.details).toContain('1 gaps between dim_user versions');
+  });
+
   it('freshness: a stale date fails, for a backfill (data stops at noon) and for the scheduled run (3 days old)', async () => {
     await env.pool.query(
       `delete from warehouse.fact_events where date_key = $1 and event_time >= $2::date + interval '12 hours'`,

@@ -825,7 +825,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
-  it('a first load looks for event_ids under the neighbouring dates on a second connection while it inserts; a re-load, and a first load whose look-up fails, look in their own transaction', async () => {
+  it('a first load looks for event_ids under the neighbouring dates on a second connection beside its load; a re-load, and a first load whose look-up fails, look in their own transaction', async () => {
     const { env, feed, load } = await setup(lake);
     // the fact load on the real pool, counting the connections it holds at once
     const counted = countingPool(env.pool);
@@ -854,6 +854,13 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(counted.most).toBe(2);
     expect(counted.held).toBe(0);
     expect(await dateOf(p.event_id)).toEqual([{ date_key: 20241205 }]);
+    // the look-up ends after the date's user activity was written: the rows are written again without the purchase
+    const activity = await env.pool.query(
+      `select (select array_agg(events) from warehouse.user_days where date_key = 20241206) as events,
+              (select count(*)::int from warehouse.user_purchase_days where date_key = 20241206) as purchase_days,
+              (select events from warehouse.date_totals where date_key = 20241206) as date_events`,
+    );
+    expect(activity.rows).toEqual([{ events: [1], purchase_days: 0, date_events: 1 }]);
 
     // a re-load of the date (its partition exists) with a new lake file holding another re-sent event
     const q = pageView('gil', '2024-12-05T23:30:00Z');
