@@ -55,8 +55,8 @@ async function crossDateIds(client: pg.ClientBase, date: string): Promise<string
 /**
  * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
  * constrains and indexes its new partition and writes the user activity, so the hash join of the staged event_ids
- * with the neighbouring partitions takes the core those leave idle instead of adding to the load. null when the pool has no connection to spare or the look-up failed (logged): the load
- * then looks in its own transaction.
+ * with the neighbouring partitions takes the core those leave idle instead of adding to the load. null when the
+ * pool has no connection to spare or the look-up failed (logged): the load then looks in its own transaction.
  */
 async function crossDateIdsAside(pool: pg.Pool, date: string): Promise<string[] | null> {
   // never wait for a connection: the load holds one already, and on a pool with none to spare (a pool of one, or
