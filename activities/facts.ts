@@ -38,23 +38,47 @@ const NOT_NULL_VIOLATION = '23502';
  */
 const PARTITION_STATISTICS_TARGET = 30;
 
-/** The neighbouring date keys of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
-function neighbourKeys(date: string): { previous_date_key: number; next_date_key: number } {
-  return { previous_date_key: dateLockId(addDays(date, -1)), next_date_key: dateLockId(addDays(date, 1)) };
+/** The fact partitions of the dates either side of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
+function neighbourPartitions(date: string): string[] {
+  return [addDays(date, -1), addDays(date, 1)].map((d) => `fact_events_${dateLockId(d)}`);
 }
 
-/** The staged event_ids of the date that fact_events already holds under a neighbouring date. */
+/**
+ * The staged event_ids of the date that fact_events already holds under a neighbouring date: one merge join per
+ * neighbour whose partition exists (warehouse/sql/fact_events_cross_date.sql). The planner settings it needs are
+ * put back afterwards, since a re-load runs it inside its own transaction.
+ */
 async function crossDateIds(client: pg.ClientBase, date: string): Promise<string[]> {
-  const [found] = await runSqlFile(client, 'fact_events_cross_date', {
-    identifiers: { events_table: stagingEventsTable(date) },
-    values: neighbourKeys(date),
-  });
-  return found.rows.map((row: { event_id: string }) => row.event_id);
+  const { rows: neighbours } = await client.query<{ name: string }>(
+    `select c.relname as name
+     from pg_inherits as i
+     inner join pg_class as c on c.oid = i.inhrelid
+     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = any($1::text[])`,
+    [neighbourPartitions(date)],
+  );
+  if (neighbours.length === 0) return [];
+  const { rows: before } = await client.query<{ hash: string; merge: string }>(
+    `select current_setting('enable_hashjoin') as hash, current_setting('enable_mergejoin') as merge`,
+  );
+  await client.query(`select set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'on', true)`);
+  const ids: string[] = [];
+  for (const { name } of neighbours) {
+    const [found] = await runSqlFile(client, 'fact_events_cross_date', {
+      identifiers: { events_table: stagingEventsTable(date), neighbour_table: name },
+    });
+    for (const row of found.rows as { event_id: string }[]) ids.push(row.event_id);
+  }
+  await client.query(`select set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true)`, [
+    before[0].hash,
+    before[0].merge,
+  ]);
+  // an event_id the two neighbours both hold is taken out once
+  return [...new Set(ids)];
 }
 
 /**
  * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
- * constrains and indexes its new partition and writes the user activity, so the hash join of the staged event_ids
+ * constrains and indexes its new partition and writes the user activity, so the merge join of the staged event_ids
  * with the neighbouring partitions takes the core those leave idle instead of adding to the load. null when the
  * pool has no connection to spare or the look-up failed (logged): the load then looks in its own transaction.
  */
