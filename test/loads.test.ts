@@ -959,6 +959,32 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it('a first load between two loaded dates finds event_ids under each of them, and each fact stays under the date that loaded it first', async () => {
+    const { env, feed, load } = await setup(lake);
+    const dateOf = async (eventId: string) =>
+      (await env.pool.query('select date_key from warehouse.fact_events where event_id = $1', [eventId])).rows;
+    const before = pageView('hal', '2024-12-04T23:58:00Z');
+    const after = pageView('hal', '2024-12-06T00:02:00Z');
+    await feed.send([signup('hal', '2024-12-04T09:00:00Z', alice), before]);
+    await load('2024-12-04');
+    await feed.send([after]);
+    await load('2024-12-06');
+    // the middle date receives both again, with event_times across its two midnights, and one event of its own
+    await feed.send([
+      { ...before, event_time: '2024-12-05T00:01:00Z' },
+      { ...after, event_time: '2024-12-05T23:59:00Z' },
+      pageView('hal', '2024-12-05T12:00:00Z'),
+    ]);
+    const { loaded } = await load('2024-12-05');
+    expect(loaded).toMatchObject({ rowsRead: 3, rowsInserted: 1, crossDateDuplicates: 2 });
+    expect(await dateOf(before.event_id)).toEqual([{ date_key: 20241204 }]);
+    expect(await dateOf(after.event_id)).toEqual([{ date_key: 20241206 }]);
+    const { rows } = await env.pool.query(
+      'select count(*)::int as n from warehouse.fact_events where date_key = 20241205',
+    );
+    expect(rows).toEqual([{ n: 1 }]);
+  });
+
   it("a user's first and last dates follow their facts: dates loaded out of order, and facts a repair removed", async () => {
     const { env, feed, load } = await setup(lake);
     const activity = async () =>

@@ -9,7 +9,8 @@
 -- events against 1M facts: 1.18-1.24 s against 1.63-1.72 s for a hash join of the two, which builds a 55 MB hash
 -- table and misses the cache on every probe. The partition is named rather than read through fact_events with a
 -- date_key filter: that filter alone sends every row of the index to the heap (2.6 s).
--- in psql: set enable_hashjoin = off; then psql -v events_table=events_20241218 -v neighbour_table=fact_events_20241217 -f …
+-- in psql: PGOPTIONS='-c enable_hashjoin=off' psql "$DATABASE_URL" -v events_table=events_20241218
+--   -v neighbour_table=fact_events_20241217 -f warehouse/sql/fact_events_cross_date.sql
 select staged.event_id
 from staging.:"events_table" as staged
 inner join warehouse.:"neighbour_table" as neighbour on neighbour.event_id = staged.event_id;
