@@ -167,6 +167,10 @@ describe.each(LAKE_KINDS)('landing (%s lake)', (lake) => {
   it('a cap on buffered record bytes writes files early, every record still landed once', async () => {
     const e = await env(lake);
     await produceEvents(e.config, { events: 5_000, days: 2, start: '2024-12-01', seed: 5, badRate: 0.02 });
+    // the topic holds every record once (one run read 6,899: this tells a producer that wrote some twice from a
+    // landing that read some twice)
+    const produced = [...(await highWatermarks(e)).values()].reduce((a, b) => a + b, 0);
+    expect(produced, 'records in the topic after producing 5,000').toBe(5_000);
     // each buffered row counts its record's bytes plus 64: under a 20,000-byte cap no file can hold 313 rows, while
     // uncapped the 5,000 records of 4 partitions and 2 days fill files of about 625
     const out = await land(e, { workers: 1, maxBufferedBytes: 20_000 });
