@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { dateLockId, lockDimUserShared, lockMidnights, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { addDays } from '../lib/temporal';
+import { factPartition } from '../warehouse/db';
 import { bindStatement, runSqlFile, sqlStatements } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
@@ -144,17 +145,6 @@ export function dateValues(date: string) {
     day_start: `${date}T00:00:00Z`,
     day_end: `${addDays(date, 1)}T00:00:00Z`,
   };
-}
-
-/** The date's fact partition, or null before its first load. */
-async function factPartition(client: pg.ClientBase, dateKey: number): Promise<string | null> {
-  const { rows } = await client.query<{ name: string | null }>(
-    `select c.relname as name
-     from pg_inherits i join pg_class c on c.oid = i.inhrelid
-     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = 'fact_events_' || $1::int`,
-    [dateKey],
-  );
-  return rows[0]?.name ?? null;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { factPartition } from '../warehouse/db';
 import { CHECKS_SQL_DIR, runSqlFile } from '../warehouse/sql';
 import { type VolumeConfig, type VolumeDay, judgeVolume, volumeHistoryDays } from './volume';
 
@@ -360,14 +361,33 @@ async function stagingDuplicates(client: Queryable, dateKey: number): Promise<nu
   }
 }
 
+/**
+ * Where the checks read the date's facts (:"facts_table" in warehouse/checks/*.sql): the date's partition, named, once
+ * it has one, so that a count or a group by user_key reads the partition's user_key index alone; through
+ * fact_events the date_key filter would send every entry of that index to the heap (a group by user_key of 1M facts:
+ * 0.13 s by the partition's index, 0.22 s by a scan of the partition, 1.6 s by its index through fact_events).
+ * Before the date's first load, fact_events itself with the date_key filter, which finds nothing.
+ */
+export interface FactsSource {
+  table: string;
+  /** True when table is the date's partition: every row is the date's, so the SQL's date_key filter is bound off. */
+  partition: boolean;
+}
+
+export async function factsSource(client: Pick<pg.ClientBase, 'query'>, dateKey: number): Promise<FactsSource> {
+  const partition = await factPartition(client, dateKey);
+  return partition === null ? { table: 'fact_events', partition: false } : { table: partition, partition: true };
+}
+
 /** The named values the checks' SQL binds (:'date' and so on in warehouse/checks/*.sql). */
-export function checkValues(ctx: CheckContext): Record<string, unknown> {
+export function checkValues(ctx: CheckContext, facts: FactsSource): Record<string, unknown> {
   return {
     date: ctx.date,
     date_key: ctx.dateKey,
     now: ctx.now.toISOString(),
     history_days: volumeHistoryDays(ctx.config),
     schedule_start: ctx.config.scheduleStart,
+    facts_partition: facts.partition,
   };
 }
 
@@ -377,10 +397,16 @@ export function checkSqlFiles(checks: CheckDefinition[] = CHECKS): string[] {
 }
 
 /** Evaluates one check for the context; its SQL errors propagate, named with the check and the date. */
-async function evaluateCheck(client: Queryable, ctx: CheckContext, check: CheckDefinition): Promise<CheckResult> {
+async function evaluateCheck(
+  client: Queryable,
+  ctx: CheckContext,
+  check: CheckDefinition,
+  facts: FactsSource,
+): Promise<CheckResult> {
   let row: any;
   try {
-    const res = (await runSqlFile(client, check.name, { values: checkValues(ctx) }, CHECKS_SQL_DIR)).at(-1)!;
+    const vars = { values: checkValues(ctx, facts), identifiers: { facts_table: facts.table } };
+    const res = (await runSqlFile(client, check.name, vars, CHECKS_SQL_DIR)).at(-1)!;
     row = check.result === 'rows' ? res.rows : (res.rows[0] ?? {});
     if (check.enrich) row = { ...row, ...(await check.enrich(client, row, ctx)) };
   } catch (err) {
@@ -426,14 +452,18 @@ export async function evaluateChecks(
   const starts = checkStartOrder(checks);
   let next = 0;
   let failed = false;
+  // looked up once, by the first runner connected
+  let facts: Promise<FactsSource> | undefined;
   const runner = async () => {
     let client: pg.PoolClient | undefined;
     try {
       // a connection that cannot be had stops the other runners too
       client = await pool.connect();
+      facts ??= factsSource(client, ctx.dateKey);
+      const source = await facts;
       while (!failed && next < checks.length) {
         const i = starts[next++];
-        results[i] = await evaluateCheck(client, ctx, checks[i]);
+        results[i] = await evaluateCheck(client, ctx, checks[i], source);
       }
     } catch (err) {
       failed = true;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHECKS, DQ_DEFAULTS, checkSqlFiles, checkValues, dateKeyOf } from '../lib/checks';
+import { CHECKS, DQ_DEFAULTS, checkSqlFiles, checkValues, dateKeyOf, factsSource } from '../lib/checks';
 import { CHECKS_SQL_DIR, runSqlFile } from '../warehouse/sql';
 import { createTestEnv, type TestEnv } from './support';
 import { cleanupEnv, seedWarehouse } from './seed-warehouse';
@@ -70,10 +70,13 @@ describe('the checks SQL files', () => {
         now: new Date(`${date}T23:00:00Z`),
         config: DQ_DEFAULTS,
       };
-      const values = { ...checkValues(ctx) } as Record<string, unknown>;
-      const identifiers = { staging_table: stagingTable() };
       const client = await env.pool.connect();
       try {
+        const facts = await factsSource(client, ctx.dateKey);
+        // the seeded date has its partition, which the checks name
+        expect(facts).toEqual({ table: `fact_events_${ctx.dateKey}`, partition: true });
+        const values = { ...checkValues(ctx, facts) } as Record<string, unknown>;
+        const identifiers = { staging_table: stagingTable(), facts_table: facts.table };
         for (const name of files) {
           const sql = text(name);
           const vars = Object.keys(documented(sql)).flatMap((v) => [

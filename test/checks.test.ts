@@ -2,7 +2,15 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCheckActivities } from '../activities/checks';
-import { CHECKS, DQ_DEFAULTS, type CheckResult, checkStartOrder, dateKeyOf, evaluateChecks } from '../lib/checks';
+import {
+  CHECKS,
+  DQ_DEFAULTS,
+  type CheckResult,
+  checkStartOrder,
+  dateKeyOf,
+  evaluateChecks,
+  factsSource,
+} from '../lib/checks';
 import { loadConfig } from '../lib/config';
 import { addDays } from '../lib/temporal';
 import { countingPool, createTestEnv, type TestEnv } from './support';
@@ -281,6 +289,27 @@ describe('data-quality checks', () => {
     ({ by } = await check(last));
     expect(by.reconciliation.status).toBe('pass');
     expect(by.reconciliation.details).toContain('3 repeated event_ids subtracted');
+  });
+
+  it("a date landed but without a fact partition: the checks read fact_events by date_key and count none of the other dates' facts", async () => {
+    const landed = await env.pool.query(
+      `select sum(row_count)::int as n from ops.lake_files where area = 'events' and dt = $1`,
+      [last],
+    );
+    expect(landed.rows[0].n).toBeGreaterThan(0);
+    await env.pool.query(`drop table warehouse.fact_events_${lastKey}`);
+    const client = await env.pool.connect();
+    try {
+      expect(await factsSource(client, lastKey)).toEqual({ table: 'fact_events', partition: false });
+    } finally {
+      client.release();
+    }
+    const { by } = await check(last);
+    expect(by.reconciliation).toMatchObject({ status: 'fail', observed: 0 });
+    expect(by.reconciliation.details).toContain(`0 fact rows; ${landed.rows[0].n} records landed`);
+    expect(by.volume).toMatchObject({ status: 'fail', observed: 0 });
+    expect(by.nulls.details).toBe('no nulls in 0 rows');
+    expect(by.integrity).toMatchObject({ status: 'pass', observed: 0 });
   });
 
   it('schedule gaps: counted from the schedule start; a day with no successful run after it is reported', async () => {

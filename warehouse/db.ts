@@ -47,3 +47,14 @@ export function createPool(databaseUrl: string, max = 4): pg.Pool {
 export function createDb(pool: pg.Pool): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
+
+/** The date's fact partition (fact_events_YYYYMMDD, attached to warehouse.fact_events), or null before its first load. */
+export async function factPartition(client: Pick<pg.ClientBase, 'query'>, dateKey: number): Promise<string | null> {
+  const { rows } = await client.query<{ name: string | null }>(
+    `select c.relname as name
+     from pg_inherits i join pg_class c on c.oid = i.inhrelid
+     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = 'fact_events_' || $1::int`,
+    [dateKey],
+  );
+  return rows[0]?.name ?? null;
+}

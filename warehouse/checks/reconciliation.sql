@@ -4,7 +4,9 @@
 -- the stage run recorded both, so each event_id counts once whatever the staging table still holds. dates staged
 -- before ops.staged_dates existed fall back to the staging table's repeated event_ids while it is there
 -- (has_staging; reconciliation_staging_duplicates.sql counts them).
--- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -f warehouse/checks/reconciliation.sql
+-- facts_table is the date's partition (facts_partition true: every row is the date's) or, before its first load,
+-- fact_events with the date_key filter (false): lib/checks.ts factsSource.
+-- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v facts_table=fact_events_20241217 -v facts_partition=true -f warehouse/checks/reconciliation.sql
 with landed as (
     select coalesce(sum(lf.row_count), 0) as count_landed
     from ops.lake_files as lf
@@ -14,8 +16,8 @@ with landed as (
 
 facts as (
     select count(*) as count_facts
-    from warehouse.fact_events as f
-    where f.date_key = :'date_key'::int
+    from warehouse.:"facts_table" as f
+    where :'facts_partition'::boolean or f.date_key = :'date_key'::int
 )
 
 select

@@ -4,7 +4,9 @@
 -- the date's rows are counted in its partition; the days before come from date_totals, which the fact loads keep
 -- equal to them: one row per day of the window, however long the history and however many users a day has. a day
 -- without rows has 0.
--- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v history_days=56 -f warehouse/checks/volume.sql
+-- facts_table is the date's partition (facts_partition true: every row is the date's) or, before its first load,
+-- fact_events with the date_key filter (false): lib/checks.ts factsSource.
+-- in psql: psql "$DATABASE_URL" -v date=2024-12-17 -v date_key=20241217 -v history_days=56 -v facts_table=fact_events_20241217 -v facts_partition=true -f warehouse/checks/volume.sql
 with history_days as (
     select g::date as dt
     from generate_series(:'date'::date - :'history_days'::int, :'date'::date, interval '1 day') as g
@@ -14,8 +16,8 @@ day_counts as (
     select
         :'date_key'::int as date_key,
         count(*) as count_rows
-    from warehouse.fact_events as f
-    where f.date_key = :'date_key'::int
+    from warehouse.:"facts_table" as f
+    where :'facts_partition'::boolean or f.date_key = :'date_key'::int
     union all
     select
         dt.date_key,
