@@ -19,7 +19,18 @@ import { exportFactRows, rawCopySeconds } from './bench/baseline';
 import { type BenchEnv, benchName, createBenchEnv } from './bench/env';
 import { type HistoryRun, historyTable, runHistory } from './bench/history';
 import { type BenchJson, linearity, linearityTable, newestRun } from './bench/linearity';
-import { type Row, factCount, land, loadDate, log, median, rss, startLandingThreadsRow, timed } from './bench/measure';
+import {
+  type Row,
+  dateUsers,
+  factCount,
+  land,
+  loadDate,
+  log,
+  median,
+  rss,
+  startLandingThreadsRow,
+  timed,
+} from './bench/measure';
 import { produceDay1, produceSpool } from './bench/produce';
 import { type PathEvents, type Target, evaluate, pathsTable, stageTable, targetLines } from './bench/report';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
@@ -34,7 +45,7 @@ import { type PipelineRun, runDailyPipeline, startWorker } from './bench/tempora
 const HELP = `Benchmark every path of the Nightshift pipeline against the machine's raw COPY speed.
 
 usage: nightshift bench [flags]
-   or: make bench EVENTS=N ROUNDS=K HISTORY=D HISTORY_EVENTS=M
+   or: make bench EVENTS=N ROUNDS=K HISTORY=D HISTORY_EVENTS=M USERS=U
 
   --events N          events per day (default 1000000)
   --rounds K          rounds of the paths and of the Temporal run, each in a fresh database, topic and lake;
@@ -46,6 +57,9 @@ usage: nightshift bench [flags]
   --seed S            generator seed (default 7)
   --bad-rate R        share of records the contract rejects (default 0.001)
   --partitions P      partitions of the fresh topics (default 4)
+  --users U           day 1 and day 2 from a steady world of U users, as the history's (a new user takes the
+                      place of one who leaves, so both days have about as many distinct users), instead of the
+                      growing world where every new user stays and day 2 has about twice day 1's users
   --no-temporal       skip the run through Temporal
   --keep              keep the benchmark databases, topics and lakes
   --help              this text
@@ -65,7 +79,8 @@ users; each round stands for a worker that has just started, so it starts and wa
   re-load       day 1 loaded again with nothing new;
   re-delivery   day 1's very same records produced again from the spool (new Kafka offsets, every event_id
                 already loaded), landed, and day 1 loaded; its fact rows must stay what they were;
-  next day      N events of day 2 (the same users come back), landed and loaded on top of day 1;
+  next day      N events of day 2 (the same users come back, and new ones: see --users), landed and loaded on
+                top of day 1;
   Temporal      the whole daily pipeline of day 1, landing included, in a database, topic and lake of its
                 own, a fresh \`nightshift worker\` in a child process (its peak RSS from /proc); Temporal's
                 overhead = wall time - the sum of its activities; judged: the round of median wall time, with
@@ -98,6 +113,8 @@ interface Options {
   seed: number;
   badRate: number;
   partitions: number;
+  /** A steady world of this many users for day 1 and day 2 (GenerateOptions.users); undefined: the growing one. */
+  users: number | undefined;
   temporal: boolean;
   keep: boolean;
   history: number;
@@ -126,6 +143,7 @@ const OPTIONS = {
   seed: { type: 'string', default: '7' },
   'bad-rate': { type: 'string', default: '0.001' },
   partitions: { type: 'string', default: '4' },
+  users: { type: 'string' },
   'no-temporal': { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
 } as const;
@@ -153,6 +171,7 @@ function parseBenchArgs(argv: string[]): Options | null {
     seed: wholeNumber('--seed', v.seed, 0),
     badRate: share('--bad-rate', v['bad-rate'], { below1: true }),
     partitions: wholeNumber('--partitions', v.partitions, 1),
+    users: v.users === undefined ? undefined : wholeNumber('--users', v.users, 1),
     temporal: !v['no-temporal'],
     keep: v.keep,
     history,
@@ -295,6 +314,8 @@ interface RoundResult {
   rows: Row[];
   counts: Counts;
   n: PathEvents;
+  /** Distinct users with facts on day 1 and on day 2. */
+  users: { day1: number; day2: number };
   pipeline: PipelineSummary | null;
 }
 
@@ -318,7 +339,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
     const produced = first
       ? await produceDay1(
           base,
-          { events: o.events, start: o.date, seed: o.seed, badRate: o.badRate },
+          { events: o.events, start: o.date, seed: o.seed, badRate: o.badRate, users: o.users },
           [env.config.kafkaTopic],
           spools,
           (k) => log(`  produced ${k}`),
@@ -364,6 +385,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
     await land(rows, env, 'day 2', produced2.records);
     await loadDate(rows, env, 'day 2', day2, produced2.records, run('day2'));
     await baseline(env, `${label}, after day 2`);
+    const users = { day1: await dateUsers(env, o.date), day2: await dateUsers(env, day2) };
 
     const counts: Counts = {
       day1Produced: produced.records,
@@ -389,6 +411,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
       rows,
       counts,
       n: { day1: produced.records, redelivery: again.records, day2: produced2.records },
+      users,
     };
   } finally {
     await env.cleanup(o.keep);
@@ -544,7 +567,7 @@ export async function main(argv: string[]): Promise<number> {
   ];
   const verdicts = evaluate(rows, R, n, pipeline && { ...pipeline, events: n.day1 }, history);
   // above 1M events: day 1's load against the newest 1M run, at most 1.05 x the growth in events
-  const reference = o.events > 1_000_000 ? newestRun(benchDir, 1_000_000) : null;
+  const reference = o.events > 1_000_000 ? newestRun(benchDir, 1_000_000, o.users) : null;
   const linear =
     reference &&
     linearity(
@@ -568,6 +591,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const output = [
     `Nightshift bench: ${fmtInt(o.events)} events a day, ${o.partitions} partitions, bad rate ${o.badRate}; R = ${fmtInt(R)} rows/s`,
+    `world: ${o.users === undefined ? 'growing (every new user stays)' : `steady, ${fmtInt(o.users)} users (--users)`}; distinct users ${fmtInt(rounds[0].users.day1)} on day 1, ${fmtInt(rounds[0].users.day2)} on day 2`,
     `machine: ${os.cpus().length} cores, load average ${loadAtStart[0].toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`,
     ...(o.rounds > 1
       ? [
@@ -619,6 +643,7 @@ export async function main(argv: string[]): Promise<number> {
       loadAverageAtStart: loadAtStart,
       loadAverageAtEnd: os.loadavg(),
     },
+    users: rounds[0].users,
     baseline: {
       rows: factRows,
       secondsSamples: baselines.map((b) => b.seconds),

@@ -25,13 +25,15 @@ import { writeLake } from './bench/lake';
  * Runs in a database of its own, dropped afterwards (--keep keeps it).
  *
  * --day2 also generates the next day (the same simulated users, N events more) and loads it on top of the first
- * day after the re-load, to compare day 2 with day 1 (SPEC section 8: cost linear in the day's events).
+ * day after the re-load, to compare day 2 with day 1 (SPEC section 8: cost linear in the day's events). --users U
+ * generates both days from a steady world of U users, where day 2 has about as many distinct users as day 1,
+ * instead of the growing one, where it has about twice as many.
  *
  * Usage: see USAGE.
  */
 
 const USAGE =
-  'usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--partitions 4] [--day2] [--keep]';
+  'usage: node --import tsx scripts/measure-load.ts [--events 1000000] [--date 2024-12-17] [--seed 7] [--partitions 4] [--day2] [--users U] [--keep]';
 
 interface Options {
   events: number;
@@ -40,6 +42,8 @@ interface Options {
   partitions: number;
   keep: boolean;
   day2: boolean;
+  /** A steady world of this many users (GenerateOptions.users); undefined: the growing one. */
+  users: number | undefined;
 }
 
 function parseMeasureArgs(argv: string[]): Options | null {
@@ -49,6 +53,7 @@ function parseMeasureArgs(argv: string[]): Options | null {
     seed: { type: 'string', default: '7' },
     partitions: { type: 'string', default: '4' },
     day2: { type: 'boolean', default: false },
+    users: { type: 'string' },
     keep: { type: 'boolean', default: false },
   });
   if (parsed === 'help') return null;
@@ -59,6 +64,7 @@ function parseMeasureArgs(argv: string[]): Options | null {
     seed: wholeNumber('--seed', v.seed, 0),
     partitions: wholeNumber('--partitions', v.partitions, 1),
     day2: v.day2,
+    users: v.users === undefined ? undefined : wholeNumber('--users', v.users, 1),
     keep: v.keep,
   };
 }

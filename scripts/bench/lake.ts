@@ -11,6 +11,8 @@ export interface LakeOptions {
   date: string;
   seed: number;
   partitions: number;
+  /** A steady world of this many users (GenerateOptions.users); undefined: the growing one. */
+  users?: number;
 }
 
 const MAX_ROWS_PER_FILE = 250_000;
@@ -51,7 +53,14 @@ export async function writeLake(
   };
   const now = new Date(`${dates[dates.length - 1]}T23:59:59Z`);
   const events = o.events * dates.length;
-  for (const record of generateEvents({ events, days: dates.length, start: o.date, seed: o.seed, badRate: 0 })) {
+  for (const record of generateEvents({
+    events,
+    days: dates.length,
+    start: o.date,
+    seed: o.seed,
+    badRate: 0,
+    users: o.users,
+  })) {
     const parsed = parseEvent(record.value, now);
     if (!parsed.ok) continue;
     const d = dates.indexOf(utcDateOfUs(parsed.event.event_time_us));

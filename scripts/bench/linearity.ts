@@ -14,7 +14,7 @@ import { EXIT, UsageError, parseCommandLine, runCommand } from '../../lib/cli';
 
 export interface BenchJson {
   startedAt: string;
-  options: { events: number; partitions: number };
+  options: { events: number; partitions: number; users?: number };
   baseline: { rowsPerSecond: number };
   stages: { stage: string; seconds: number }[];
 }
@@ -31,8 +31,16 @@ export const DAY_STAGES = ['land', 'stage', 'dimensions', 'facts', 'marts', 'che
 /** The stages of a load, summed in the last row: stage through checks. */
 const LOAD_STAGES = DAY_STAGES.slice(1);
 
-/** The newest run in `dir` with `events` events a day, other than `exclude`; null when there is none. */
-export function newestRun(dir: string, events: number, exclude?: string): { file: string; json: BenchJson } | null {
+/**
+ * The newest run in `dir` with `events` events a day in the same world (`users`: the steady world's users, undefined
+ * for the growing one), other than `exclude`; null when there is none.
+ */
+export function newestRun(
+  dir: string,
+  events: number,
+  users: number | undefined,
+  exclude?: string,
+): { file: string; json: BenchJson } | null {
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.json') && n !== exclude);
@@ -43,7 +51,8 @@ export function newestRun(dir: string, events: number, exclude?: string): { file
     const file = path.join(dir, name);
     try {
       const json = JSON.parse(readFileSync(file, 'utf8')) as BenchJson;
-      if (json.options?.events === events && Array.isArray(json.stages)) return { file, json };
+      if (json.options?.events === events && json.options.users === users && Array.isArray(json.stages))
+        return { file, json };
     } catch {
       // a partial or foreign file: not a reference
     }
@@ -100,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
   const run = JSON.parse(readFileSync(runFile, 'utf8')) as BenchJson;
   const reference = referenceArg
     ? { file: referenceArg, json: JSON.parse(readFileSync(referenceArg, 'utf8')) as BenchJson }
-    : newestRun(path.dirname(runFile), 1_000_000, path.basename(runFile));
+    : newestRun(path.dirname(runFile), 1_000_000, run.options.users, path.basename(runFile));
   if (!reference)
     throw new UsageError(`no 1,000,000-event run next to ${runFile}: run make bench EVENTS=1000000 first`);
   console.log(linearityTable(linearity(run, reference.json, reference.file), run.options.events));

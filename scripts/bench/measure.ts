@@ -166,6 +166,15 @@ export async function factCount(env: BenchEnv, date: string): Promise<number> {
   return Number(rows[0].n);
 }
 
+/** The distinct users with facts on a date (its warehouse.user_days rows, one per user). */
+export async function dateUsers(env: BenchEnv, date: string): Promise<number> {
+  const { rows } = await env.pool.query<{ n: string }>(
+    'select count(*) as n from warehouse.user_days where date_key = $1',
+    [Number(date.replace(/-/g, ''))],
+  );
+  return Number(rows[0].n);
+}
+
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

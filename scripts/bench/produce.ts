@@ -120,7 +120,7 @@ function* readSpool(file: string): Generator<{ key: Buffer; value: Buffer; bad: 
  */
 export async function produceDay1(
   config: Config,
-  o: { events: number; start: string; seed: number; badRate: number },
+  o: { events: number; start: string; seed: number; badRate: number; users?: number },
   day1Topics: string[],
   spools: { day1: string; day2: string },
   onProgress?: (records: number) => void,
@@ -142,6 +142,7 @@ export async function produceDay1(
       start: o.start,
       seed: o.seed,
       badRate: o.badRate,
+      users: o.users,
     })) {
       if (!inSecond && record.expected.date === second) {
         inSecond = true;
