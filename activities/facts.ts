@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { dateLockId, lockDimUserShared, lockMidnights, withDateLock } from '../lib/locks';
 import { recordStep } from '../lib/runs';
 import { addDays } from '../lib/temporal';
-import { factPartition } from '../warehouse/db';
+import { factPartition, factPartitions } from '../warehouse/db';
 import { bindStatement, runSqlFile, sqlStatements } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { setLoadSession } from './dimensions';
@@ -39,31 +39,21 @@ const NOT_NULL_VIOLATION = '23502';
  */
 const PARTITION_STATISTICS_TARGET = 30;
 
-/** The fact partitions of the dates either side of a YYYY-MM-DD date, where a re-sent event_id is looked for. */
-function neighbourPartitions(date: string): string[] {
-  return [addDays(date, -1), addDays(date, 1)].map((d) => `fact_events_${dateLockId(d)}`);
-}
-
 /**
  * The staged event_ids of the date that fact_events already holds under a neighbouring date: one merge join per
  * neighbour whose partition exists (warehouse/sql/fact_events_cross_date.sql). The planner settings it needs are
  * put back afterwards, since a re-load runs it inside its own transaction.
  */
 async function crossDateIds(client: pg.ClientBase, date: string): Promise<string[]> {
-  const { rows: neighbours } = await client.query<{ name: string }>(
-    `select c.relname as name
-     from pg_inherits as i
-     inner join pg_class as c on c.oid = i.inhrelid
-     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = any($1::text[])`,
-    [neighbourPartitions(date)],
-  );
+  // the dates either side, where a re-sent event_id is looked for
+  const neighbours = await factPartitions(client, [addDays(date, -1), addDays(date, 1)].map(dateLockId));
   if (neighbours.length === 0) return [];
   const { rows: before } = await client.query<{ hash: string; merge: string }>(
     `select current_setting('enable_hashjoin') as hash, current_setting('enable_mergejoin') as merge`,
   );
   await client.query(`select set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'on', true)`);
   const ids: string[] = [];
-  for (const { name } of neighbours) {
+  for (const name of neighbours) {
     const [found] = await runSqlFile(client, 'fact_events_cross_date', {
       identifiers: { events_table: stagingEventsTable(date), neighbour_table: name },
     });

@@ -48,13 +48,24 @@ export function createDb(pool: pg.Pool): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
-/** The date's fact partition (fact_events_YYYYMMDD, attached to warehouse.fact_events), or null before its first load. */
-export async function factPartition(client: Pick<pg.ClientBase, 'query'>, dateKey: number): Promise<string | null> {
-  const { rows } = await client.query<{ name: string | null }>(
+/**
+ * The fact partitions (fact_events_YYYYMMDD, attached to warehouse.fact_events) that exist among those of `dateKeys`,
+ * in the order of `dateKeys`.
+ */
+export async function factPartitions(client: Pick<pg.ClientBase, 'query'>, dateKeys: number[]): Promise<string[]> {
+  const wanted = dateKeys.map((key) => `fact_events_${key}`);
+  const { rows } = await client.query<{ name: string }>(
     `select c.relname as name
-     from pg_inherits i join pg_class c on c.oid = i.inhrelid
-     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = 'fact_events_' || $1::int`,
-    [dateKey],
+     from pg_inherits as i
+     inner join pg_class as c on c.oid = i.inhrelid
+     where i.inhparent = 'warehouse.fact_events'::regclass and c.relname = any($1::text[])`,
+    [wanted],
   );
-  return rows[0]?.name ?? null;
+  const found = new Set(rows.map((r) => r.name));
+  return wanted.filter((name) => found.has(name));
+}
+
+/** The date's fact partition, or null before its first load. */
+export async function factPartition(client: Pick<pg.ClientBase, 'query'>, dateKey: number): Promise<string | null> {
+  return (await factPartitions(client, [dateKey]))[0] ?? null;
 }
