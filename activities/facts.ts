@@ -150,9 +150,20 @@ export async function ensureFactPartition(client: pg.ClientBase, dateKey: number
 /**
  * Rewrites the date's rows of warehouse.user_days and user_purchase_days from its facts, and user_activity for
  * its users (warehouse/sql/user_activity.sql), and marks the date's marts stale. The fact load calls it; so does
- * code that changes facts directly.
+ * code that changes facts directly. `stagedUsers`, the date's staged users as the user dimension load counted them
+ * (stagingUsersTable), gives the user_days rows without reading the facts again: only for a load whose facts are
+ * the staged events one for one (a date's first load, before anything is taken out of them).
  */
-export async function refreshUserActivity(client: pg.ClientBase, date: string): Promise<void> {
+export async function refreshUserActivity(
+  client: pg.ClientBase,
+  date: string,
+  stagedUsers: string | null = null,
+): Promise<void> {
+  if (stagedUsers) {
+    await runSqlFile(client, 'user_activity_days_staged', { identifiers: { users_table: stagedUsers } });
+  } else {
+    await runSqlFile(client, 'user_activity_days', { values: dateValues(date) });
+  }
   await runSqlFile(client, 'user_activity', { values: dateValues(date) });
   // the date's marts now lag its facts (a mart refresh clears the mark). Written even when already set, so that a
   // refresh of the date under way from an older snapshot cannot clear it (see the dimension load)
@@ -175,6 +186,24 @@ async function dayUsers(
   if (await filledStagingTable(client, users))
     return { identifiers: { users_table: users }, values: { all_users: false } };
   return { identifiers: { users_table: stagingEventsTable(date) }, values: { all_users: true } };
+}
+
+/**
+ * The date's staged users with their counted events (stagingUsersTable), for refreshUserActivity: null when the
+ * user dimension load left no such table for the date's staging, or left one without the counts (a load older than
+ * them, in a rolling upgrade of the workers).
+ */
+async function stagedUserCounts(client: pg.ClientBase, date: string): Promise<string | null> {
+  const users = stagingUsersTable(date);
+  if (!(await filledStagingTable(client, users))) return null;
+  const { rows } = await client.query<{ counted: boolean }>(
+    `select exists (
+       select from pg_attribute
+       where attrelid = to_regclass($1) and attname = 'last_staged_at' and not attisdropped
+     ) as counted`,
+    [`staging.${client.escapeIdentifier(users)}`],
+  );
+  return rows[0].counted ? users : null;
 }
 
 /**
@@ -369,7 +398,10 @@ export function createFactActivities(deps: ActivityDeps) {
         [dateKey],
       );
       // unchanged facts leave the date's activity rows as they are
-      if (rowsInserted + rowsUpdated > 0 || !activity[0].found) await refreshUserActivity(client, date);
+      if (rowsInserted + rowsUpdated > 0 || !activity[0].found) {
+        // a first load's facts are its staged events one for one until the cross-date ones are taken out below
+        await refreshUserActivity(client, date, aside ? await stagedUserCounts(client, date) : null);
+      }
       if (aside) {
         const ids = (await lookup) ?? (await crossDateIds(client, date));
         crossDate = await removeCrossDate(client, date, ids);

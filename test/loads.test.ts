@@ -603,6 +603,69 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     expect(await integrity(env)).toEqual(CLEAN);
   });
 
+  it("a date's first load takes its user_days rows from the users the dimension load counted, and from its facts when that table has no counts", async () => {
+    const { env, feed } = await setup(lake);
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const [stage, dims, facts] = [
+      createStageActivities(deps),
+      createDimensionActivities(deps),
+      createFactActivities(deps),
+    ];
+    const userDays = async (dateKey: number) =>
+      (
+        await env.pool.query(
+          'select user_id, events, attribute_events from warehouse.user_days where date_key = $1 order by 1',
+          [dateKey],
+        )
+      ).rows;
+    // a table the dimension load of an older worker left, without the counts: the rows come from the facts
+    await feed.send([signup('kim', '2024-12-13T09:00:00Z', alice), pageView('kim', '2024-12-13T10:00:00Z')]);
+    const older = { date: '2024-12-13', run: { ...run, runId: 'counted-users-older' } };
+    await stage.stageEvents(older);
+    await dims.loadDimensions(older);
+    await env.pool.query('alter table staging.user_staged_20241213 drop column last_staged_at');
+    expect(await facts.loadFacts(older)).toMatchObject({ rowsInserted: 2 });
+    expect(await userDays(20241213)).toEqual([{ user_id: 'kim', events: 2, attribute_events: 1 }]);
+    expect(await integrity(env)).toEqual(CLEAN);
+
+    // the dimension load counts each staged user's events as it groups them
+    await feed.send([
+      pageView('kim', '2024-12-14T08:00:00Z'),
+      signup('lea', '2024-12-14T09:00:00Z', alice),
+      pageView('kim', '2024-12-14T23:00:00Z'),
+    ]);
+    const date = { date: '2024-12-14', run: { ...run, runId: 'counted-users' } };
+    await stage.stageEvents(date);
+    await dims.loadDimensions(date);
+    const { rows: counted } = await env.pool.query(
+      `select user_id, events::int, attribute_events::int, first_staged_at, last_staged_at
+       from staging.user_staged_20241214 order by 1`,
+    );
+    expect(counted).toEqual([
+      {
+        user_id: 'kim',
+        events: 2,
+        attribute_events: 0,
+        first_staged_at: new Date('2024-12-14T08:00:00Z'),
+        last_staged_at: new Date('2024-12-14T23:00:00Z'),
+      },
+      {
+        user_id: 'lea',
+        events: 1,
+        attribute_events: 1,
+        first_staged_at: new Date('2024-12-14T09:00:00Z'),
+        last_staged_at: new Date('2024-12-14T09:00:00Z'),
+      },
+    ]);
+    // and the first load reads them there, not from its facts: a count changed in the table is what user_days gets
+    await env.pool.query(`update staging.user_staged_20241214 set events = 7 where user_id = 'kim'`);
+    expect(await facts.loadFacts(date)).toMatchObject({ rowsInserted: 3 });
+    expect(await userDays(20241214)).toEqual([
+      { user_id: 'kim', events: 7, attribute_events: 0 },
+      { user_id: 'lea', events: 1, attribute_events: 1 },
+    ]);
+  });
+
   it('two loads of the same date never interleave: the date lock waits, other dates go ahead', async () => {
     const { env } = await setup(lake);
     let release!: () => void;

@@ -1,5 +1,7 @@
--- grain: users_table, one row per user with events in the date's staging table, is_rebuilt when their versions
--- are rebuilt; history_table and existing_table, the rebuilt users' change log rows and dim_user versions (is_first
+-- grain: users_table, one row per user with events in the date's staging table: their events on the date (events,
+-- attribute_events, first_staged_at, last_staged_at: the date's fact load takes its user activity rows from here on
+-- a first load, warehouse/sql/user_activity_days_staged.sql), and is_rebuilt when their versions are rebuilt;
+-- history_table and existing_table, the rebuilt users' change log rows and dim_user versions (is_first
 -- on each user's earliest); desired_table, one row per dim_user version that each rebuilt user should have, and
 -- versions_table, the same rows with the key of the version each continues. The versions are
 -- a pure function of the user's change log (warehouse.user_changes) and the earliest event loaded for the user,
@@ -15,7 +17,12 @@ create unlogged table staging.:"users_table" with (autovacuum_enabled = false) a
 with staged_users as (
     select
         staged.user_id,
-        min(staged.event_time) as first_staged_at
+        count(*) as events,
+        count(*) filter (
+            where staged.event_type in ('user_signup', 'profile_update', 'plan_change')
+        ) as attribute_events,
+        min(staged.event_time) as first_staged_at,
+        max(staged.event_time) as last_staged_at
     from staging.:"events_table" as staged
     group by staged.user_id
 ),
@@ -28,7 +35,10 @@ changed_users as (
 
 select
     staged_users.user_id,
+    staged_users.events,
+    staged_users.attribute_events,
     staged_users.first_staged_at,
+    staged_users.last_staged_at,
     staged_users.user_id in (select changed_users.user_id from changed_users)
     or not exists (
         select from warehouse.dim_user as dim_user

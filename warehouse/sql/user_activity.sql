@@ -2,11 +2,14 @@
 -- warehouse.user_purchase_days (one per user and currency with purchases on it) from the date's facts, then
 -- warehouse.user_activity (one per user: first and last date) for the users the date had before or has now, and
 -- warehouse.date_totals (the date's fact rows and users, which the volume check reads).
--- Reads the date's partition once per table, grouped by user_key first, then each version found by its key: every
--- fact points at a version valid at its event_time, so no version outside the day is read (probing the partition
--- for every version valid on the day grew with all the users the warehouse holds); user_activity takes the date's
+-- Reads the date's purchases grouped by user_key first, then each version found by its key: every fact points at a
+-- version valid at its event_time, so no version outside the day is read (probing the partition for every version
+-- valid on the day grew with all the users the warehouse holds); user_activity takes the date's
 -- user_days rows as they are, and only users the date lost are looked up in their other dates, so the cost follows
 -- the date's users, not history.
+-- The date's rows of user_days come from pg_temp.user_activity_days, one row per user of the date, which
+-- user_activity_days.sql (from the date's facts) or user_activity_days_staged.sql (from the dimension load's staged
+-- users, on a first load) writes first in the same transaction.
 drop table if exists pg_temp.user_activity_users;
 
 create temp table user_activity_users on commit drop as
@@ -22,39 +25,6 @@ where user_days.date_key = :'date_key'::int;
 delete from warehouse.user_purchase_days as user_purchase_days
 where user_purchase_days.date_key = :'date_key'::int;
 
--- On a date's first load its partition has no statistics yet (the VACUUM (ANALYZE) runs after commit): the planner
--- estimates 0.5 % of its rows and sorts every fact by user_key. A hash aggregate reads them once: 586 against 811 ms
--- for the 1M facts of a day with 39k user versions.
--- Each aggregate is written to a temporary table first and inserted from there: CREATE TABLE AS may read the
--- partition with a parallel worker, INSERT ... SELECT may not (0.60 against 1.07 s for the user_days rows of 1M
--- facts on 2 cores).
-set local enable_sort = off;
-
-drop table if exists pg_temp.user_activity_days;
-
-create temp table user_activity_days on commit drop as
-select
-    dim_user.user_id,
-    sum(per_version.events) as events,
-    sum(per_version.attribute_events) as attribute_events,
-    min(per_version.first_event_at) as first_event_at,
-    max(per_version.last_event_at) as last_event_at
-from (
-    select
-        fact_events.user_key,
-        count(*) as events,
-        count(*) filter (
-            where fact_events.event_type in ('user_signup', 'profile_update', 'plan_change')
-        ) as attribute_events,
-        min(fact_events.event_time) as first_event_at,
-        max(fact_events.event_time) as last_event_at
-    from warehouse.fact_events as fact_events
-    where fact_events.date_key = :'date_key'::int
-    group by fact_events.user_key
-) as per_version
-inner join warehouse.dim_user as dim_user on dim_user.user_key = per_version.user_key
-group by dim_user.user_id;
-
 insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
 select
     :'date_key'::int as date_key,
@@ -64,8 +34,6 @@ select
     days.first_event_at,
     days.last_event_at
 from user_activity_days as days;
-
-reset enable_sort;
 
 delete from warehouse.date_totals as date_totals
 where date_totals.date_key = :'date_key'::int;
