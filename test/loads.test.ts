@@ -110,6 +110,16 @@ function loader(env: TestEnv) {
   };
 }
 
+/** The stage, dimension and fact activities on the test database, for tests that run the steps one by one. */
+function loadSteps(env: TestEnv) {
+  const deps = { config: env.config, pool: env.pool, db: env.db };
+  return {
+    stage: createStageActivities(deps),
+    dims: createDimensionActivities(deps),
+    facts: createFactActivities(deps),
+  };
+}
+
 /** md5 of every row of the three tables, in key order, all columns (loaded_at and surrogate keys included). */
 async function tableHashes(env: TestEnv) {
   const { rows } = await env.pool.query(`
@@ -561,12 +571,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
 
   it("the fact load keys events to the staged users' versions only while they are the users the dimension load read", async () => {
     const { env, feed, load } = await setup(lake);
-    const deps = { config: env.config, pool: env.pool, db: env.db };
-    const [stage, dims, facts] = [
-      createStageActivities(deps),
-      createDimensionActivities(deps),
-      createFactActivities(deps),
-    ];
+    const { stage, dims, facts } = loadSteps(env);
     await feed.send([signup('ivy', '2024-12-13T09:00:00Z', alice), signup('jack', '2024-12-13T10:00:00Z', alice)]);
     await load('2024-12-13');
     const date = '2024-12-14';
@@ -605,12 +610,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
 
   it("a date's first load takes its user_days rows from the users the dimension load counted, and from its facts when that table has no counts", async () => {
     const { env, feed } = await setup(lake);
-    const deps = { config: env.config, pool: env.pool, db: env.db };
-    const [stage, dims, facts] = [
-      createStageActivities(deps),
-      createDimensionActivities(deps),
-      createFactActivities(deps),
-    ];
+    const { stage, dims, facts } = loadSteps(env);
     const userDays = async (dateKey: number) =>
       (
         await env.pool.query(
@@ -739,12 +739,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
 
   it('a staging table a database crash emptied (unlogged) is staged again, from the same lake files, before dimensions and facts read it', async () => {
     const { env, feed } = await setup(lake);
-    const deps = { config: env.config, pool: env.pool, db: env.db };
-    const [stage, dims, facts] = [
-      createStageActivities(deps),
-      createDimensionActivities(deps),
-      createFactActivities(deps),
-    ];
+    const { stage, dims, facts } = loadSteps(env);
     const date = '2024-12-09';
     const input = { date, run: { ...run, runId: 'crash-1' } };
     const events = busyDay(date);
