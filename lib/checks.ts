@@ -86,8 +86,15 @@ export interface CheckDefinition<Row = any> {
   /** The further warehouse/checks/ files enrich runs, beside the check's own <name>.sql. */
   enrichSql?: string[];
   /**
-   * Started before the others when checks run side by side (evaluateChecks): it takes about as long as all the
-   * others together, so started last it would leave one connection idle while it ran.
+   * Further warehouse/checks/ files of a check judged on its first row, each run as a statement of its own when
+   * checks run side by side (evaluateChecks), on whichever connection is free; their first rows are merged into the
+   * check's row before it is judged. A part takes a scan the check's own SQL would otherwise add to the longest
+   * check.
+   */
+  parts?: string[];
+  /**
+   * One of the longest checks, started before the others when checks run side by side (evaluateChecks): started last,
+   * it would leave a connection idle while it ran.
    */
   longest?: boolean;
   judge(row: Row, ctx: CheckContext): Verdict;
@@ -163,6 +170,8 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events',
     severity: 'fail',
     dateScoped: true,
+    // a scan of the date's facts: 0.3-0.45 s on a 1M-event date
+    longest: true,
     judge(row, ctx) {
       const rows = num(row.count_rows);
       const bad = num(row.count_rows_with_nulls);
@@ -204,8 +213,11 @@ export const CHECKS: CheckDefinition[] = [
     table: 'warehouse.fact_events, warehouse.dim_user',
     severity: 'fail',
     dateScoped: false,
-    // on a 1M-event date 0.4-0.6 s alone, against 0.35 (nulls), 0.1 (reconciliation), 0.1 (volume), 0.02 each other
+    // on a 1M-event date 0.5-0.6 s alone, 0.7-1.0 s on the next day (twice the users), against 0.35-0.45 (nulls and
+    // the device part each), 0.1 (reconciliation), 0.1 (volume), 0.02 each other
     longest: true,
+    // the facts whose device row is missing: a scan of the date's facts, beside the user look-ups
+    parts: ['integrity_devices'],
     judge(row) {
       const parts: [string, number][] = [
         ['facts with a missing dim_user row', num(row.missing_user)],
@@ -391,27 +403,40 @@ export function checkValues(ctx: CheckContext, facts: FactsSource): Record<strin
   };
 }
 
-/** Every file of warehouse/checks/ the checks run: each check's own and those its enrich step reads. */
+/** Every file of warehouse/checks/ the checks run: each check's own, its parts and those its enrich step reads. */
 export function checkSqlFiles(checks: CheckDefinition[] = CHECKS): string[] {
-  return checks.flatMap((c) => [c.name, ...(c.enrichSql ?? [])]);
+  return checks.flatMap((c) => [c.name, ...(c.parts ?? []), ...(c.enrichSql ?? [])]);
 }
 
-/** Evaluates one check for the context; its SQL errors propagate, named with the check and the date. */
-async function evaluateCheck(
+/** A statement evaluateChecks runs: a check's own SQL (with its enrich step) or one of its parts. */
+export interface CheckUnit {
+  /** The check's index in the list. */
+  check: number;
+  /** The part's file (CheckDefinition.parts); null: the check's own <name>.sql. */
+  part: string | null;
+}
+
+/** Runs one unit of a check for the context: its row; its SQL errors propagate, named with the check and the date. */
+async function runCheckUnit(
   client: Queryable,
   ctx: CheckContext,
   check: CheckDefinition,
+  part: string | null,
   facts: FactsSource,
-): Promise<CheckResult> {
-  let row: any;
+): Promise<any> {
   try {
     const vars = { values: checkValues(ctx, facts), identifiers: { facts_table: facts.table } };
-    const res = (await runSqlFile(client, check.name, vars, CHECKS_SQL_DIR)).at(-1)!;
-    row = check.result === 'rows' ? res.rows : (res.rows[0] ?? {});
-    if (check.enrich) row = { ...row, ...(await check.enrich(client, row, ctx)) };
+    const res = (await runSqlFile(client, part ?? check.name, vars, CHECKS_SQL_DIR)).at(-1)!;
+    if (part !== null) return res.rows[0] ?? {};
+    const row = check.result === 'rows' ? res.rows : (res.rows[0] ?? {});
+    return check.enrich ? { ...row, ...(await check.enrich(client, row, ctx)) } : row;
   } catch (err) {
     throw new Error(`check ${check.name} failed to run for ${ctx.date}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The check's result from its row (its parts' rows merged in). */
+function judgeCheck(check: CheckDefinition, row: any, ctx: CheckContext): CheckResult {
   const verdict = check.judge(row, ctx);
   return {
     check: check.name,
@@ -427,7 +452,9 @@ async function evaluateCheck(
  * The connections evaluateChecks runs checks on at once. The checks only read, each on its own, and three of them
  * scan the date's facts (nulls, integrity, the counts of volume and reconciliation), one CPU each; integrity takes
  * the longest, so two connections cut less than half: a 1M-event date's checks took 0.88-0.90 s against
- * 1.04-1.11 s on one (make bench, 2 cores).
+ * 1.04-1.11 s on one (make bench, 2 cores). With integrity's device scan run as a part on the other connection,
+ * the next day's (twice the users) took 0.92-1.09 s against 1.05-1.46 s, the first day's 0.83-1.00 against
+ * 0.90-1.16 s (five alternating runs each on a kept bench database).
  */
 export const CHECK_CONNECTIONS = 2;
 
@@ -440,10 +467,20 @@ export const CHECK_CONNECTIONS = 2;
 const NO_PARALLEL_WORKERS = 'set max_parallel_workers_per_gather = 0';
 const PARALLEL_WORKERS_BACK = 'reset max_parallel_workers_per_gather';
 
-/** The indexes of `checks` in the order evaluateChecks starts them: the `longest` first, then in list order. */
-export function checkStartOrder(checks: readonly CheckDefinition[]): number[] {
-  const longest = (i: number) => (checks[i].longest ? 0 : 1);
-  return checks.map((_, i) => i).sort((a, b) => longest(a) - longest(b) || a - b);
+/**
+ * The units of `checks` in the order evaluateChecks starts them: the `longest` checks' own SQL, then every check's
+ * parts, then the other checks, each group in list order. A 1M-event date's checks on two connections: the longest
+ * two (nulls, and integrity without its device scan) start side by side, the device part follows nulls, and the
+ * short ones fill in after whichever ends first.
+ */
+export function checkStartOrder(checks: readonly CheckDefinition[]): CheckUnit[] {
+  const own = (i: number): CheckUnit => ({ check: i, part: null });
+  const indexes = checks.map((_, i) => i);
+  return [
+    ...indexes.filter((i) => checks[i].longest).map(own),
+    ...indexes.flatMap((i) => (checks[i].parts ?? []).map((part) => ({ check: i, part }))),
+    ...indexes.filter((i) => !checks[i].longest).map(own),
+  ];
 }
 
 /** Puts the connection's parallel workers back and returns it to the pool; one that cannot is discarded. */
@@ -458,8 +495,8 @@ async function releaseWithWorkers(client: pg.PoolClient): Promise<void> {
 
 /**
  * Evaluates every check for the context, on up to `connections` connections of the pool at once, each taking the
- * next check: the `longest` first, then in list order; the results come in list order. The SQL errors of a check
- * propagate (a retry handles transient ones), and once one has, no further check starts.
+ * next unit (checkStartOrder); each check is judged once its units have run, and the results come in list order. The
+ * SQL errors of a check propagate (a retry handles transient ones), and once one has, no further unit starts.
  */
 export async function evaluateChecks(
   pool: Pick<pg.Pool, 'connect'>,
@@ -467,8 +504,10 @@ export async function evaluateChecks(
   checks: CheckDefinition[] = CHECKS,
   connections: number = CHECK_CONNECTIONS,
 ): Promise<CheckResult[]> {
-  const results: CheckResult[] = new Array(checks.length);
-  const starts = checkStartOrder(checks);
+  // each check's row, and its parts' rows, as they come
+  const rows: any[] = new Array(checks.length);
+  const partRows: Record<string, unknown>[][] = checks.map(() => []);
+  const units = checkStartOrder(checks);
   let next = 0;
   let failed = false;
   // looked up once, by the first runner connected
@@ -481,9 +520,11 @@ export async function evaluateChecks(
       await client.query(NO_PARALLEL_WORKERS);
       facts ??= factsSource(client, ctx.dateKey);
       const source = await facts;
-      while (!failed && next < checks.length) {
-        const i = starts[next++];
-        results[i] = await evaluateCheck(client, ctx, checks[i], source);
+      while (!failed && next < units.length) {
+        const { check, part } = units[next++];
+        const row = await runCheckUnit(client, ctx, checks[check], part, source);
+        if (part === null) rows[check] = row;
+        else partRows[check].push(row);
       }
     } catch (err) {
       failed = true;
@@ -497,7 +538,9 @@ export async function evaluateChecks(
   );
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
-  return results;
+  return checks.map((check, i) =>
+    judgeCheck(check, partRows[i].length === 0 ? rows[i] : Object.assign({}, rows[i], ...partRows[i]), ctx),
+  );
 }
 
 export function dateKeyOf(date: string): number {

@@ -110,11 +110,15 @@ describe('data-quality checks', () => {
     expect(counted.held).toBe(0);
   });
 
-  it('the longest check starts first, so that the others run beside it', () => {
-    const order = checkStartOrder(CHECKS).map((i) => CHECKS[i].name);
-    expect(order[0]).toBe('integrity');
-    expect(order.slice(1)).toEqual(CHECKS.map((c) => c.name).filter((n) => n !== 'integrity'));
-    expect(CHECKS.filter((c) => c.longest).map((c) => c.name)).toEqual(['integrity']);
+  it('the longest checks start first, then the parts, so that the others run beside them', () => {
+    const order = checkStartOrder(CHECKS).map((u) => u.part ?? CHECKS[u.check].name);
+    expect(CHECKS.filter((c) => c.longest).map((c) => c.name)).toEqual(['nulls', 'integrity']);
+    expect(order.slice(0, 3)).toEqual(['nulls', 'integrity', 'integrity_devices']);
+    expect(order.slice(3)).toEqual(CHECKS.map((c) => c.name).filter((n) => n !== 'nulls' && n !== 'integrity'));
+    // every check once, and the part with its own check
+    expect(checkStartOrder(CHECKS).filter((u) => u.part !== null)).toEqual([
+      { check: CHECKS.findIndex((c) => c.name === 'integrity'), part: 'integrity_devices' },
+    ]);
   });
 
   it('volume: a 50 % drop fails', async () => {

@@ -1,17 +1,16 @@
--- grain: one row: the date's facts whose user, device or date row is missing, and the SCD2 shape of the date's
--- users (overlapping versions, gaps between versions, users without exactly one current version).
+-- grain: one row: the date's facts whose user or date row is missing, and the SCD2 shape of the date's users
+-- (overlapping versions, gaps between versions, users without exactly one current version). The facts whose device
+-- row is missing are counted by warehouse/checks/integrity_devices.sql, a part of this check that runs beside it
+-- (lib/checks.ts parts): it scans the date's facts, which this file does not.
 -- facts_table is the date's partition (facts_partition true: every row is the date's, the date_key filter is bound
 -- off) or, before its first load, fact_events (false). the date's facts are collapsed to one row per user_key, read
 -- from the partition's user_key index alone, before the dim_user look-ups, so the dimension's size does not matter
--- there; the device_keys are one anti-join against dim_device (a handful of rows) in a scan of the partition: 0.39
--- and 0.55-0.58 s for the two 1M-event days of scripts/measure-load.ts --day2, against 0.46-0.53 and 0.67-0.72 s
--- with one group by (user_key, device_key) of a scan through fact_events. the SCD2 shape is checked for the users
--- with facts on the date (dimension loads only touch the users of their staged events), from the version before
--- the earliest one the date's facts use, read through the (user_id, valid_from) index: the check follows the date's
--- users, not every user the warehouse holds nor every version they ever had (reading all of them took 5.1-6.7 s
--- instead of 1.9-2.3 s for 1M facts once the users had 30 versions each). overlaps and a second current version
--- are refused on write anyway (warehouse.dim_user_check_overlaps and the dim_user_one_current index); this finds
--- what a load could still leave behind: a gap, no current row.
+-- there. the SCD2 shape is checked for the users with facts on the date (dimension loads only touch the users of
+-- their staged events), from the version before the earliest one the date's facts use, read through the (user_id,
+-- valid_from) index: the check follows the date's users, not every user the warehouse holds nor every version they
+-- ever had (reading all of them took 5.1-6.7 s instead of 1.9-2.3 s for 1M facts once the users had 30 versions
+-- each). overlaps and a second current version are refused on write anyway (warehouse.dim_user_check_overlaps and
+-- the dim_user_one_current index); this finds what a load could still leave behind: a gap, no current row.
 -- in psql: psql "$DATABASE_URL" -v date_key=20241217 -v facts_table=fact_events_20241217 -v facts_partition=true -f warehouse/checks/integrity.sql
 with day_facts as (
     select
@@ -45,12 +44,6 @@ day_keys as (
 orphans as (
     select
         coalesce(sum(dk.facts) filter (where not dk.has_user), 0)::bigint as missing_user,
-        (
-            select count(*)
-            from warehouse.:"facts_table" as f
-            where (:'facts_partition'::boolean or f.date_key = :'date_key'::int)
-                and not exists (select from warehouse.dim_device as dv where dv.device_key = f.device_key)
-        ) as missing_device,
         case
             when exists (select from warehouse.dim_date as dd where dd.date_key = :'date_key'::int) then 0
             else coalesce(sum(dk.facts), 0)
@@ -132,7 +125,6 @@ currents as (
 
 select
     o.missing_user,
-    o.missing_device,
     o.missing_date,
     s.overlaps,
     s.gaps,
