@@ -32,6 +32,7 @@ import {
   timed,
 } from './bench/measure';
 import { produceDay1, produceSpool } from './bench/produce';
+import { type SettleMode, type SettleReport, Settler } from './bench/settle';
 import { type PathEvents, type Target, evaluate, pathsTable, stageTable, targetLines } from './bench/report';
 import { type PipelineRun, runDailyPipeline, startWorker } from './bench/temporal';
 
@@ -60,9 +61,17 @@ usage: nightshift bench [flags]
   --users U           day 1 and day 2 from a steady world of U users, as the history's (a new user takes the
                       place of one who leaves, so both days have about as many distinct users), instead of the
                       growing world where every new user stays and day 2 has about twice day 1's users
+  --no-settle         run the paths back to back, as runs before BD did: each path then also pays for the
+                      write-back of what ran before it
+  --cold              settle, and drop the page cache too (needs root), so every path starts cold
   --no-temporal       skip the run through Temporal
   --keep              keep the benchmark databases, topics and lakes
   --help              this text
+
+Before each path, each Temporal run, each history day and each baseline COPY the machine is settled, as the
+hours between two daily runs settle it in production: a CHECKPOINT (the role needs pg_checkpoint; the local
+stack grants it) and a sync, outside every timed stage. Here the broker, the lake and the warehouse share one
+disk and page cache, and back to back a path pays for the write-back of the ones before it.
 
 R is the baseline: a raw COPY of day 1's fact rows into an unindexed UNLOGGED table, measured in every round
 after day 1, after day 2 and after the Temporal run, and after the history run; R is the median, in rows/s.
@@ -116,6 +125,8 @@ interface Options {
   /** A steady world of this many users for day 1 and day 2 (GenerateOptions.users); undefined: the growing one. */
   users: number | undefined;
   temporal: boolean;
+  /** What happens before each measured path (scripts/bench/settle.ts). */
+  settle: SettleMode;
   keep: boolean;
   history: number;
   historyEvents: number;
@@ -145,6 +156,8 @@ const OPTIONS = {
   partitions: { type: 'string', default: '4' },
   users: { type: 'string' },
   'no-temporal': { type: 'boolean', default: false },
+  'no-settle': { type: 'boolean', default: false },
+  cold: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
 } as const;
 
@@ -165,6 +178,7 @@ function parseBenchArgs(argv: string[]): Options | null {
       );
   }
   const events = wholeNumber('--events', v.events, 1);
+  if (v.cold && v['no-settle']) throw new UsageError('--cold settles the machine: leave out --no-settle');
   return {
     events,
     date,
@@ -173,6 +187,7 @@ function parseBenchArgs(argv: string[]): Options | null {
     partitions: wholeNumber('--partitions', v.partitions, 1),
     users: v.users === undefined ? undefined : wholeNumber('--users', v.users, 1),
     temporal: !v['no-temporal'],
+    settle: v.cold ? 'cold' : v['no-settle'] ? 'off' : 'settle',
     keep: v.keep,
     history,
     historyEvents: wholeNumber('--history-events', v['history-events'], 1),
@@ -266,6 +281,12 @@ interface PipelineSummary {
 
 const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
+function settleLine(s: SettleReport): string {
+  if (s.mode === 'off') return 'settled: no (--no-settle): each path ran right after the one before it';
+  const what = s.checkpoint ? 'CHECKPOINT and sync' : 'sync only (the role may not CHECKPOINT)';
+  return `settled: ${s.count} times, ${what}${s.mode === 'cold' ? ', page cache dropped (--cold)' : ''}, ${s.seconds.toFixed(1)} s in all, outside every timed stage`;
+}
+
 /** Counts that say the paths did what they claim: every record landed, no fact row added by a re-delivery. */
 interface Counts {
   day1Produced: number;
@@ -308,6 +329,7 @@ interface RoundInput {
   /** Told the rows the first round exported into factRowsFile. */
   exported: (rows: number) => void;
   baseline: (env: BenchEnv, when: string) => Promise<void>;
+  settler: Settler;
 }
 
 interface RoundResult {
@@ -327,7 +349,7 @@ interface RoundResult {
  * rows for the baseline); the others produce the same records from the spools.
  */
 async function runRound(input: RoundInput): Promise<RoundResult> {
-  const { base, workDir, o, round, spools, factRowsFile, exported, baseline } = input;
+  const { base, workDir, o, round, spools, factRowsFile, exported, baseline, settler } = input;
   const first = round === 1;
   const day2 = addDays(o.date, 1);
   const rows: Row[] = [];
@@ -362,6 +384,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
     );
 
     // first day: land, then stage → checks
+    await settler.settle(env.pool, 'day 1');
     const landed1 = await land(rows, env, 'day 1', produced.records);
     await loadDate(rows, env, 'day 1', o.date, produced.records, run('day1'));
     const factRows = first ? await exportFactRows(env.pool, o.date, factRowsFile) : await factCount(env, o.date);
@@ -369,12 +392,14 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
     await baseline(env, `${label}, after day 1`);
 
     // re-load with nothing new: the same date again
+    await settler.settle(env.pool, 'the re-load');
     await loadDate(rows, env, 're-load', o.date, produced.records, run('reload'));
     const factsAfterReload = await factCount(env, o.date);
 
     // re-delivery: day 1's records once more, in new offsets
     const again = await produceSpool(env.config, spools.day1);
     log(`re-delivery: produced day 1's ${again.records} records again in ${again.seconds.toFixed(1)} s`);
+    await settler.settle(env.pool, 'the re-delivery');
     const landedAgain = await land(rows, env, 're-delivery', again.records);
     const redelivered = await loadDate(rows, env, 're-delivery', o.date, again.records, run('redelivery'));
     const factsAfterRedelivery = await factCount(env, o.date);
@@ -382,6 +407,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
     // next day on top
     const produced2 = await produceSpool(env.config, spools.day2);
     log(`day 2: produced ${produced2.records} records (${produced2.bad} bad) in ${produced2.seconds.toFixed(1)} s`);
+    await settler.settle(env.pool, 'day 2');
     await land(rows, env, 'day 2', produced2.records);
     await loadDate(rows, env, 'day 2', day2, produced2.records, run('day2'));
     await baseline(env, `${label}, after day 2`);
@@ -427,6 +453,7 @@ async function runRound(input: RoundInput): Promise<RoundResult> {
       log(
         `Temporal: database ${tenv.name}, task queue ${tenv.config.temporalTaskQueue}; day 1 produced in ${produced.seconds.toFixed(1)} s`,
       );
+      await settler.settle(tenv.pool, 'the Temporal run');
       pipeline = await temporalRun(rows, tenv, o.date, produced.records);
       await baseline(tenv, `${label}, after the Temporal run`);
     } finally {
@@ -484,6 +511,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const o = parsed;
+  Settler.check(o.settle);
+  const settler = new Settler(o.settle);
   const loadAtStart = os.loadavg();
   const base = loadConfig();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -494,6 +523,7 @@ export async function main(argv: string[]): Promise<number> {
   const factRowsFile = path.join(workDir, 'fact_rows.copy');
   let factRows = 0;
   const baseline = async (env: BenchEnv, when: string) => {
+    await settler.settle(env.pool, `the baseline COPY (${when})`);
     const { seconds, rows: copied } = await rawCopySeconds(env.pool, factRowsFile);
     if (copied !== factRows) throw new Error(`baseline copied ${copied} rows, expected ${factRows}`);
     baselines.push({ when, seconds });
@@ -522,6 +552,7 @@ export async function main(argv: string[]): Promise<number> {
           factRows = rows;
         },
         baseline,
+        settler,
       });
       rounds.push(result);
     }
@@ -540,6 +571,7 @@ export async function main(argv: string[]): Promise<number> {
           partitions: o.partitions,
         },
         (henv) => baseline(henv, 'after the history run'),
+        settler,
         o.keep,
       );
     }
@@ -593,6 +625,7 @@ export async function main(argv: string[]): Promise<number> {
     `Nightshift bench: ${fmtInt(o.events)} events a day, ${o.partitions} partitions, bad rate ${o.badRate}; R = ${fmtInt(R)} rows/s`,
     `world: ${o.users === undefined ? 'growing (every new user stays)' : `steady, ${fmtInt(o.users)} users (--users)`}; distinct users ${fmtInt(rounds[0].users.day1)} on day 1, ${fmtInt(rounds[0].users.day2)} on day 2`,
     `machine: ${os.cpus().length} cores, load average ${loadAtStart[0].toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`,
+    settleLine(settler.report()),
     ...(o.rounds > 1
       ? [
           `rounds: ${o.rounds}, each in a fresh database, topic and lake; each stage's seconds below is its median over the rounds${o.temporal ? ', the Temporal run the one of median wall time' : ''}`,
@@ -644,6 +677,7 @@ export async function main(argv: string[]): Promise<number> {
       loadAverageAtEnd: os.loadavg(),
     },
     users: rounds[0].users,
+    settle: settler.report(),
     baseline: {
       rows: factRows,
       secondsSamples: baselines.map((b) => b.seconds),

@@ -4,6 +4,7 @@ import { exportFactRows, rawCopySeconds } from './baseline';
 import { type BenchEnv, createBenchEnv } from './env';
 import { LOAD_STAGES, type Row, land, loadDate, log, median, sumStages } from './measure';
 import { produceHistory } from './produce';
+import type { Settler } from './settle';
 
 /**
  * The history run (issue 17): in a fresh database, topic and lake of its own, one generated world over D consecutive
@@ -44,6 +45,7 @@ export async function runHistory(
   workDir: string,
   o: { days: number; eventsPerDay: number; start: string; seed: number; badRate: number; partitions: number },
   beforeCleanup: (env: BenchEnv) => Promise<void>,
+  settler: Settler,
   keep: boolean,
 ): Promise<HistoryRun> {
   const env = await createBenchEnv(base, workDir, { partitions: o.partitions });
@@ -58,6 +60,7 @@ export async function runHistory(
       const day = series.length + 1;
       const label = `history day ${day}`;
       const rows: Row[] = [];
+      await settler.settle(env.pool, label);
       await land(rows, env, label, produced.records, true);
       await loadDate(
         rows,
@@ -69,6 +72,7 @@ export async function runHistory(
         true,
       );
       if (day === 1) baselineRows = await exportFactRows(env.pool, date, rowsFile);
+      await settler.settle(env.pool, `${label}'s baseline COPY`);
       const copied = await rawCopySeconds(env.pool, rowsFile);
       if (copied.rows !== baselineRows)
         throw new Error(`history baseline copied ${copied.rows} rows, expected ${baselineRows}`);

@@ -119,6 +119,10 @@ ensure_role_db() {
     log "postgres: creating role $PG_USER"
     pg_super -c "CREATE ROLE $PG_USER $attrs"
   fi
+  # `nightshift bench` settles the machine with a CHECKPOINT before each measured path (PostgreSQL 15+)
+  if [[ -n "$(pg_super -c "SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint'")" ]]; then
+    pg_super -c "GRANT pg_checkpoint TO $PG_USER" >/dev/null
+  fi
   if [[ -z "$(pg_super -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" ]]; then
     log "postgres: creating database $PG_DB owned by $PG_USER"
     pg_super -c "CREATE DATABASE $PG_DB OWNER $PG_USER"
