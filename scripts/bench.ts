@@ -599,7 +599,7 @@ export async function main(argv: string[]): Promise<number> {
   ];
   const verdicts = evaluate(rows, R, n, pipeline && { ...pipeline, events: n.day1 }, history);
   // above 1M events: day 1's load against the newest 1M run, at most 1.05 x the growth in events
-  const reference = o.events > 1_000_000 ? newestRun(benchDir, 1_000_000, o.users) : null;
+  const reference = o.events > 1_000_000 ? newestRun(benchDir, 1_000_000, o) : null;
   const linear =
     reference &&
     linearity(

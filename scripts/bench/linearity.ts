@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT, UsageError, parseCommandLine, runCommand } from '../../lib/cli';
+import type { SettleMode } from './settle';
 
 /**
  * Linearity of a bench run against an earlier run at 1,000,000 events: issue 17 wants day 1's load (stage through
@@ -14,7 +15,8 @@ import { EXIT, UsageError, parseCommandLine, runCommand } from '../../lib/cli';
 
 export interface BenchJson {
   startedAt: string;
-  options: { events: number; partitions: number; users?: number };
+  /** settle: undefined in runs from before it existed, which ran back to back ('off'). */
+  options: { events: number; partitions: number; users?: number; settle?: SettleMode };
   baseline: { rowsPerSecond: number };
   stages: { stage: string; seconds: number }[];
 }
@@ -33,12 +35,12 @@ const LOAD_STAGES = DAY_STAGES.slice(1);
 
 /**
  * The newest run in `dir` with `events` events a day in the same world (`users`: the steady world's users, undefined
- * for the growing one), other than `exclude`; null when there is none.
+ * for the growing one) and settled the same way, other than `exclude`; null when there is none.
  */
 export function newestRun(
   dir: string,
   events: number,
-  users: number | undefined,
+  same: { users?: number; settle?: SettleMode },
   exclude?: string,
 ): { file: string; json: BenchJson } | null {
   let names: string[];
@@ -51,7 +53,12 @@ export function newestRun(
     const file = path.join(dir, name);
     try {
       const json = JSON.parse(readFileSync(file, 'utf8')) as BenchJson;
-      if (json.options?.events === events && json.options.users === users && Array.isArray(json.stages))
+      if (
+        json.options?.events === events &&
+        json.options.users === same.users &&
+        (json.options.settle ?? 'off') === (same.settle ?? 'off') &&
+        Array.isArray(json.stages)
+      )
         return { file, json };
     } catch {
       // a partial or foreign file: not a reference
@@ -109,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
   const run = JSON.parse(readFileSync(runFile, 'utf8')) as BenchJson;
   const reference = referenceArg
     ? { file: referenceArg, json: JSON.parse(readFileSync(referenceArg, 'utf8')) as BenchJson }
-    : newestRun(path.dirname(runFile), 1_000_000, run.options.users, path.basename(runFile));
+    : newestRun(path.dirname(runFile), 1_000_000, run.options, path.basename(runFile));
   if (!reference)
     throw new UsageError(`no 1,000,000-event run next to ${runFile}: run make bench EVENTS=1000000 first`);
   console.log(linearityTable(linearity(run, reference.json, reference.file), run.options.events));
