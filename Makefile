@@ -70,8 +70,8 @@ unschedule: build ## remove the daily schedule
 demo: up ## produce several days of events, run them through Temporal, print a summary
 	@$(NIGHTSHIFT) demo
 
-bench: build ## benchmark every path against a raw COPY baseline: make bench EVENTS=1000000 [ROUNDS=3 HISTORY=30 HISTORY_EVENTS=200000 USERS=U]
-	@$(NIGHTSHIFT) bench $(if $(EVENTS),--events $(EVENTS)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(HISTORY),--history $(HISTORY)) $(if $(HISTORY_EVENTS),--history-events $(HISTORY_EVENTS)) $(if $(USERS),--users $(USERS))
+bench: build ## benchmark every path against a raw COPY baseline: make bench EVENTS=1000000 [ROUNDS=3 HISTORY=30 HISTORY_EVENTS=200000 USERS=U SETTLE=off|cold]
+	@$(NIGHTSHIFT) bench $(if $(EVENTS),--events $(EVENTS)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(HISTORY),--history $(HISTORY)) $(if $(HISTORY_EVENTS),--history-events $(HISTORY_EVENTS)) $(if $(USERS),--users $(USERS)) $(if $(filter off,$(SETTLE)),--no-settle) $(if $(filter cold,$(SETTLE)),--cold)
 
 # a development command: it records from the TypeScript sources through the tsx loader
 histories: ## record this release's workflow histories for replay: make histories RELEASE=v0.2 [FORCE=1]
