@@ -45,6 +45,7 @@ describe('the nightshift command', () => {
     [['schedule', 'pause'], /give create or delete, not "pause"/],
     [['schedule', 'create', '--cron', '0 2 * *'], /not a five-field cron expression/],
     [['migrate', 'now'], /unexpected argument "now"/],
+    [['bench', '--cold', '--no-settle'], /--cold settles the machine: leave out --no-settle/],
     [['reload'], /unknown command "reload"; one of worker, migrate/],
   ])('%j is bad input: exit 2, naming the value, nothing started', (args, message) => {
     const run = nightshift(args);
