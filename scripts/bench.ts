@@ -70,8 +70,9 @@ usage: nightshift bench [flags]
 
 Before each path, each Temporal run, each history day and each baseline COPY the machine is settled, as the
 hours between two daily runs settle it in production: a CHECKPOINT (the role needs pg_checkpoint; the local
-stack grants it) and a sync, outside every timed stage. Here the broker, the lake and the warehouse share one
-disk and page cache, and back to back a path pays for the write-back of the ones before it.
+stack grants it when it creates the role) and a sync, outside every timed stage. Here the broker, the lake
+and the warehouse share one disk and page cache, and back to back a path pays for the write-back of the ones
+before it.
 
 R is the baseline: a raw COPY of day 1's fact rows into an unindexed UNLOGGED table, measured in every round
 after day 1, after day 2 and after the Temporal run, and after the history run; R is the median, in rows/s.
