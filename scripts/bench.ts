@@ -61,7 +61,7 @@ usage: nightshift bench [flags]
   --users U           day 1 and day 2 from a steady world of U users, as the history's (a new user takes the
                       place of one who leaves, so both days have about as many distinct users), instead of the
                       growing world where every new user stays and day 2 has about twice day 1's users
-  --no-settle         run the paths back to back, as runs before BD did: each path then also pays for the
+  --no-settle         run the paths back to back, as the bench did before it settled: each path also pays for the
                       write-back of what ran before it
   --cold              settle, and drop the page cache too (needs root), so every path starts cold
   --no-temporal       skip the run through Temporal

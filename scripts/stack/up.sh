@@ -119,8 +119,10 @@ ensure_role_db() {
     log "postgres: creating role $PG_USER"
     pg_super -c "CREATE ROLE $PG_USER $attrs"
   fi
-  # `nightshift bench` settles the machine with a CHECKPOINT before each measured path (PostgreSQL 15+)
-  if [[ -n "$(pg_super -c "SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint'")" ]]; then
+  # `nightshift bench` settles the machine with a CHECKPOINT before each measured path (PostgreSQL 15+); granted
+  # once, so a later run has no "already a member" notice to print
+  if [[ -n "$(pg_super -c "SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint'
+                           AND NOT pg_has_role('$PG_USER', 'pg_checkpoint', 'member')")" ]]; then
     pg_super -c "GRANT pg_checkpoint TO $PG_USER" >/dev/null
   fi
   if [[ -z "$(pg_super -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" ]]; then
