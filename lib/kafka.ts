@@ -239,19 +239,24 @@ export async function topicOffsets(conn: KafkaConnection, topic: string): Promis
 
 /**
  * Bytes of values per produce request: below the broker's message.max.bytes (1 MB) even when every record of a
- * request goes to one partition (the client does not split a request's batch of a partition). Requests in flight.
+ * request goes to one partition (the client does not split a request's batch of a partition).
  */
 const BATCH_BYTES = 768 << 10;
-const IN_FLIGHT = 16; // sends the app keeps queued; the idempotent client sends one request per broker at a time
 
 /**
- * Sends keyed records in batches through @platformatic/kafka's producer, several requests in flight, acks from all
- * in-sync replicas. Keys map to partitions by murmur2 as Java's (and librdkafka's murmur2_random) default partitioner.
+ * Sends keyed records in batches through @platformatic/kafka's idempotent producer, acks from all in-sync replicas.
+ * Keys map to partitions by murmur2 as Java's (and librdkafka's murmur2_random) default partitioner.
+ *
+ * One request is in flight at a time; the next batch fills meanwhile. With two, a partition refused by the first
+ * (NOT_LEADER_OR_FOLLOWER, as on a topic just created) makes the second's sequence numbers out of order there, and
+ * the client then re-sends the second request whole under a new producer id: its partitions the broker had already
+ * written got their records twice (one run in a hundred of 5,000 records under load). Retried alone, a request keeps
+ * its sequence numbers, and the broker drops the partitions it has already written.
  */
 export class EventSender {
   private batch: { key: Buffer; value: Buffer }[] = [];
   private batchBytes = 0;
-  private readonly inFlight: Promise<void>[] = [];
+  private inFlight: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly producer: Producer<Buffer, Buffer, Buffer, Buffer>,
@@ -277,25 +282,27 @@ export class EventSender {
     if (this.batchBytes >= BATCH_BYTES) await this.flush();
   }
 
+  /** Waits for the request in flight, then sends the batch without waiting for its acks. */
   private async flush(): Promise<void> {
+    await this.inFlight;
     if (this.batch.length === 0) return;
     const messages = this.batch.map((m) => ({ topic: this.topic, key: m.key, value: m.value }));
     this.batch = [];
     this.batchBytes = 0;
-    const sent = this.producer.send({ messages }).then(
+    this.inFlight = this.producer.send({ messages }).then(
       () => this.onAcked?.(messages.length),
       (err: unknown) => {
         throw kafkaError(err, this.conn, `producing to topic "${this.topic}"`);
       },
     );
-    this.inFlight.push(sent);
-    if (this.inFlight.length >= IN_FLIGHT) await this.inFlight.shift();
+    // a failure is thrown by the next flush or close; until then it must not count as unhandled
+    this.inFlight.catch(() => undefined);
   }
 
   async close(): Promise<void> {
     try {
       await this.flush();
-      await Promise.all(this.inFlight.splice(0));
+      await this.inFlight;
     } finally {
       await this.producer.close();
     }
