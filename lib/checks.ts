@@ -462,10 +462,13 @@ export const CHECK_CONNECTIONS = 2;
  * The checks' connections plan without parallel workers while they run the checks: the checks already run side by
  * side, so a worker per query only takes a share of the same cores. The nine checks of a kept 1M-event date took
  * 0.50 s against 0.59 s with workers, of the next day (twice the users) 0.72 against 0.92 s (medians of ten,
- * alternating, 2 cores). Put back before the connection returns to the pool.
+ * alternating, 2 cores). Nor JIT compilation, as the loads (activities/dimensions.ts setLoadSession): at 10M events
+ * a day the integrity check's cost passes jit_above_cost, and compiling its 57 functions made it slower, 3.79-4.17 s
+ * against 3.61-3.69 s without (day 2, psql, three alternating runs); at 1M no check's cost reaches it. Both are put
+ * back before the connection returns to the pool.
  */
-const NO_PARALLEL_WORKERS = 'set max_parallel_workers_per_gather = 0';
-const PARALLEL_WORKERS_BACK = 'reset max_parallel_workers_per_gather';
+const NO_PARALLEL_WORKERS = 'set max_parallel_workers_per_gather = 0; set jit = off';
+const PARALLEL_WORKERS_BACK = 'reset max_parallel_workers_per_gather; reset jit';
 
 /**
  * The units of `checks` in the order evaluateChecks starts them: the `longest` checks' own SQL, then every check's
