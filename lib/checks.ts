@@ -467,8 +467,8 @@ export const CHECK_CONNECTIONS = 2;
  * against 3.61-3.69 s without (day 2, psql, three alternating runs); at 1M no check's cost reaches it. Both are put
  * back before the connection returns to the pool.
  */
-const NO_PARALLEL_WORKERS = 'set max_parallel_workers_per_gather = 0; set jit = off';
-const PARALLEL_WORKERS_BACK = 'reset max_parallel_workers_per_gather; reset jit';
+const CHECK_SESSION = 'set max_parallel_workers_per_gather = 0; set jit = off';
+const CHECK_SESSION_BACK = 'reset max_parallel_workers_per_gather; reset jit';
 
 /**
  * The units of `checks` in the order evaluateChecks starts them: the `longest` checks' own SQL, then every check's
@@ -486,10 +486,10 @@ export function checkStartOrder(checks: readonly CheckDefinition[]): CheckUnit[]
   ];
 }
 
-/** Puts the connection's parallel workers back and returns it to the pool; one that cannot is discarded. */
-async function releaseWithWorkers(client: pg.PoolClient): Promise<void> {
+/** Puts the connection's parallel workers and JIT back and returns it to the pool; one that cannot is discarded. */
+async function releaseWithSettingsBack(client: pg.PoolClient): Promise<void> {
   try {
-    await client.query(PARALLEL_WORKERS_BACK);
+    await client.query(CHECK_SESSION_BACK);
     client.release();
   } catch (err) {
     client.release(err as Error);
@@ -520,7 +520,7 @@ export async function evaluateChecks(
     try {
       // a connection that cannot be had stops the other runners too
       client = await pool.connect();
-      await client.query(NO_PARALLEL_WORKERS);
+      await client.query(CHECK_SESSION);
       facts ??= factsSource(client, ctx.dateKey);
       const source = await facts;
       while (!failed && next < units.length) {
@@ -533,7 +533,7 @@ export async function evaluateChecks(
       failed = true;
       throw err;
     } finally {
-      if (client) await releaseWithWorkers(client);
+      if (client) await releaseWithSettingsBack(client);
     }
   };
   const settled = await Promise.allSettled(
