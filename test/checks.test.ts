@@ -84,10 +84,34 @@ describe('data-quality checks', () => {
       now: new Date(),
       config: { ...DQ_DEFAULTS, scheduleStart: seeded.dates[0] },
     };
-    const results = await evaluateChecks(counted.pool, ctx);
+    // the settings each check's statement ran under, read on its connection just before it
+    const settings = new Set<string>();
+    const watched = {
+      connect: async () => {
+        const client = await counted.pool.connect();
+        return new Proxy(client, {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target);
+            if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+            return async (...args: unknown[]) => {
+              const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
+              if (text?.includes('-- grain:')) {
+                const { rows } = await target.query(
+                  `select current_setting('jit') as jit, current_setting('max_parallel_workers_per_gather') as workers`,
+                );
+                settings.add(`jit ${rows[0].jit}, parallel workers ${rows[0].workers}`);
+              }
+              return (target.query as (...a: unknown[]) => unknown)(...args);
+            };
+          },
+        });
+      },
+    };
+    const results = await evaluateChecks(watched, ctx);
     expect(results.map((r) => r.check)).toEqual(CHECKS.map((c) => c.name));
     expect(results.filter((r) => r.status !== 'pass')).toEqual([]);
     expect({ most: counted.most, held: counted.held }).toEqual({ most: 2, held: 0 });
+    expect([...settings]).toEqual(['jit off, parallel workers 0']);
     // the two connections (the pool hands out the last released first) went back with their parallel workers and JIT
     const back = [await env.pool.connect(), await env.pool.connect()];
     try {
