@@ -246,7 +246,7 @@ describe('data-quality checks', () => {
     expect(by.integrity.details).toContain('1 overlapping dim_user versions');
   });
 
-  it("integrity: reads a user's versions from the one before the earliest the date uses, so a gap there fails and older history is not read again", async () => {
+  it("integrity: judges a user's versions from the one before the earliest the date uses, so a gap there fails and older history is not judged again", async () => {
     // a user of the last date whose facts there all point at their first version
     const { rows } = await env.pool.query<{ user_id: string; valid_from: Date }>(
       `select u.user_id, min(u.valid_from) as valid_from
