@@ -14,6 +14,8 @@ import { recordStep } from '../lib/runs';
 import { runSqlFile } from '../warehouse/sql';
 import type { ActivityDeps, DateStepInput } from './deps';
 import { type CopyFormat, type LakeFileRef, STAGING_COLUMNS, checkColumns, copyTextLines } from './staging/encode';
+import { filterJob, recordFilters } from './staging/filters';
+import type { FilterResult } from './staging/messages';
 import { StagingChunks } from './staging/threads';
 
 /** The per-date staging table of a date's lake records, e.g. staging.events_20241217 (unqualified name). */
@@ -249,6 +251,10 @@ export async function stageDate(
   let candidates = null as string[] | null;
   // the distinct device triples of the copied records; null: not known here
   let devices = null as DeviceTriple[] | null;
+  // the date's event_id filter and the neighbours' look-up candidates (activities/staging/filters.ts); with no file
+  // to stage, nothing is added and no staged event_id is a candidate
+  const filters = await filterJob(client, date, expectedRows, files.length > 0);
+  let filtersBuilt: FilterResult | null = { own: null, candidates: filters.neighbours.map(() => []) };
   if (files.length > 0) {
     const onFile = (_file: LakeFileRef, rows: number) => {
       filesDone++;
@@ -259,13 +265,14 @@ export async function stageDate(
       filesDone = 0;
       rowsRead = 0;
       // decoded and encoded in a worker thread while this one streams the chunks into the COPY
-      const chunks = new StagingChunks(lake, refs, format, onFile, expectedRows);
+      const chunks = new StagingChunks(lake, refs, format, onFile, expectedRows, undefined, filters);
       const { signal } = cancellation();
       try {
         const copy = client.query(copyFrom(copyStatement(client, table, format)));
         await pipeline(chunks, copy, { signal });
         candidates = chunks.candidates;
         devices = chunks.devices;
+        filtersBuilt = chunks.filters;
         return Number(copy.rowCount);
       } catch (err) {
         // cancelled: the COPY ends with PostgreSQL's answer to CopyFail; the activity ends as cancelled
@@ -293,6 +300,7 @@ export async function stageDate(
       ({ copied, rowsRead, setAside } = await copyIsolating(client, lake, table, files));
       candidates = null;
       devices = null;
+      filtersBuilt = null;
     }
   }
   const rowsSetAside = await recordSetAside(client, date, setAside, base ? refs.map((r) => r.lakeFileId) : null);
@@ -352,6 +360,7 @@ export async function stageDate(
       rows_staged: prior.rowsStaged + rowsStaged,
     },
   });
+  await recordFilters(client, date, filters, filtersBuilt, files.length > 0);
   await client.query(
     `insert into ops.date_stages (dt, staged_at, run_id, row_count, lake_file_ids, base_file_ids)
      values ($1::date, now(), $2, $3, $4::bigint[], $5::bigint[])

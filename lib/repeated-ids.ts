@@ -1,4 +1,5 @@
 import { type Data, type RecordBatch, Type } from 'apache-arrow';
+import type { StagedIdFilters } from './id-filter';
 
 /**
  * Finds the event_ids that may occur more than once among the records a stage run copies, while it encodes them,
@@ -20,7 +21,14 @@ export class RepeatedIds {
   /** False once a batch's event_id column could not be read here: the caller must then check every row. */
   private exact = true;
 
-  constructor(expectedRows: number) {
+  /**
+   * `filters`, when given, is handed every id's fingerprint as well (lib/id-filter.ts): the date's event_id filter
+   * and the look-up candidates of its neighbours are built in the same pass.
+   */
+  constructor(
+    expectedRows: number,
+    private readonly filters: StagedIdFilters | null = null,
+  ) {
     let capacity = 1024;
     while (capacity < expectedRows * 2) capacity *= 2;
     this.low = new Uint32Array(capacity);
@@ -43,6 +51,7 @@ export class RepeatedIds {
       const from = offsets[row];
       const to = offsets[row + 1];
       fingerprint(values, from, to);
+      this.filters?.add(fingerprintLow, fingerprintHigh, values, from, to);
       if (this.insert(fingerprintLow, fingerprintHigh)) {
         this.found.push(Buffer.from(values.buffer, values.byteOffset + from, to - from).toString('utf8'));
       }
@@ -52,6 +61,11 @@ export class RepeatedIds {
   /** The candidate event_ids (each repeat at least once), or null when some batch could not be read here. */
   candidates(): string[] | null {
     return this.exact ? this.found : null;
+  }
+
+  /** The filters given, once every id went into them; null when some batch could not be read here. */
+  filtersBuilt(): StagedIdFilters | null {
+    return this.exact ? this.filters : null;
   }
 
   /** True when the fingerprint (low, high) was already in the table. */

@@ -908,7 +908,12 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     await load('2024-12-05');
     await feed.send([{ ...p, event_time: '2024-12-06T00:01:00Z' }, v]);
     const first = await loadCounted('2024-12-06');
-    expect(first).toMatchObject({ rowsRead: 2, rowsInserted: 1, crossDateDuplicates: 1 });
+    expect(first).toMatchObject({
+      rowsRead: 2,
+      rowsInserted: 1,
+      crossDateDuplicates: 1,
+      crossDateLookups: { '2024-12-05': 'candidates' },
+    });
     expect(counted.most).toBe(2);
     expect(counted.held).toBe(0);
     expect(await dateOf(p.event_id)).toEqual([{ date_key: 20241205 }]);
@@ -962,6 +967,94 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
       expect(checks.results.find((c) => c.check === 'reconciliation')).toMatchObject({ status: 'pass' });
     }
     expect(counted.held).toBe(0);
+    expect(await integrity(env)).toEqual(CLEAN);
+  });
+
+  it("looks for a date's event_ids under a neighbour among its stage run's candidates from the neighbour's event_id filter, and by the join once that filter changed or is gone", async () => {
+    const { env, feed, load } = await setup(lake);
+    const deps = { config: env.config, pool: env.pool, db: env.db };
+    const stage = createStageActivities(deps);
+    const dims = createDimensionActivities(deps);
+    const facts = createFactActivities(deps);
+    let runs = 0;
+    const input = (date: string) => ({ date, run: { ...run, runId: `filters-${date}-${++runs}` } });
+    const filterOf = async (date: string) =>
+      (
+        await env.pool.query<{ generation: string }>(
+          'select generation from ops.event_id_filters where dt = $1::date',
+          [date],
+        )
+      ).rows.map((r) => Number(r.generation));
+    const candidatesOf = async (date: string) =>
+      (
+        await env.pool.query<{ neighbour: string; generation: string; ids: string[] }>(
+          `select to_char(neighbour_dt, 'YYYY-MM-DD') as neighbour, neighbour_generation as generation,
+                  event_ids as ids
+           from ops.cross_date_candidates where dt = $1::date order by neighbour_dt`,
+          [date],
+        )
+      ).rows.map((r) => ({ ...r, generation: Number(r.generation) }));
+
+    const p = purchase('jo', '2024-12-05T23:59:00Z', 5);
+    await feed.send([signup('jo', '2024-12-05T09:00:00Z', alice), p]);
+    await load('2024-12-05');
+    const [generation] = await filterOf('2024-12-05');
+
+    // the next date's stage run finds the re-sent purchase a candidate against the filter, and its own event not
+    const v = pageView('jo', '2024-12-06T08:00:00Z');
+    await feed.send([{ ...p, event_time: '2024-12-06T00:01:00Z' }, v]);
+    await stage.stageEvents(input('2024-12-06'));
+    const [found] = await candidatesOf('2024-12-06');
+    expect(found).toMatchObject({ neighbour: '2024-12-05', generation });
+    expect(found.ids).toContain(p.event_id);
+    expect(found.ids).not.toContain(v.event_id);
+
+    // a new lake file of the loaded date is staged on top: its filter takes the new event_ids under a new
+    // generation, so the candidates found against the old one are not used and the next date's load looks by the join
+    const q = pageView('jo', '2024-12-05T23:30:00Z');
+    await feed.send([q]);
+    await stage.stageEvents(input('2024-12-05'));
+    expect((await filterOf('2024-12-05'))[0]).toBeGreaterThan(generation);
+    await dims.loadDimensions(input('2024-12-06'));
+    const joined = await facts.loadFacts(input('2024-12-06'));
+    expect(joined).toMatchObject({
+      rowsInserted: 1,
+      crossDateDuplicates: 1,
+      crossDateLookups: { '2024-12-05': 'join' },
+    });
+    await load('2024-12-05');
+
+    // a date whose facts were loaded while it had no filter never gets one: it could not hold their event_ids
+    await env.pool.query(`delete from ops.event_id_filters where dt = '2024-12-05'`);
+    await feed.send([pageView('jo', '2024-12-05T22:00:00Z')]);
+    await load('2024-12-05');
+    expect(await filterOf('2024-12-05')).toEqual([]);
+    // the date after next keeps its own filter; a re-load of the date between them looks under the filterless date by
+    // the join and under the other among its candidates
+    const w = pageView('jo', '2024-12-07T10:00:00Z');
+    await feed.send([w]);
+    const { loaded } = await load('2024-12-07');
+    expect(loaded).toMatchObject({
+      rowsInserted: 1,
+      crossDateDuplicates: 0,
+      crossDateLookups: { '2024-12-06': 'candidates' },
+    });
+    await feed.send([
+      { ...q, event_time: '2024-12-06T00:03:00Z' },
+      { ...w, event_time: '2024-12-06T23:58:00Z' },
+    ]);
+    const again = await load('2024-12-06');
+    expect(again.loaded).toMatchObject({
+      rowsInserted: 0,
+      crossDateDuplicates: 2,
+      crossDateLookups: { '2024-12-05': 'join', '2024-12-07': 'candidates' },
+    });
+    const dateOf = async (eventId: string) =>
+      (await env.pool.query('select date_key from warehouse.fact_events where event_id = $1', [eventId])).rows;
+    expect(await dateOf(p.event_id)).toEqual([{ date_key: 20241205 }]);
+    expect(await dateOf(q.event_id)).toEqual([{ date_key: 20241205 }]);
+    expect(await dateOf(v.event_id)).toEqual([{ date_key: 20241206 }]);
+    expect(await dateOf(w.event_id)).toEqual([{ date_key: 20241207 }]);
     expect(await integrity(env)).toEqual(CLEAN);
   });
 

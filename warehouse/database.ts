@@ -121,6 +121,20 @@ export interface DateStagesTable {
   base_file_ids: string[] | null;
 }
 
+export interface EventIdFiltersTable {
+  dt: string;
+  bits: Buffer;
+  generation: Generated<Int8>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface CrossDateCandidatesTable {
+  dt: string;
+  neighbour_dt: string;
+  neighbour_generation: Int8;
+  event_ids: string[];
+}
+
 export interface RejectedRowsTable {
   rejected_row_id: Generated<Int8>;
   dt: string;
@@ -311,6 +325,8 @@ export interface Database {
   'ops.lake_files': LakeFilesTable;
   'ops.date_loads': DateLoadsTable;
   'ops.date_stages': DateStagesTable;
+  'ops.event_id_filters': EventIdFiltersTable;
+  'ops.cross_date_candidates': CrossDateCandidatesTable;
   'ops.rejected_rows': RejectedRowsTable;
   'ops.staged_dates': StagedDatesTable;
   'ops.pipeline_runs': PipelineRunsTable;
@@ -448,6 +464,13 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'row_count',
     'lake_file_ids',
     'base_file_ids',
+  ]),
+  'ops.event_id_filters': columns<EventIdFiltersTable>()(['dt', 'bits', 'generation', 'updated_at']),
+  'ops.cross_date_candidates': columns<CrossDateCandidatesTable>()([
+    'dt',
+    'neighbour_dt',
+    'neighbour_generation',
+    'event_ids',
   ]),
   'ops.rejected_rows': columns<RejectedRowsTable>()([
     'rejected_row_id',

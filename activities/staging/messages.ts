@@ -15,6 +15,22 @@ export interface StageJob {
   files: LakeFileRef[];
   /** Records the files hold, by the manifest: sizes the fingerprint table. */
   expectedRows: number;
+  /** The event_id filters to build on the way (lib/id-filter.ts); null: none. */
+  filters: FilterJob | null;
+}
+
+/** The filters a stage run builds (activities/stage.ts stageFilters). */
+export interface FilterJob {
+  /** The date's own filter: its stored bytes to add to, or a new one sized for `ids`; null: the date keeps none. */
+  own: { bytes: Uint8Array } | { ids: number } | null;
+  /** The neighbouring dates' filters, whose candidates the run finds. */
+  neighbours: { date: string; generation: number; bytes: Uint8Array }[];
+}
+
+/** What came of a FilterJob: the date's filter as bytes (null: none) and each neighbour's candidates, in order. */
+export interface FilterResult {
+  own: Uint8Array | null;
+  candidates: string[][];
 }
 
 /** Messages to a stage worker: a run's job, then its lake files' bytes (in `files` order) and the chunks the COPY took. */
@@ -27,7 +43,13 @@ export type ToStageWorker =
 export type FromStageWorker =
   | { type: 'chunk'; bytes: Uint8Array }
   | { type: 'file'; rows: number }
-  | { type: 'done'; candidates: string[] | null; devices: DeviceTriple[] | null }
+  | {
+      type: 'done';
+      candidates: string[] | null;
+      devices: DeviceTriple[] | null;
+      /** null when no filters were asked for or some batch's event_ids could not be read */
+      filters: FilterResult | null;
+    }
   | { type: 'error'; error: ThreadError };
 
 /** An error thrown in the worker, as plain data: the errors the stage run branches on keep their class. */

@@ -8,7 +8,14 @@ import { EventRows, readLakeBytes, toParquet } from '../../lib/lake';
 import { type LakeLocation, LakeObjectMissingError, type LakeStore, lakeStore } from '../../lib/lake-store';
 import { startWorkerThread } from '../../lib/worker-thread';
 import type { CopyFormat, LakeFileRef } from './encode';
-import { type FromStageWorker, type StageJob, type ToStageWorker, fromThreadError } from './messages';
+import {
+  type FilterJob,
+  type FilterResult,
+  type FromStageWorker,
+  type StageJob,
+  type ToStageWorker,
+  fromThreadError,
+} from './messages';
 
 /**
  * The COPY data of a stage run, decoded and encoded in a worker thread (./worker.ts) while this thread streams the
@@ -143,6 +150,8 @@ export class StagingChunks extends Readable {
   candidates: string[] | null = null;
   /** The distinct device triples of the records (DeviceTriples.triples) once the stream ended. */
   devices: DeviceTriple[] | null = null;
+  /** The event_id filters built (FilterResult) once the stream ended; null when none were asked for or built. */
+  filters: FilterResult | null = null;
   private readonly store: LakeStore;
   private readonly worker: Worker;
   /** Files handed to the worker, and files it finished. */
@@ -163,6 +172,8 @@ export class StagingChunks extends Readable {
     expectedRows: number,
     /** How long the thread is kept for the next run once this one ended well; null: until a run takes it. */
     private readonly keepMs: number | null = KEEP_IDLE_MS,
+    /** The event_id filters to build on the way (activities/stage.ts); null: none. */
+    filters: FilterJob | null = null,
   ) {
     super({ objectMode: true, highWaterMark: 1 });
     this.store = lakeStore(lake);
@@ -172,7 +183,7 @@ export class StagingChunks extends Readable {
     this.worker.on('exit', (code) => {
       this.destroy(new Error(`the stage worker thread exited with code ${code} before it finished`));
     });
-    const job: StageJob = { format, files, expectedRows };
+    const job: StageJob = { format, files, expectedRows, filters };
     this.worker.postMessage({ type: 'start', job } satisfies ToStageWorker);
     void this.feed();
   }
@@ -215,6 +226,7 @@ export class StagingChunks extends Readable {
         this.finished = true;
         this.candidates = m.candidates;
         this.devices = m.devices;
+        this.filters = m.filters;
         this.push(null);
       } else {
         this.destroy(fromThreadError(m.error));

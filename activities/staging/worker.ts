@@ -1,9 +1,18 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeLakeFile } from '../../lib/lake-decode';
 import { DeviceTriples } from '../../lib/device-triples';
+import { IdFilter, StagedIdFilters } from '../../lib/id-filter';
 import { RepeatedIds } from '../../lib/repeated-ids';
 import { type LakeTable, copyChunks } from './encode';
-import { CHUNKS_AHEAD, type FromStageWorker, type StageJob, type ToStageWorker, toThreadError } from './messages';
+import {
+  CHUNKS_AHEAD,
+  type FilterJob,
+  type FilterResult,
+  type FromStageWorker,
+  type StageJob,
+  type ToStageWorker,
+  toThreadError,
+} from './messages';
 
 /**
  * A stage worker thread (started by activities/staging/threads.ts), one stage run's job at a time: decodes the lake
@@ -45,8 +54,33 @@ async function* tables(job: StageJob): AsyncGenerator<LakeTable> {
   }
 }
 
+/** The filters of the job, from the bytes it was handed; a neighbour's that do not decode are left out. */
+function stagedFilters(job: FilterJob): StagedIdFilters {
+  const own =
+    job.own === null ? null : 'bytes' in job.own ? IdFilter.fromBytes(job.own.bytes) : IdFilter.forIds(job.own.ids);
+  const neighbours = job.neighbours.flatMap((n) => {
+    const filter = IdFilter.fromBytes(n.bytes);
+    return filter ? [{ date: n.date, generation: n.generation, filter }] : [];
+  });
+  return new StagedIdFilters(own, neighbours);
+}
+
+function filterResult(built: StagedIdFilters | null, job: FilterJob | null): FilterResult | null {
+  if (built === null || job === null) return null;
+  // a neighbour left out for bytes that did not decode gets no candidates: its look-up is the join
+  const candidates = job.neighbours.map((n) => {
+    const i = built.neighbours.findIndex((b) => b.date === n.date);
+    return i < 0 ? null : built.candidates[i];
+  });
+  if (candidates.some((c) => c === null)) return null;
+  // an own filter whose stored bytes did not decode cannot be added to: none is kept
+  if (job.own !== null && built.own === null) return null;
+  return { own: built.own ? built.own.toBytes() : null, candidates: candidates as string[][] };
+}
+
 async function run(job: StageJob): Promise<void> {
-  const repeated = new RepeatedIds(job.expectedRows);
+  const filters = job.filters ? stagedFilters(job.filters) : null;
+  const repeated = new RepeatedIds(job.expectedRows, filters);
   const devices = new DeviceTriples();
   const onFile = (_file: unknown, rows: number) => send({ type: 'file', rows });
   for await (const chunk of copyChunks(tables(job), job.format, onFile, repeated, devices)) {
@@ -55,5 +89,10 @@ async function run(job: StageJob): Promise<void> {
     // a chunk is a view on a buffer of its own (lib/copy-binary.ts ChunkedOutput): moved, not copied
     send({ type: 'chunk', bytes: chunk }, [chunk.buffer as ArrayBuffer]);
   }
-  send({ type: 'done', candidates: repeated.candidates(), devices: devices.triples() });
+  send({
+    type: 'done',
+    candidates: repeated.candidates(),
+    devices: devices.triples(),
+    filters: filterResult(repeated.filtersBuilt(), job.filters),
+  });
 }
