@@ -105,9 +105,10 @@ async function crossDateJoin(
 
 /**
  * crossDateIds on a connection of its own, in a read-only transaction: a date's first fact load runs it while it
- * constrains and indexes its new partition and writes the user activity, so the merge join of the staged event_ids
- * with the neighbouring partitions takes the core those leave idle instead of adding to the load. null when the
- * pool has no connection to spare or the look-up failed (logged): the load then looks in its own transaction.
+ * constrains and indexes its new partition and writes the user activity, so a merge join of the staged event_ids
+ * with a neighbouring partition (a neighbour whose filter gives no candidates) takes the core those leave idle
+ * instead of adding to the load. null when the pool has no connection to spare or the look-up failed (logged): the
+ * load then looks in its own transaction.
  */
 async function crossDateIdsAside(
   pool: pg.Pool,
