@@ -84,16 +84,30 @@ export interface NeighbourFilter {
 }
 
 /**
+ * The share of a run's staged ids past which a neighbour's candidates are given up (with at least
+ * MIN_CANDIDATE_LIMIT): a filter sized for few ids that later runs added many more to (a date's first lake file
+ * staged alone, the rest after it) rules out less and less, and its candidates would grow towards every staged id.
+ * A healthy filter leaves about 0.3 %; past the limit the neighbour is looked in by the join instead.
+ */
+export const MAX_CANDIDATE_SHARE = 0.02;
+export const MIN_CANDIDATE_LIMIT = 10_000;
+
+/**
  * What a stage run builds while it fingerprints its event_ids (lib/repeated-ids.ts): its date's filter, with every
- * id added (null: the date keeps none, see activities/stage.ts), and for each neighbour filter the ids it may hold.
+ * id added (null: the date keeps none, see activities/staging/filters.ts), and for each neighbour filter the ids it
+ * may hold, up to `limit` of them.
  */
 export class StagedIdFilters {
-  /** Per neighbour, in `neighbours` order: the staged ids its filter does not rule out. */
-  readonly candidates: string[][];
+  /**
+   * Per neighbour, in `neighbours` order: the staged ids its filter does not rule out; null once there were more
+   * than `limit` (the neighbour is then looked in by the join).
+   */
+  readonly candidates: (string[] | null)[];
 
   constructor(
     readonly own: IdFilter | null,
     readonly neighbours: NeighbourFilter[],
+    private readonly limit: number = Infinity,
   ) {
     this.candidates = neighbours.map(() => []);
   }
@@ -102,8 +116,10 @@ export class StagedIdFilters {
   add(low: number, high: number, values: Uint8Array, from: number, to: number): void {
     this.own?.add(low, high);
     for (let i = 0; i < this.neighbours.length; i++) {
-      if (this.neighbours[i].filter.mayHold(low, high)) {
-        this.candidates[i].push(Buffer.from(values.buffer, values.byteOffset + from, to - from).toString('utf8'));
+      const found = this.candidates[i];
+      if (found !== null && this.neighbours[i].filter.mayHold(low, high)) {
+        if (found.length >= this.limit) this.candidates[i] = null;
+        else found.push(Buffer.from(values.buffer, values.byteOffset + from, to - from).toString('utf8'));
       }
     }
   }

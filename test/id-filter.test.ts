@@ -32,7 +32,7 @@ describe('event_id filters', () => {
 
   it('holds every id it was given: a neighbour staging the same ids finds all of them as candidates', () => {
     const built = stage(staged, new StagedIdFilters(null, [neighbour]))!;
-    expect(built.candidates[0].length).toBe(n);
+    expect(built.candidates[0]!.length).toBe(n);
     expect(new Set(built.candidates[0])).toEqual(new Set(staged));
   });
 
@@ -40,11 +40,23 @@ describe('event_id filters', () => {
     const others = Array.from({ length: n }, () => randomUUID());
     const mixed = [...others.slice(0, n / 2), staged[7], ...others.slice(n / 2), staged[n - 1]];
     const built = stage(mixed, new StagedIdFilters(null, [neighbour]))!;
-    const found = built.candidates[0];
+    const found = built.candidates[0]!;
     expect(found).toContain(staged[7]);
     expect(found).toContain(staged[n - 1]);
     // sized at 16 bits per id: about 0.3 % false positives (600 of 200,000); 1 % would mean a broken filter
     expect(found.length - 2).toBeLessThan(n / 100);
+  });
+
+  it("gives up a neighbour's candidates past the limit, as from a filter sized for few ids that took many more", () => {
+    // a date's first lake file staged alone (10 ids), the rest added later: the filter rules out almost nothing
+    const small = IdFilter.forIds(10);
+    stage(staged, new StagedIdFilters(small, []));
+    const others = Array.from({ length: 20_000 }, () => randomUUID());
+    const saturated = { date: '2024-12-06', generation: 2, filter: small };
+    const built = stage(others, new StagedIdFilters(null, [neighbour, saturated], 1_000))!;
+    // the healthy filter's few candidates are kept, the saturated one's are not (its look-up is the join)
+    expect(built.candidates[0]!.length).toBeLessThan(1_000);
+    expect(built.candidates[1]).toBeNull();
   });
 
   it('round-trips through its stored bytes, and refuses bytes that are not whole blocks', () => {

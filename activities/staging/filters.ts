@@ -72,6 +72,8 @@ export async function recordFilters(
     );
   }
   for (const [i, neighbour] of job.neighbours.entries()) {
+    // none kept (too many, or a filter that did not decode): the load looks there by the join
+    if (result.candidates[i] === null) continue;
     await client.query(
       `insert into ops.cross_date_candidates (dt, neighbour_dt, neighbour_generation, event_ids)
        values ($1::date, $2::date, $3, $4::uuid[])`,

@@ -27,10 +27,13 @@ export interface FilterJob {
   neighbours: { date: string; generation: number; bytes: Uint8Array }[];
 }
 
-/** What came of a FilterJob: the date's filter as bytes (null: none) and each neighbour's candidates, in order. */
+/**
+ * What came of a FilterJob: the date's filter as bytes (null: none) and each neighbour's candidates, in order (null:
+ * none kept, the neighbour is looked in by the join).
+ */
 export interface FilterResult {
   own: Uint8Array | null;
-  candidates: string[][];
+  candidates: (string[] | null)[];
 }
 
 /** Messages to a stage worker: a run's job, then its lake files' bytes (in `files` order) and the chunks the COPY took. */

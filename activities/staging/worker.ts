@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeLakeFile } from '../../lib/lake-decode';
 import { DeviceTriples } from '../../lib/device-triples';
-import { IdFilter, StagedIdFilters } from '../../lib/id-filter';
+import { IdFilter, MAX_CANDIDATE_SHARE, MIN_CANDIDATE_LIMIT, StagedIdFilters } from '../../lib/id-filter';
 import { RepeatedIds } from '../../lib/repeated-ids';
 import { type LakeTable, copyChunks } from './encode';
 import {
@@ -55,31 +55,31 @@ async function* tables(job: StageJob): AsyncGenerator<LakeTable> {
 }
 
 /** The filters of the job, from the bytes it was handed; a neighbour's that do not decode are left out. */
-function stagedFilters(job: FilterJob): StagedIdFilters {
+function stagedFilters(job: FilterJob, expectedRows: number): StagedIdFilters {
   const own =
     job.own === null ? null : 'bytes' in job.own ? IdFilter.fromBytes(job.own.bytes) : IdFilter.forIds(job.own.ids);
   const neighbours = job.neighbours.flatMap((n) => {
     const filter = IdFilter.fromBytes(n.bytes);
     return filter ? [{ date: n.date, generation: n.generation, filter }] : [];
   });
-  return new StagedIdFilters(own, neighbours);
+  const limit = Math.max(MIN_CANDIDATE_LIMIT, Math.ceil(expectedRows * MAX_CANDIDATE_SHARE));
+  return new StagedIdFilters(own, neighbours, limit);
 }
 
 function filterResult(built: StagedIdFilters | null, job: FilterJob | null): FilterResult | null {
   if (built === null || job === null) return null;
+  // an own filter whose stored bytes did not decode cannot be added to: none is kept
+  if (job.own !== null && built.own === null) return null;
   // a neighbour left out for bytes that did not decode gets no candidates: its look-up is the join
   const candidates = job.neighbours.map((n) => {
     const i = built.neighbours.findIndex((b) => b.date === n.date);
     return i < 0 ? null : built.candidates[i];
   });
-  if (candidates.some((c) => c === null)) return null;
-  // an own filter whose stored bytes did not decode cannot be added to: none is kept
-  if (job.own !== null && built.own === null) return null;
-  return { own: built.own ? built.own.toBytes() : null, candidates: candidates as string[][] };
+  return { own: built.own ? built.own.toBytes() : null, candidates };
 }
 
 async function run(job: StageJob): Promise<void> {
-  const filters = job.filters ? stagedFilters(job.filters) : null;
+  const filters = job.filters ? stagedFilters(job.filters, job.expectedRows) : null;
   const repeated = new RepeatedIds(job.expectedRows, filters);
   const devices = new DeviceTriples();
   const onFile = (_file: unknown, rows: number) => send({ type: 'file', rows });
