@@ -161,6 +161,11 @@ async function refreshInOneSnapshot(
     const touched = await client.query(`create temp table touched_users on commit drop as ${SQL.touched_users}`, [
       keys,
     ]);
+    // analyzed, so that the delete is planned on its real size: unanalyzed, a temp table is taken for a few hundred
+    // rows, and the delete probed revenue_per_user's primary key once per touched user, 0.46-0.83 s for 265k of them
+    // on day 2 of 10M events, against 0.16 s for the hash join chosen on the real count. With real counts on both
+    // sides the planner weighs probes against a read of the whole mart as it grows
+    await client.query('analyze touched_users');
     await client.query('delete from marts.revenue_per_user where user_id in (select user_id from touched_users)');
     rows.revenue_per_user = (await client.query(insertFrom('revenue_per_user'))).rowCount ?? 0;
 

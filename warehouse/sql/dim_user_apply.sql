@@ -4,25 +4,24 @@
 -- old_from and old_to are the version's range before this load: its facts lie in it.
 drop table if exists staging.:"moved_table";
 
--- The touched users' versions are read through dim_user_version, one index descent per user (= any of an array
--- rather than a join, which is planned as a scan of all of dim_user once it is large), so the cost follows the day.
+-- The touched users' versions come from existing_table (dim_user_versions.sql), which read every version of the
+-- rebuilt users in this transaction under the dim_user lock: the touched users are those users (each gets at least
+-- one desired version), and no other load has written dim_user since. A second read of dim_user for them took
+-- 0.39-0.52 s on day 2 of 10M events (321k users, 77k existing versions; psql).
 create unlogged table staging.:"moved_table" with (autovacuum_enabled = false) as
 select
-    dim_user.user_key,
-    dim_user.user_id,
+    existing.user_key,
+    existing.user_id,
     versions.user_key is null as is_vanished,
-    dim_user.valid_from as old_from,
-    coalesce(dim_user.valid_to, 'infinity') as old_to,
+    existing.valid_from as old_from,
+    coalesce(existing.valid_to, 'infinity') as old_to,
     coalesce(versions.valid_from, 'infinity') as kept_from,
     case when versions.user_key is null then 'infinity' else coalesce(versions.valid_to, 'infinity') end as kept_to
-from warehouse.dim_user as dim_user
-left join staging.:"versions_table" as versions on versions.user_key = dim_user.user_key
-where dim_user.user_id = any(array(select distinct touched.user_id from staging.:"versions_table" as touched))
-    and (
-        versions.user_key is null
-        or versions.valid_from > dim_user.valid_from
-        or coalesce(versions.valid_to, 'infinity') < coalesce(dim_user.valid_to, 'infinity')
-    );
+from staging.:"existing_table" as existing
+left join staging.:"versions_table" as versions on versions.user_key = existing.user_key
+where versions.user_key is null
+    or versions.valid_from > existing.valid_from
+    or coalesce(versions.valid_to, 'infinity') < coalesce(existing.valid_to, 'infinity');
 
 analyze staging.:"moved_table";
 

@@ -79,6 +79,7 @@ select
     dim_user.user_key,
     dim_user.user_id,
     dim_user.valid_from,
+    dim_user.valid_to,
     row_number() over (partition by dim_user.user_id order by dim_user.valid_from) = 1 as is_first
 from warehouse.dim_user as dim_user
 where dim_user.user_id = any(array(
