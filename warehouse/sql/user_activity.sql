@@ -27,8 +27,8 @@ where user_purchase_days.date_key = :'date_key'::int;
 
 -- the rows go in in user_id order, so each index takes them in its own order rather than at random, and the
 -- date's heap rows lie in that order for the user_activity upsert and daily_active_users, which read them next.
--- collate "C" is byte order: the index order under the C.UTF-8 collation of the stack's cluster, and a sort without
--- strcoll (under another collation the order is only near the index's, which costs speed, not correctness). On day 2
+-- collate "C" is byte order, the collation of every user_id column (migration 0150), so the sort is the index's
+-- order; it was written here before that migration, when it was a sort without strcoll. On day 2
 -- of scripts/measure-load.ts --day2 (32k users, statement logs of two alternating pairs of runs), this insert took
 -- 259-290 against 350-419 ms, the upsert 279 against 355-411 ms and daily_active_users 74-120 against 170-189 ms;
 -- at 10M events (321k users, psql, three alternating runs), the three took 6.4-7.2 against 8.7-10.9 s.
