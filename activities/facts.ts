@@ -228,20 +228,22 @@ async function dayUsers(
   return { identifiers: { users_table: stagingEventsTable(date) }, values: { all_users: true } };
 }
 
+/** The counts user_activity_days_staged.sql reads from the staged users: each came with a version of the workers. */
+const STAGED_USER_COUNTS = ['last_staged_at', 'page_views', 'add_to_carts', 'purchases'];
+
 /**
  * The date's staged users with their counted events (stagingUsersTable), for refreshUserActivity: null when the
- * user dimension load left no such table for the date's staging, or left one without the counts (a load older than
+ * user dimension load left no such table for the date's staging, or left one without every count (a load older than
  * them, in a rolling upgrade of the workers).
  */
 async function stagedUserCounts(client: pg.ClientBase, date: string): Promise<string | null> {
   const users = stagingUsersTable(date);
   if (!(await filledStagingTable(client, users))) return null;
   const { rows } = await client.query<{ counted: boolean }>(
-    `select exists (
-       select from pg_attribute
-       where attrelid = to_regclass($1) and attname = 'last_staged_at' and not attisdropped
-     ) as counted`,
-    [`staging.${client.escapeIdentifier(users)}`],
+    `select count(*) = cardinality($2::text[]) as counted
+     from pg_attribute
+     where attrelid = to_regclass($1) and attname = any($2::text[]) and not attisdropped`,
+    [`staging.${client.escapeIdentifier(users)}`, STAGED_USER_COUNTS],
   );
   return rows[0].counted ? users : null;
 }

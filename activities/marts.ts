@@ -56,7 +56,7 @@ const SQL = {
   daily_active_users_later_dates: martSql('daily_active_users_later_dates'),
   revenue_daily: martSql('revenue_daily'),
   funnel_daily: martSql('funnel_daily'),
-  day_versions: martSql('day_versions'),
+  day_purchases: martSql('day_purchases'),
   touched_users: martSql('touched_users'),
   revenue_per_user: martSql('revenue_per_user'),
 };
@@ -117,9 +117,9 @@ async function refreshInOneSnapshot(
 ): Promise<Omit<RefreshMartsOutput, 'durationMs'>> {
   await client.query('begin isolation level repeatable read');
   try {
-    // no JIT compilation, as in the loads and the checks: at 10M events a day day_versions.sql's cost passes
-    // jit_above_cost, and compiling took longer than it saved (2.96-3.12 s against 3.11-3.52 s with it, day 2,
-    // psql, three alternating runs)
+    // no JIT compilation, as in the loads and the checks: at 10M events a day the read of the dates' facts (then
+    // day_versions.sql, every page view, cart and purchase by version) passed jit_above_cost, and compiling took
+    // longer than it saved (2.96-3.12 s against 3.11-3.52 s with it, day 2, psql, three alternating runs)
     await client.query('set local jit = off');
     // the dates whose marts lag their loads (ops.date_loads.marts_stale, or never refreshed): the others are
     // current, and with none to rebuild nothing the marts read has changed since their last refresh
@@ -147,15 +147,14 @@ async function refreshInOneSnapshot(
     rows.daily_active_users =
       (await client.query(insertFrom('daily_active_users'), [dauDates.map(dateKeyOf)])).rowCount ?? 0;
 
-    // the dates' page views, carts and purchases per dim_user version: one read of their fact partitions for
-    // revenue_daily and funnel_daily (on commit drop)
-    await client.query(`create temp table day_versions on commit drop as ${SQL.day_versions}`, [keys]);
+    // the dates' purchases per dim_user version and currency, for revenue_daily (on commit drop)
+    await client.query(`create temp table day_purchases on commit drop as ${SQL.day_purchases}`, [keys]);
 
     await client.query('delete from marts.revenue_daily where date = any($1::date[])', [dates]);
     rows.revenue_daily = (await client.query(insertFrom('revenue_daily'))).rowCount ?? 0;
 
     await client.query('delete from marts.funnel_daily where date = any($1::date[])', [dates]);
-    rows.funnel_daily = (await client.query(insertFrom('funnel_daily'))).rowCount ?? 0;
+    rows.funnel_daily = (await client.query(insertFrom('funnel_daily'), [keys])).rowCount ?? 0;
 
     // the users whose revenue_per_user rows may change, kept for the delete and the insert (on commit drop)
     const touched = await client.query(`create temp table touched_users on commit drop as ${SQL.touched_users}`, [

@@ -166,7 +166,10 @@ async function integrity(env: TestEnv) {
     user_days_now as (
       select date_key, user_id, count(*)::int as events,
         count(*) filter (where event_type in ('user_signup', 'profile_update', 'plan_change'))::int as attribute_events,
-        min(event_time) as first_event_at, max(event_time) as last_event_at
+        min(event_time) as first_event_at, max(event_time) as last_event_at,
+        count(*) filter (where event_type = 'page_view')::int as page_views,
+        count(*) filter (where event_type = 'add_to_cart')::int as add_to_carts,
+        count(*) filter (where event_type = 'purchase')::int as purchases
       from facts group by 1, 2
     ),
     purchase_days_now as (
@@ -614,7 +617,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     const userDays = async (dateKey: number) =>
       (
         await env.pool.query(
-          'select user_id, events, attribute_events from warehouse.user_days where date_key = $1 order by 1',
+          'select user_id, events, attribute_events, page_views from warehouse.user_days where date_key = $1 order by 1',
           [dateKey],
         )
       ).rows;
@@ -623,9 +626,9 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     const older = { date: '2024-12-13', run: { ...run, runId: 'counted-users-older' } };
     await stage.stageEvents(older);
     await dims.loadDimensions(older);
-    await env.pool.query('alter table staging.user_staged_20241213 drop column last_staged_at');
+    await env.pool.query('alter table staging.user_staged_20241213 drop column purchases');
     expect(await facts.loadFacts(older)).toMatchObject({ rowsInserted: 2 });
-    expect(await userDays(20241213)).toEqual([{ user_id: 'kim', events: 2, attribute_events: 1 }]);
+    expect(await userDays(20241213)).toEqual([{ user_id: 'kim', events: 2, attribute_events: 1, page_views: 1 }]);
     expect(await integrity(env)).toEqual(CLEAN);
 
     // the dimension load counts each staged user's events as it groups them
@@ -638,7 +641,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
     await stage.stageEvents(date);
     await dims.loadDimensions(date);
     const { rows: counted } = await env.pool.query(
-      `select user_id, events::int, attribute_events::int, first_staged_at, last_staged_at
+      `select user_id, events::int, attribute_events::int, page_views::int, first_staged_at, last_staged_at
        from staging.user_staged_20241214 order by 1`,
     );
     expect(counted).toEqual([
@@ -646,6 +649,7 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
         user_id: 'kim',
         events: 2,
         attribute_events: 0,
+        page_views: 2,
         first_staged_at: new Date('2024-12-14T08:00:00Z'),
         last_staged_at: new Date('2024-12-14T23:00:00Z'),
       },
@@ -653,16 +657,17 @@ describe.each(LAKE_KINDS)('warehouse loads (%s lake)', (lake) => {
         user_id: 'lea',
         events: 1,
         attribute_events: 1,
+        page_views: 0,
         first_staged_at: new Date('2024-12-14T09:00:00Z'),
         last_staged_at: new Date('2024-12-14T09:00:00Z'),
       },
     ]);
     // and the first load reads them there, not from its facts: a count changed in the table is what user_days gets
-    await env.pool.query(`update staging.user_staged_20241214 set events = 7 where user_id = 'kim'`);
+    await env.pool.query(`update staging.user_staged_20241214 set events = 7, page_views = 5 where user_id = 'kim'`);
     expect(await facts.loadFacts(date)).toMatchObject({ rowsInserted: 3 });
     expect(await userDays(20241214)).toEqual([
-      { user_id: 'kim', events: 7, attribute_events: 0 },
-      { user_id: 'lea', events: 1, attribute_events: 1 },
+      { user_id: 'kim', events: 7, attribute_events: 0, page_views: 5 },
+      { user_id: 'lea', events: 1, attribute_events: 1, page_views: 0 },
     ]);
   });
 

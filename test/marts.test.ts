@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMartActivities } from '../activities/marts';
+import * as userDaysFunnelSteps from '../migrations/20261129_0160_user_days_funnel_steps';
 import { analystPassword, createTestEnv, type TestEnv } from './support';
 import {
   cleanupEnv,
@@ -282,6 +283,18 @@ describe('marts', () => {
       `select count(*)::int as n from ops.pipeline_runs where step = 'marts' and status = 'succeeded'`,
     );
     expect(rows[0].n).toBe(seeded.dates.length);
+  });
+
+  it("counts the funnel's steps of a warehouse loaded before user_days held them, from its facts, when migrated", async () => {
+    // the user_days rows as a load before migration 0160 left them: no step counts
+    await userDaysFunnelSteps.down(env.db);
+    await userDaysFunnelSteps.up(env.db);
+    const { rows } = await env.pool.query<{ users: number }>(
+      'select count(*)::int as users from warehouse.user_days where page_views + add_to_carts + purchases > 0',
+    );
+    expect(rows[0].users).toBeGreaterThan(0);
+    await createMartActivities(env).refreshMarts({ dates: seeded.dates });
+    expect((await marts(env.pool)).funnel).toEqual(expectedFunnel(await load(env.pool)));
   });
 
   it('a refresh of the same dates is idempotent', async () => {

@@ -282,6 +282,10 @@ export interface UserDaysTable {
   attribute_events: number;
   first_event_at: Timestamp;
   last_event_at: Timestamp;
+  /** Of its events, page_view, add_to_cart and purchase: the funnel's steps (marts.funnel_daily). */
+  page_views: number;
+  add_to_carts: number;
+  purchases: number;
 }
 
 /** warehouse.date_totals: one row per UTC date with facts, its fact rows and users. */
@@ -401,6 +405,9 @@ export const TABLE_COLUMNS: { [K in keyof Database]: ColumnsOf<Database[K]> } = 
     'attribute_events',
     'first_event_at',
     'last_event_at',
+    'page_views',
+    'add_to_carts',
+    'purchases',
   ]),
   'warehouse.date_totals': columns<DateTotalsTable>()(['date_key', 'events', 'users']),
   'warehouse.user_activity': columns<UserActivityTable>()([

@@ -1,10 +1,10 @@
 -- grain: one row per utc date with funnel events and funnel step (page_view -> add_to_cart -> purchase).
--- parameters: none; reads the temp table day_versions, which activities/marts.ts fills from day_versions.sql for
--- the dates being rebuilt (deleting those dates first, then inserting this select).
--- in psql: create temp table day_versions as <day_versions.sql with $1 replaced by e.g. array[20241217]>; then run
--- this select.
+-- parameters: $1 int[], the date keys (YYYYMMDD) to rebuild; activities/marts.ts deletes those dates first, then
+-- inserts this select. in psql: replace $1 with e.g. array[20241217].
 -- a user reaches a step on a date when they had an event of that step and of every earlier step that day,
--- in any order within the day; users are counted by user_id (day_versions has a row per version and currency).
+-- in any order within the day; users are counted by user_id. the steps each user took come from their user_days row
+-- (page_views, add_to_carts, purchases), which the fact loads keep: one row per user of the date, read through the
+-- (date_key, user_id) primary key, instead of the date's facts grouped by dim_user version.
 
 with
 
@@ -15,30 +15,22 @@ steps as (
     from (values (1, 'page_view'), (2, 'add_to_cart'), (3, 'purchase')) as s (step_order, step)
 ),
 
-user_days as (
-    select
-        dv.date,
-        dv.user_id,
-        bool_or(dv.did_page_view) as did_page_view,
-        bool_or(dv.did_add_to_cart) as did_add_to_cart,
-        bool_or(dv.orders > 0) as did_purchase
-    from day_versions as dv
-    group by dv.date, dv.user_id
-),
-
 reached as (
     select
-        ud.date,
-        count(*) filter (where ud.did_page_view) as page_view_users,
-        count(*) filter (where ud.did_page_view and ud.did_add_to_cart) as add_to_cart_users,
-        count(*) filter (where ud.did_page_view and ud.did_add_to_cart and ud.did_purchase) as purchase_users
-    from user_days as ud
-    group by ud.date
+        ud.date_key,
+        count(*) filter (where ud.page_views > 0) as page_view_users,
+        count(*) filter (where ud.page_views > 0 and ud.add_to_carts > 0) as add_to_cart_users,
+        count(*) filter (where ud.page_views > 0 and ud.add_to_carts > 0 and ud.purchases > 0) as purchase_users
+    from warehouse.user_days as ud
+    where ud.date_key = any($1::int[])
+    group by ud.date_key
+    -- a date with funnel events only
+    having bool_or(ud.page_views > 0 or ud.add_to_carts > 0 or ud.purchases > 0)
 ),
 
 step_users as (
     select
-        r.date,
+        dd.date,
         s.step_order,
         s.step,
         case s.step
@@ -47,6 +39,8 @@ step_users as (
             else r.purchase_users
         end as users
     from reached as r
+    -- dim_date is joined once per date, after the users are counted
+    inner join warehouse.dim_date as dd on dd.date_key = r.date_key
     cross join steps as s
 )
 

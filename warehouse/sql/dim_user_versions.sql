@@ -1,5 +1,5 @@
 -- grain: users_table, one row per user with events in the date's staging table: their events on the date (events,
--- attribute_events, first_staged_at, last_staged_at: the date's fact load takes its user activity rows from here on
+-- attribute_events, page_views, add_to_carts, purchases, first_staged_at, last_staged_at: the date's fact load takes its user activity rows from here on
 -- a first load, warehouse/sql/user_activity_days_staged.sql), and is_rebuilt when their versions are rebuilt;
 -- history_table and existing_table, the rebuilt users' change log rows and dim_user versions (is_first
 -- on each user's earliest); desired_table, one row per dim_user version that each rebuilt user should have, and
@@ -21,6 +21,9 @@ with staged_users as (
         count(*) filter (
             where staged.event_type in ('user_signup', 'profile_update', 'plan_change')
         ) as attribute_events,
+        count(*) filter (where staged.event_type = 'page_view') as page_views,
+        count(*) filter (where staged.event_type = 'add_to_cart') as add_to_carts,
+        count(*) filter (where staged.event_type = 'purchase') as purchases,
         min(staged.event_time) as first_staged_at,
         max(staged.event_time) as last_staged_at
     from staging.:"events_table" as staged
@@ -37,6 +40,9 @@ select
     staged_users.user_id,
     staged_users.events,
     staged_users.attribute_events,
+    staged_users.page_views,
+    staged_users.add_to_carts,
+    staged_users.purchases,
     staged_users.first_staged_at,
     staged_users.last_staged_at,
     staged_users.user_id in (select changed_users.user_id from changed_users)

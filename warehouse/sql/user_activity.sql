@@ -32,14 +32,19 @@ where user_purchase_days.date_key = :'date_key'::int;
 -- of scripts/measure-load.ts --day2 (32k users, statement logs of two alternating pairs of runs), this insert took
 -- 259-290 against 350-419 ms, the upsert 279 against 355-411 ms and daily_active_users 74-120 against 170-189 ms;
 -- at 10M events (321k users, psql, three alternating runs), the three took 6.4-7.2 against 8.7-10.9 s.
-insert into warehouse.user_days (date_key, user_id, events, attribute_events, first_event_at, last_event_at)
+insert into warehouse.user_days (
+    date_key, user_id, events, attribute_events, first_event_at, last_event_at, page_views, add_to_carts, purchases
+)
 select
     :'date_key'::int as date_key,
     days.user_id,
     days.events,
     days.attribute_events,
     days.first_event_at,
-    days.last_event_at
+    days.last_event_at,
+    days.page_views,
+    days.add_to_carts,
+    days.purchases
 from user_activity_days as days
 order by days.user_id collate "C";
 

@@ -1,5 +1,6 @@
 -- grain: pg_temp.user_activity_days, one row per user with facts on the date: their fact rows, attribute events
--- (user_signup, profile_update, plan_change), first and last event_time, from the date's facts. user_activity.sql
+-- (user_signup, profile_update, plan_change), page views, add-to-carts and purchases (the funnel's steps), first and
+-- last event_time, from the date's facts. user_activity.sql
 -- writes the date's user_days rows from it, in the same transaction. A date's first load takes the same rows from
 -- its staged users instead (user_activity_days_staged.sql).
 -- Reads the date's facts grouped by user_key, then each version by its key: every fact points at a version valid at
@@ -18,6 +19,9 @@ select
     dim_user.user_id,
     sum(per_version.events) as events,
     sum(per_version.attribute_events) as attribute_events,
+    sum(per_version.page_views) as page_views,
+    sum(per_version.add_to_carts) as add_to_carts,
+    sum(per_version.purchases) as purchases,
     min(per_version.first_event_at) as first_event_at,
     max(per_version.last_event_at) as last_event_at
 from (
@@ -27,6 +31,9 @@ from (
         count(*) filter (
             where fact_events.event_type in ('user_signup', 'profile_update', 'plan_change')
         ) as attribute_events,
+        count(*) filter (where fact_events.event_type = 'page_view') as page_views,
+        count(*) filter (where fact_events.event_type = 'add_to_cart') as add_to_carts,
+        count(*) filter (where fact_events.event_type = 'purchase') as purchases,
         min(fact_events.event_time) as first_event_at,
         max(fact_events.event_time) as last_event_at
     from warehouse.fact_events as fact_events

@@ -14,6 +14,9 @@ select
     staged_users.user_id,
     staged_users.events,
     staged_users.attribute_events,
+    staged_users.page_views,
+    staged_users.add_to_carts,
+    staged_users.purchases,
     staged_users.first_staged_at as first_event_at,
     staged_users.last_staged_at as last_event_at
 from staging.:"users_table" as staged_users;
