@@ -1,6 +1,7 @@
 -- grain: users_table, one row per user with events in the date's staging table: their events on the date (events,
--- attribute_events, page_views, add_to_carts, purchases, first_staged_at, last_staged_at: the date's fact load takes its user activity rows from here on
--- a first load, warehouse/sql/user_activity_days_staged.sql), and is_rebuilt when their versions are rebuilt;
+-- attribute_events, page_views, add_to_carts, purchases, first_staged_at, last_staged_at: the date's fact load
+-- takes its user activity rows from here on a first load, warehouse/sql/user_activity_days_staged.sql), and
+-- is_rebuilt when their versions are rebuilt;
 -- history_table and existing_table, the rebuilt users' change log rows and dim_user versions (is_first
 -- on each user's earliest); desired_table, one row per dim_user version that each rebuilt user should have, and
 -- versions_table, the same rows with the key of the version each continues. The versions are
