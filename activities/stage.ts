@@ -97,10 +97,20 @@ function cancellation(): { signal: AbortSignal | undefined } {
   }
 }
 
-/** The COPY statement into a staging table, identifiers quoted by the client. */
-export function copyStatement(client: pg.ClientBase, table: string, format: CopyFormat = 'text'): string {
+/**
+ * The COPY statement into a staging table, identifiers quoted by the client. `freeze`: the rows are written frozen
+ * and their pages all-visible, which PostgreSQL allows only into a table created or truncated in the same
+ * subtransaction (stageDate truncates it first, inside its savepoint).
+ */
+export function copyStatement(
+  client: pg.ClientBase,
+  table: string,
+  format: CopyFormat = 'text',
+  options: { freeze?: boolean } = {},
+): string {
   const columns = STAGING_COLUMNS.map((c) => client.escapeIdentifier(c)).join(', ');
-  return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format ${format})`;
+  const freeze = options.freeze ? ', freeze true' : '';
+  return `copy staging.${client.escapeIdentifier(table)} (${columns}) from stdin with (format ${format}${freeze})`;
 }
 
 interface ManifestFile {
@@ -268,7 +278,12 @@ export async function stageDate(
       const chunks = new StagingChunks(lake, refs, format, onFile, expectedRows, undefined, filters);
       const { signal } = cancellation();
       try {
-        const copy = client.query(copyFrom(copyStatement(client, table, format)));
+        // Frozen rows: otherwise the first statement to read every row (the dedupe's scan, the change log) sets
+        // their commit hint bits, which dirties and writes out the whole table a second time (2.2 GB at 10M events).
+        // FREEZE needs the table new in this subtransaction, and the savepoint below opened one after the create:
+        // the truncate of a table this transaction created only gives it a new, empty file.
+        await client.query(`truncate staging.${client.escapeIdentifier(table)}`);
+        const copy = client.query(copyFrom(copyStatement(client, table, format, { freeze: true })));
         await pipeline(chunks, copy, { signal });
         candidates = chunks.candidates;
         devices = chunks.devices;

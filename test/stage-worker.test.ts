@@ -71,6 +71,17 @@ async function addLakeFile(date: string, partition: number, ids: string[], shape
 const uuids = (n: number) => Array.from({ length: n }, () => randomUUID());
 /** Threads of this process: a stage run's worker thread is one while it lives. */
 const threads = () => readdirSync('/proc/self/task').length;
+/**
+ * The staging table's pages and how many are all-visible, as the stage run's ANALYZE counted them: a COPY FREEZE
+ * writes every page all-visible, a plain COPY none (the hint bits and the map are left to the first reader).
+ */
+async function visibility(table: string): Promise<{ pages: number; allVisible: number }> {
+  const { rows } = await env.pool.query<{ pages: number; allVisible: number }>(
+    'select relpages as "pages", relallvisible as "allVisible" from pg_class where oid = $1::regclass',
+    [`staging.${table}`],
+  );
+  return rows[0];
+}
 const stageEvents = (date: string) =>
   createStageActivities({ config: env.config, pool: env.pool, db: env.db }).stageEvents({
     date,
@@ -78,7 +89,7 @@ const stageEvents = (date: string) =>
   });
 
 describe('the stage run in a worker thread', () => {
-  it('an event_id the binary format cannot carry, met after other files were streamed, stages every row in the text format instead', async () => {
+  it('an event_id the binary format cannot carry, met after other files were streamed, stages every row in the text format instead, frozen', async () => {
     const date = '2024-10-07';
     // the first file fills several COPY chunks before the worker meets the last one
     const first = uuids(60_000);
@@ -93,6 +104,10 @@ describe('the stage run in a worker thread', () => {
       [upper],
     );
     expect(rows[0]).toEqual({ n: 60_003, upper: 3 });
+    // the text COPY after the binary one was rolled back still writes frozen rows
+    const pages = await visibility('events_20241007');
+    expect(pages.pages).toBeGreaterThan(0);
+    expect(pages.allVisible).toBe(pages.pages);
   });
 
   it('a COPY aborted part-way (the activity cancelled) ends its worker thread and leaves the connection usable', async () => {
@@ -161,6 +176,9 @@ describe('the stage run in a worker thread', () => {
       [ids],
     );
     expect(rows[0]).toEqual({ n: 30_000, matched: 30_000 });
+    const pages = await visibility('events_20241012');
+    expect(pages.pages).toBeGreaterThan(0);
+    expect(pages.allVisible).toBe(pages.pages);
   });
 
   it('a lake file without a required column, met after other files were streamed, fails the run without retry: no staging rows, its thread ended', async () => {
