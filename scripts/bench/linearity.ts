@@ -16,7 +16,8 @@ import type { SettleMode } from './settle';
 export interface BenchJson {
   startedAt: string;
   /** settle: undefined in runs from before it existed, which ran back to back ('off'). */
-  options: { events: number; partitions: number; users?: number; settle?: SettleMode };
+  /** fillFree: undefined in runs from before the settle filled the free memory (false). */
+  options: { events: number; partitions: number; users?: number; settle?: SettleMode; fillFree?: boolean };
   baseline: { rowsPerSecond: number };
   stages: { stage: string; seconds: number }[];
 }
@@ -40,7 +41,7 @@ const LOAD_STAGES = DAY_STAGES.slice(1);
 export function newestRun(
   dir: string,
   events: number,
-  same: { users?: number; settle?: SettleMode },
+  same: { users?: number; settle?: SettleMode; fillFree?: boolean },
   exclude?: string,
 ): { file: string; json: BenchJson } | null {
   let names: string[];
@@ -57,6 +58,7 @@ export function newestRun(
         json.options?.events === events &&
         json.options.users === same.users &&
         (json.options.settle ?? 'off') === (same.settle ?? 'off') &&
+        (json.options.fillFree ?? false) === (same.fillFree ?? false) &&
         Array.isArray(json.stages)
       )
         return { file, json };
