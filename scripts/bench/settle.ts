@@ -129,7 +129,8 @@ export class Settler {
     const free = freeGiB();
     if (free === null) return 0;
     const bytes = Math.floor(((free - KEEP_FREE_GIB) * GIB) / BALLAST_CHUNK) * BALLAST_CHUNK;
-    if (bytes <= 0) return 0;
+    // a few chunks more or less make no difference to a path
+    if (bytes < GIB / 4) return 0;
     const from = this.ballastBytes;
     // each fill reads a stretch not read before: earlier ones may still be cached, and re-reading them fills nothing
     const fd = openSync(this.ballast, 'a+');
