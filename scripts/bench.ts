@@ -73,8 +73,8 @@ hours between two daily runs settle it in production: a CHECKPOINT (the role nee
 stack grants it when it creates the role) and a sync, outside every timed stage. Here the broker, the lake
 and the warehouse share one disk and page cache, and back to back a path pays for the write-back of the ones
 before it. The settle then fills the free memory above 0.5 GiB with clean page cache (a sparse file read in the
-work folder, nothing written to disk), as such a server has its memory in use: on a virtual machine that hands
-free memory back to its host, a path's first writes into it cost a fault on the host each.
+work folder, nothing written to disk; not with --cold), as such a server has its memory in use: on a virtual
+machine that hands free memory back to its host, a path's first writes into it cost a fault on the host each.
 
 R is the baseline: a raw COPY of day 1's fact rows into an unindexed UNLOGGED table, measured in every round
 after day 1, after day 2 and after the Temporal run, and after the history run; R is the median, in rows/s.
